@@ -1,0 +1,35 @@
+"""hf_encdec: the encoder-decoder family tree as Hugging Face models.
+
+`import hf_encdec` registers every family with transformers' Auto classes.
+"""
+
+from .models.configuration_decoder import DecoderConfig
+from .models.configuration_encoder import EncoderConfig
+from .models.configuration_transformer import TransformerConfig
+from .models.modeling_decoder import DecoderForCausalLM, DecoderModel
+from .models.modeling_encoder import (
+    EncoderForMaskedLM,
+    EncoderForSequenceClassification,
+    EncoderForTokenClassification,
+    EncoderModel,
+)
+from .models.modeling_transformer import TransformerForConditionalGeneration, TransformerModel
+from .registration import register
+
+register()
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DecoderConfig",
+    "DecoderForCausalLM",
+    "DecoderModel",
+    "EncoderConfig",
+    "EncoderForMaskedLM",
+    "EncoderForSequenceClassification",
+    "EncoderForTokenClassification",
+    "EncoderModel",
+    "TransformerConfig",
+    "TransformerForConditionalGeneration",
+    "TransformerModel",
+]

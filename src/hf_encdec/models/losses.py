@@ -1,0 +1,140 @@
+"""Token-level cross-entropy for the LM heads, with label smoothing and Trainer-aware normalisation.
+
+Shapes: N tokens, D hidden, V vocabulary.
+
+    loss = 1/Z * sum_{t: y_t != -100} [(1 - eps) * -log p(y_t) + eps/V * sum_v -log p(v)]
+
+(label smoothing: Szegedy et al. 2016, arXiv 1512.00567). Z is `num_items_in_batch` when the Trainer passes it (so
+gradient accumulation and data parallelism log the same loss as one big batch), else the number of labelled tokens.
+
+`linear_cross_entropy` fuses the output layer with the loss: it runs over the labelled tokens in chunks, computes the
+gradient of each chunk's logits on the spot and keeps only the gradients for the hidden states and the weight, so no
+(N, V) tensor outlives its chunk (the idea of the fused linear-cross-entropy kernels). The result equals
+`token_cross_entropy(hidden @ W^T + b, labels)`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+# logits elements per chunk in the fused loss: 2^23 floats = 32 MiB
+CHUNK_ELEMENTS = 1 << 23
+
+
+def _normaliser(labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None) -> torch.Tensor | int:
+    if num_items_in_batch is None:
+        return (labels != IGNORE_INDEX).sum().clamp(min=1)
+    if torch.is_tensor(num_items_in_batch):
+        return num_items_in_batch.to(labels.device)
+    return num_items_in_batch
+
+
+def token_cross_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Cross-entropy of (..., V) logits against (...) labels, -100 ignored (no shifting)."""
+    total = F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        labels.reshape(-1).to(logits.device),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+        label_smoothing=label_smoothing,
+    )
+    return total / _normaliser(labels, num_items_in_batch)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        targets: torch.Tensor,
+        label_smoothing: float,
+        chunk_size: int,
+    ) -> torch.Tensor:
+        needs_grad = hidden.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+        grad_hidden = torch.empty_like(hidden) if needs_grad else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if needs_grad else None
+        grad_bias = torch.zeros_like(bias, dtype=torch.float32) if needs_grad and bias is not None else None
+        vocab = weight.shape[0]
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for start in range(0, hidden.shape[0], chunk_size):
+            chunk = hidden[start : start + chunk_size]  # (C, D)
+            target = targets[start : start + chunk_size]  # (C,)
+            logits = F.linear(chunk, weight, bias).float()  # (C, V)
+            log_norm = torch.logsumexp(logits, dim=-1)  # (C,)
+            nll = log_norm - logits.gather(1, target[:, None]).squeeze(1)
+            if label_smoothing > 0:
+                smooth = log_norm - logits.mean(dim=-1)
+                total += ((1 - label_smoothing) * nll + label_smoothing * smooth).sum()
+            else:
+                total += nll.sum()
+            if not needs_grad:
+                continue
+            # d loss / d logits = softmax - (1 - eps) onehot - eps / V, built in place in the logits buffer
+            grad_logits = logits.sub_(log_norm[:, None]).exp_()
+            if label_smoothing > 0:
+                grad_logits.sub_(label_smoothing / vocab)
+            grad_logits.scatter_add_(
+                1, target[:, None], grad_logits.new_full((target.shape[0], 1), -(1 - label_smoothing))
+            )
+            grad_logits = grad_logits.to(weight.dtype)
+            grad_hidden[start : start + chunk_size] = grad_logits @ weight
+            if weight.dtype == torch.float32:
+                grad_weight.addmm_(grad_logits.t(), chunk)
+            else:
+                grad_weight.addmm_(grad_logits.t().float(), chunk.float())
+            if grad_bias is not None:
+                grad_bias += grad_logits.float().sum(0)
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.weight_dtype = weight.dtype
+        ctx.has_bias = bias is not None
+        return total
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad_output: torch.Tensor):  # type: ignore[override]
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        scale = grad_output.to(torch.float32)
+        grad_hidden = grad_hidden * scale.to(grad_hidden.dtype)
+        grad_weight = (grad_weight * scale).to(ctx.weight_dtype)
+        if grad_bias is not None:
+            grad_bias = (grad_bias * scale).to(ctx.weight_dtype)
+        return grad_hidden, grad_weight, grad_bias if ctx.has_bias else None, None, None, None
+
+
+def linear_cross_entropy(
+    hidden_states: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    bias: torch.Tensor | None = None,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    label_smoothing: float = 0.0,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of `hidden_states @ weight^T + bias` against `labels` without materialising all logits.
+
+    Only labelled positions are projected, in chunks of `chunk_size` tokens (default: 32 MiB of float32 logits).
+
+    >>> import torch
+    >>> hidden, weight = torch.randn(2, 5, 8), torch.randn(11, 8)
+    >>> labels = torch.tensor([[1, 2, 3, -100, -100], [4, 5, 6, 7, 8]])
+    >>> fused = linear_cross_entropy(hidden, weight, labels)
+    >>> torch.allclose(fused, token_cross_entropy(hidden @ weight.T, labels), atol=1e-5)
+    True
+    """
+    keep = labels.reshape(-1) != IGNORE_INDEX
+    hidden = hidden_states.reshape(-1, hidden_states.shape[-1])[keep]  # (N, D)
+    targets = labels.reshape(-1)[keep].to(hidden.device)  # (N,)
+    if chunk_size is None:
+        chunk_size = max(1, CHUNK_ELEMENTS // weight.shape[0])
+    total = _LinearCrossEntropy.apply(hidden, weight, bias, targets, float(label_smoothing), int(chunk_size))
+    return total / _normaliser(labels, num_items_in_batch)

@@ -1,0 +1,128 @@
+"""Pieces every model family shares: the pre-trained base class of the Transformer families, token embeddings, label
+shifting and the LM-head loss.
+
+Shapes: B batch, T length, D hidden, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+
+from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
+from .losses import IGNORE_INDEX, linear_cross_entropy, token_cross_entropy
+from .positions import AlibiBias, RotaryEmbedding, SinusoidalPositionalEmbedding
+
+
+class TokenEmbedding(nn.Embedding):
+    """Token embedding table; its own class so initialisation can give it std D^-1/2 when the stack multiplies it
+    by sqrt(D) (Vaswani et al. 2017, section 3.4), which makes the scaled embeddings unit-variance."""
+
+
+def seed_auto_map(config: object) -> None:
+    """Write every Auto class of the family into `config.auto_map` before saving, so the checkpoint loads with any
+    of them under `trust_remote_code=True`. The entries come from the registration table (`default_auto_map` on the
+    config class); a config loaded as remote code already carries its `auto_map` from the saved file."""
+    defaults = getattr(type(config), "default_auto_map", None)
+    if defaults:
+        config.auto_map = {**defaults, **(getattr(config, "auto_map", None) or {})}
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int | None) -> torch.Tensor:
+    """Teacher-forcing decoder inputs: (B, T) labels -> [start, y_1 .. y_{T-1}], with -100 replaced by the pad id."""
+    if decoder_start_token_id is None:
+        raise ValueError("config.decoder_start_token_id must be set to build decoder_input_ids from labels")
+    if pad_token_id is None:
+        raise ValueError("config.pad_token_id must be set to build decoder_input_ids from labels")
+    shifted = labels.new_full(labels.shape, pad_token_id)
+    shifted[:, 1:] = labels[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == IGNORE_INDEX, pad_token_id)
+
+
+def lm_head_loss(
+    hidden_states: torch.Tensor,
+    head: nn.Linear,
+    labels: torch.Tensor | None,
+    *,
+    fused: bool,
+    label_smoothing: float = 0.0,
+    num_items_in_batch: torch.Tensor | int | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(logits, loss) of an output layer. With `fused` (training with labels) the loss is computed in chunks from the
+    hidden states and no logits are returned: the full (B, T, V) tensor is never held for the backward pass."""
+    if labels is not None and fused:
+        loss = linear_cross_entropy(
+            hidden_states,
+            head.weight,
+            labels,
+            bias=head.bias,
+            num_items_in_batch=num_items_in_batch,
+            label_smoothing=label_smoothing,
+        )
+        return None, loss
+    logits = head(hidden_states)  # (B, T, V)
+    loss = None
+    if labels is not None:
+        loss = token_cross_entropy(
+            logits, labels, num_items_in_batch=num_items_in_batch, label_smoothing=label_smoothing
+        )
+    return logits, loss
+
+
+def next_token_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Causal-LM targets: position t predicts labels[t + 1]; the last position predicts nothing."""
+    return F.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:]
+
+
+class TransformerPreTrainedModel(PreTrainedModel):
+    """Base of the Transformer families: weight initialisation, kernel flags, and config-driven weight tying.
+
+    Families declare `tied_weights()` (target -> source parameter names) from their config. Unlike transformers'
+    default, the encoder/decoder embedding sharing does not depend on `tie_word_embeddings`, which here means only
+    "output layer = decoder input embedding".
+    """
+
+    config_class = TransformerBlockConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TransformerLayer"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def tied_weights(self) -> dict[str, str]:
+        return {}
+
+    def save_pretrained(self, save_directory: str, *args: object, **kwargs: object) -> None:
+        seed_auto_map(self.config)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @property
+    def _tied_weights_keys(self) -> dict[str, str]:  # type: ignore[override]
+        return self.tied_weights()
+
+    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
+        if all_submodels:
+            return super().get_expanded_tied_weights_keys(all_submodels=True)
+        return dict(self.tied_weights())
+
+    def _check_and_adjust_attn_implementation(self, attn_implementation: str | None, *args, **kwargs) -> str:
+        check_attention_implementation(self.config.position_type, attn_implementation)
+        return super()._check_and_adjust_attn_implementation(attn_implementation, *args, **kwargs)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, (SinusoidalPositionalEmbedding, RotaryEmbedding, AlibiBias)):
+            module.reset_buffers()  # non-persistent buffers come back uninitialised from meta-device loading
+        elif isinstance(module, TokenEmbedding) and self.config.scale_embedding:
+            init.normal_(module.weight, mean=0.0, std=self.config.hidden_size**-0.5)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])

@@ -1,0 +1,165 @@
+"""The decoder-only member of the family: a causal Transformer language model (GPT-2, Radford et al. 2019; with
+`DecoderConfig.llama(...)` the Llama-3 block, arXiv 2407.21783).
+
+Shapes: B batch, T length, D hidden, V vocabulary.
+
+    s_t = Decoder(x_<=t)                       N causal layers
+    p(x_{t+1} | x_<=t) = softmax(W s_t)        W tied to the input embedding when asked
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.cache_utils import Cache
+from transformers.generation import GenerationMixin
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.utils import can_return_tuple
+
+from .configuration_decoder import DecoderConfig
+from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss, next_token_labels
+from .transformer_layers import TransformerStack
+
+
+class DecoderModel(TransformerPreTrainedModel):
+    """A causal Transformer stack with a KV cache.
+
+    >>> import torch
+    >>> from hf_encdec import DecoderConfig, DecoderModel
+    >>> config = DecoderConfig(vocab_size=99, hidden_size=32, num_attention_heads=4, intermediate_size=37,
+    ...                        num_hidden_layers=2)
+    >>> DecoderModel(config)(input_ids=torch.tensor([[1, 6, 7]])).last_hidden_state.shape
+    torch.Size([1, 3, 32])
+    """
+
+    config_class = DecoderConfig
+
+    def __init__(self, config: DecoderConfig) -> None:
+        super().__init__(config)
+        config.check_switches()
+        self.decoder = TransformerStack(
+            config,
+            embed_tokens=TokenEmbedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id),
+            num_layers=config.num_hidden_layers,
+            causal=True,
+            cross_attention=False,
+        )
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.decoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.decoder.embed_tokens = value
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs: object,
+    ) -> BaseModelOutputWithPast:
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        outputs = self.decoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        return BaseModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class DecoderForCausalLM(TransformerPreTrainedModel, GenerationMixin):
+    """Next-token prediction: `labels` are the input ids themselves (shifted inside), -100 ignored.
+
+    >>> import torch
+    >>> from hf_encdec import DecoderConfig, DecoderForCausalLM
+    >>> config = DecoderConfig.llama(hidden_size=32, num_attention_heads=4, num_hidden_layers=2, vocab_size=99)
+    >>> model = DecoderForCausalLM(config).eval()
+    >>> model.generate(torch.tensor([[1, 6, 7]]), max_new_tokens=3, do_sample=False).shape
+    torch.Size([1, 6])
+    """
+
+    config_class = DecoderConfig
+
+    def __init__(self, config: DecoderConfig) -> None:
+        super().__init__(config)
+        self.model = DecoderModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def tied_weights(self) -> dict[str, str]:
+        return {"lm_head.weight": "model.decoder.embed_tokens.weight"} if self.config.tie_word_embeddings else {}
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def get_decoder(self, modality: str | None = None) -> nn.Module:
+        return self.model
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        logits_to_keep: int = 0,
+        **kwargs: object,
+    ) -> CausalLMOutputWithPast:
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        if labels is not None:
+            use_cache = False
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        if labels is None and logits_to_keep:
+            hidden_states = hidden_states[:, -logits_to_keep:]  # generate only needs the last position
+        logits, loss = lm_head_loss(
+            hidden_states,
+            self.lm_head,
+            next_token_labels(labels) if labels is not None else None,
+            fused=self.training and self.config.fused_loss,
+            label_smoothing=self.config.label_smoothing,
+            num_items_in_batch=num_items_in_batch,
+        )
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )

@@ -1,0 +1,227 @@
+"""The encoder-decoder Transformer (Vaswani et al. 2017, arXiv 1706.03762) and its variants.
+
+Shapes: B batch, S source length, T target length, D hidden, V target vocabulary.
+
+    encoder:  h = Encoder(x_1..x_S)                         N bidirectional layers
+    decoder:  s_t = Decoder(y_<t, h)                        N causal layers with cross-attention over h
+    output:   p(y_t | y_<t, x) = softmax(W s_t)             W tied to the decoder's embedding when asked
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.cache_utils import Cache
+from transformers.generation import GenerationMixin
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.utils import can_return_tuple
+
+from .configuration_transformer import TransformerConfig
+from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss, shift_tokens_right
+from .transformer_layers import TransformerStack
+
+
+class TransformerModel(TransformerPreTrainedModel):
+    """Encoder and decoder stacks without the output layer; returns the decoder's last hidden states.
+
+    >>> import torch
+    >>> from hf_encdec import TransformerConfig, TransformerModel
+    >>> config = TransformerConfig(vocab_size=99, hidden_size=32, num_attention_heads=4, intermediate_size=37,
+    ...                            encoder_layers=2, decoder_layers=2)
+    >>> model = TransformerModel(config).eval()
+    >>> out = model(input_ids=torch.tensor([[5, 6, 7, 2]]), decoder_input_ids=torch.tensor([[1, 8, 9]]))
+    >>> tuple(out.last_hidden_state.shape), tuple(out.encoder_last_hidden_state.shape)
+    ((1, 3, 32), (1, 4, 32))
+    """
+
+    config_class = TransformerConfig
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__(config)
+        config.check_switches()
+        encoder_embeddings = TokenEmbedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        decoder_embeddings = TokenEmbedding(
+            config.decoder_vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
+        self.encoder = TransformerStack(
+            config, embed_tokens=encoder_embeddings, num_layers=config.encoder_layers, causal=False, cross_attention=False
+        )
+        self.decoder = TransformerStack(
+            config, embed_tokens=decoder_embeddings, num_layers=config.decoder_layers, causal=True, cross_attention=True
+        )
+        self.post_init()
+
+    def tied_weights(self) -> dict[str, str]:
+        if self.config.share_encoder_decoder_embeddings:
+            return {"decoder.embed_tokens.weight": "encoder.embed_tokens.weight"}
+        return {}
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.encoder.embed_tokens = value
+        if self.config.share_encoder_decoder_embeddings:
+            self.decoder.embed_tokens = value
+
+    def get_encoder(self, modality: str | None = None) -> TransformerStack:
+        return self.encoder
+
+    def get_decoder(self, modality: str | None = None) -> TransformerStack:
+        return self.decoder
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        decoder_position_ids: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs: object,
+    ) -> Seq2SeqModelOutput:
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                **kwargs,
+            )
+        elif isinstance(encoder_outputs, tuple):
+            encoder_outputs = BaseModelOutput(*encoder_outputs)
+        decoder_outputs = self.decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            inputs_embeds=decoder_inputs_embeds,
+            position_ids=decoder_position_ids,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        return Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            past_key_values=decoder_outputs.past_key_values,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+
+
+class TransformerForConditionalGeneration(TransformerPreTrainedModel, GenerationMixin):
+    """The Transformer with its output layer: training with `labels` (-100 ignored) and `generate()`.
+
+    In training mode with labels and `config.fused_loss` (default), the loss is computed in chunks straight from the
+    decoder states and `logits` is None; in eval mode, or with `fused_loss=False`, logits are returned as usual.
+
+    >>> import torch
+    >>> from hf_encdec import TransformerConfig, TransformerForConditionalGeneration
+    >>> config = TransformerConfig(vocab_size=99, hidden_size=32, num_attention_heads=4, intermediate_size=37,
+    ...                            encoder_layers=2, decoder_layers=2)
+    >>> model = TransformerForConditionalGeneration(config).eval()
+    >>> model.generate(torch.tensor([[5, 6, 7, 2]]), max_new_tokens=4, do_sample=False).shape[0]
+    1
+    """
+
+    config_class = TransformerConfig
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__(config)
+        self.model = TransformerModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.decoder_vocab_size, bias=False)
+        self.post_init()
+
+    def tied_weights(self) -> dict[str, str]:
+        if not self.config.tie_word_embeddings:
+            return {}
+        source = "encoder" if self.config.share_encoder_decoder_embeddings else "decoder"
+        return {"lm_head.weight": f"model.{source}.embed_tokens.weight"}
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return self.model.encoder
+
+    def get_decoder(self, modality: str | None = None) -> nn.Module:
+        return self.model.decoder
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        decoder_position_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs: object,
+    ) -> Seq2SeqLMOutput:
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            decoder_position_ids=decoder_position_ids,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        logits, loss = lm_head_loss(
+            outputs.last_hidden_state,
+            self.lm_head,
+            labels,
+            fused=self.training and self.config.fused_loss,
+            label_smoothing=self.config.label_smoothing,
+            num_items_in_batch=num_items_in_batch,
+        )
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
