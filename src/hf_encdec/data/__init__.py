@@ -1,0 +1,102 @@
+"""Data for hf_encdec: corpora as ``datasets.DatasetDict`` (``train``/``validation``/``test``) and tokenizers.
+
+One entry point, :func:`load_corpus`, turns a short spec into a corpus:
+
+* ``"gettext"`` or ``"gettext:<lang>"`` - English -> ``<lang>`` pairs from the machine's gettext catalogs
+  (:func:`~hf_encdec.data.gettext_corpus.build_gettext_corpus`, default language ``de``);
+* ``"synthetic:<task>"`` - a generated toy task (:func:`~hf_encdec.data.synthetic.load_synthetic`): ``copy``,
+  ``reverse``, ``sort``, ``shift``, ``duplicate``;
+* a path to a ``.json``/``.jsonl``/``.csv``/``.tsv`` file, or to a folder with ``train.<ext>`` (and optionally
+  ``validation.<ext>``, ``test.<ext>``) - the user's parallel data
+  (:func:`~hf_encdec.data.files.load_parallel_files`).
+
+Every corpus has string columns ``source`` and ``target``; the gettext corpus adds ``package`` and ``context``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from .files import DATA_FILE_EXTENSIONS, find_split_files, load_parallel_files
+from .gettext_corpus import (
+    GettextCatalogNotFoundError,
+    available_gettext_languages,
+    build_gettext_corpus,
+    gettext_corpus_summary,
+    read_mo_file,
+)
+from .synthetic import SYNTHETIC_TASKS, load_synthetic
+from .tokenizer import SPECIAL_TOKENS, check_tokenizer_matches_model, iter_corpus_texts, tokenize_pairs, train_tokenizer
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DATA_FILE_EXTENSIONS",
+    "SPECIAL_TOKENS",
+    "SYNTHETIC_TASKS",
+    "GettextCatalogNotFoundError",
+    "available_gettext_languages",
+    "build_gettext_corpus",
+    "check_tokenizer_matches_model",
+    "gettext_corpus_summary",
+    "iter_corpus_texts",
+    "load_corpus",
+    "load_parallel_files",
+    "load_synthetic",
+    "read_mo_file",
+    "tokenize_pairs",
+    "train_tokenizer",
+]
+
+
+def _valid_forms() -> str:
+    """Describe the specs :func:`load_corpus` accepts."""
+    return (
+        "'gettext' (German), 'gettext:<lang>' (e.g. 'gettext:fr'), "
+        f"'synthetic:<task>' with task in {', '.join(sorted(SYNTHETIC_TASKS))}, "
+        f"or a path to a data file ({', '.join(DATA_FILE_EXTENSIONS)}) or to a folder with train.<ext>"
+    )
+
+
+def load_corpus(spec: str | os.PathLike[str], **kwargs: Any) -> datasets.DatasetDict:
+    """Load a corpus from a spec string (see the module docstring for the forms).
+
+    Args:
+        spec: ``"gettext"``, ``"gettext:<lang>"``, ``"synthetic:<task>"``, or a file or folder path.
+        **kwargs: Passed to the loader: :func:`build_gettext_corpus` (``num_test_packages``, ...),
+            :func:`load_synthetic` (``vocab``, ``train_size``, ``seed``, ...) or :func:`load_parallel_files`
+            (``source_column``, ``validation_file``, ...).
+
+    Returns:
+        A ``DatasetDict`` with splits ``train``, ``validation``, ``test`` and at least ``source``/``target``.
+
+    Raises:
+        ValueError: For a spec of none of the forms (the valid forms are listed) or an unknown synthetic task.
+        FileNotFoundError: For a missing data file or a language without catalogs.
+    """
+    text = os.fspath(spec)
+    kind, _, argument = text.partition(":")
+    if kind == "gettext":
+        if argument:
+            if "lang" in kwargs and kwargs["lang"] != argument:
+                raise ValueError(f"spec {text!r} names language {argument!r} but lang={kwargs['lang']!r} was passed")
+            kwargs["lang"] = argument
+        return build_gettext_corpus(**kwargs)
+    if kind == "synthetic":
+        if not argument:
+            raise ValueError(f"spec 'synthetic' needs a task: {', '.join(f'synthetic:{n}' for n in SYNTHETIC_TASKS)}")
+        return load_synthetic(argument, **kwargs)
+    path = Path(text)
+    if path.is_dir():
+        files = find_split_files(path)
+        return load_parallel_files(
+            files["train"], validation_file=files.get("validation"), test_file=files.get("test"), **kwargs
+        )
+    if path.is_file() or path.suffix.lower() in DATA_FILE_EXTENSIONS:
+        return load_parallel_files(path, **kwargs)  # a missing file raises FileNotFoundError naming it
+    raise ValueError(f"Unknown corpus spec {text!r}; valid forms: {_valid_forms()}")
