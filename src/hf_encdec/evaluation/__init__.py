@@ -9,6 +9,7 @@ from .metrics import (
     metric_script_path,
     reference_streams,
 )
+from .plots import plot_attention, plot_loss_curve
 
 __all__ = [
     "METRIC_MODULES",
@@ -17,5 +18,7 @@ __all__ = [
     "corpus_scores",
     "load_metric",
     "metric_script_path",
+    "plot_attention",
+    "plot_loss_curve",
     "reference_streams",
 ]
