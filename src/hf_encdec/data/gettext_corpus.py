@@ -43,6 +43,7 @@ __all__ = [
     "build_gettext_corpus",
     "find_catalogs",
     "gettext_corpus_summary",
+    "has_words",
     "normalize_whitespace",
     "parse_mo",
     "read_mo_file",
@@ -59,6 +60,12 @@ _CHARSET_RE = re.compile(r"charset\s*=\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 # ASCII whitespace only: str.split() and \s would also eat no-break spaces.
 _WHITESPACE_RE = re.compile(r"[ \t\n\r\f\v]+")
 _LETTER_RE = re.compile(r"[^\W\d_]")  # any Unicode letter
+# Placeholders whose letters are not words: printf (`%s`, `%-10.3lf`, `%1$s`, `%<PRIu64>`), Python (`%(name)s`)
+# and brace (`{0}`, `{name}`) directives. Only used to decide whether a message has any real word in it.
+_PLACEHOLDER_RE = re.compile(
+    r"%(?:\d+\$)?[-+ #0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|ll|[hlLqjzZt])?[diouxXeEfFgGaAcCsSpnm%]"
+    r"|%<PRI[a-zA-Z0-9]+>|%\([A-Za-z_][A-Za-z0-9_]*\)[-+ #0]*\d*(?:\.\d+)?[a-zA-Z]|\{[A-Za-z0-9_.]*\}"
+)
 
 #: Catalog domains with this prefix come from the iso-codes package: names of languages, countries, currencies and
 #: scripts (``iso_639``, ``iso_3166-2``, ``iso_4217``, ...). They are lists of proper names, not sentences, and they
@@ -241,6 +248,18 @@ def normalize_whitespace(text: str) -> str:
     return _WHITESPACE_RE.sub(" ", text).strip(" ")
 
 
+def has_words(text: str) -> bool:
+    """Return whether ``text`` has a letter outside its format placeholders (``"%s: %s"`` has none).
+
+    Args:
+        text: A catalog string.
+
+    Returns:
+        ``True`` if a Unicode letter remains after removing printf, ``%(name)s`` and ``{name}`` placeholders.
+    """
+    return _LETTER_RE.search(_PLACEHOLDER_RE.sub("", text)) is not None
+
+
 def _is_locale_name(lang: str) -> bool:
     """Return whether ``lang`` looks like a locale directory name (``de``, ``pt_BR``, ``sr@latin``)."""
     return bool(re.fullmatch(r"[A-Za-z]{2,3}(_[A-Za-z0-9]+)?(@[A-Za-z0-9]+)?", lang))
@@ -343,7 +362,8 @@ class _BuildReport:
 
     def dropped_text(self) -> str:
         """Return the drop counts as ``reason=count`` pairs."""
-        return ", ".join(f"{reason}={count}" for reason, count in sorted(self.dropped.items())) or "none"
+        counts = sorted((reason, count) for reason, count in self.dropped.items() if count)
+        return ", ".join(f"{reason}={count}" for reason, count in counts) or "none"
 
 
 def _package_rows(
@@ -365,19 +385,17 @@ def _package_rows(
         report.messages += len(messages)
         report.dropped["undecodable"] += undecodable
         for message in messages:
-            if message.msgid_plural is None:
-                forms = 1
-            else:
-                forms = 2
             produced = message.pairs()
-            # Each English form without a translation counts as one untranslated pair.
-            report.dropped["untranslated"] += forms - len(produced)
+            # Each English form (singular, plural) without a translation counts as one untranslated pair; a
+            # language with a single plural form (msgstr[0] only) has no plural pair to miss.
+            english_forms = 2 if message.msgid_plural is not None and len(message.msgstr) > 1 else 1
+            report.dropped["untranslated"] += english_forms - len(produced)
             for raw_source, raw_target in produced:
                 source = normalize_whitespace(raw_source)
                 target = normalize_whitespace(raw_target)
                 if not source or not target:
                     report.dropped["empty"] += 1
-                elif require_letters and _LETTER_RE.search(source) is None:
+                elif require_letters and not has_words(source):
                     report.dropped["no_letters"] += 1
                 elif max_length_chars is not None and max(len(source), len(target)) > max_length_chars:
                     report.dropped["too_long"] += 1
@@ -407,8 +425,8 @@ def build_gettext_corpus(
        are tens of thousands of country, language and currency names, not software messages.
     2. Pairs: ``(msgid, msgstr)``, and for plural entries ``(msgid, msgstr[0])`` and ``(msgid_plural, msgstr[1])``.
        Whitespace is normalised with :func:`normalize_whitespace`. Dropped: untranslated forms (empty msgstr),
-       pairs that are empty after normalisation, pairs whose English side has no letter (``"%s: %s"``) when
-       ``require_letters``, and pairs with a side longer than ``max_length_chars``.
+       pairs that are empty after normalisation, pairs whose English side has no letter outside format placeholders
+       (``"%s: %s"``) when ``require_letters``, and pairs with a side longer than ``max_length_chars``.
     3. Split by package: packages that kept at least one pair are ordered by SHA-256 of ``split_salt`` + name (the
        same on every machine and run); the first ``num_test_packages`` form ``test``, the next
        ``num_validation_packages`` form ``validation``, the rest ``train``. Test messages thus come from programs
@@ -426,7 +444,8 @@ def build_gettext_corpus(
         num_validation_packages: Packages held out for ``validation``.
         split_salt: Changes which packages are held out, deterministically.
         max_length_chars: Drop pairs with a side longer than this many characters (``None``: keep all).
-        require_letters: Drop pairs whose English side contains no letter.
+        require_letters: Drop pairs whose English side has no letter outside format placeholders
+            (:func:`has_words`).
         exclude_overlap: Drop validation/test pairs whose English source occurs in train (rule 5).
         include_variants: Also read ``<lang>_*`` / ``<lang>@*`` locale directories.
 
@@ -523,7 +542,8 @@ def build_gettext_corpus(
         f"exclude_overlap={exclude_overlap}; max_length_chars={max_length_chars}; "
         f"iso-codes catalogs skipped: {report.iso_catalogs_skipped}; dropped: {report.dropped_text()}."
     )
-    features = datasets.Features({name: datasets.Value("string") for name in ("source", "target", "package", "context")})
+    column_names = ("source", "target", "package", "context")
+    features = datasets.Features({name: datasets.Value("string") for name in column_names})
     corpus = datasets.DatasetDict(
         {
             split: datasets.Dataset.from_dict(
