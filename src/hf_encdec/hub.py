@@ -46,6 +46,8 @@ _METRIC_NAMES: dict[str, str] = {
 _METRIC_PREFIXES = ("eval_", "test_", "predict_")
 # Bookkeeping the Trainer and corpus_scores report next to the scores; not a quality measure.
 _NOT_SCORES = {"num_segments", "epoch", "runtime", "samples_per_second", "steps_per_second", "step"}
+# Shown in the results table but not a quality claim for the Hub's model-index.
+_NOT_IN_MODEL_INDEX = {"gen_len"}
 _TRUE_VALUES = {"1", "ON", "YES", "TRUE"}
 
 
@@ -225,6 +227,7 @@ def _front_matter(
             metric_value=float(value),
         )
         for key, value in _numeric_metrics(metrics).items()
+        if key not in _NOT_IN_MODEL_INDEX
     ]
     tags = ["translation", "hf_encdec", f"hf_encdec_{family}", f"{source_language}-{target_language}"]
     card_data = ModelCardData(

@@ -140,11 +140,13 @@ def test_numbers_come_from_the_arguments(tmp_path: Path) -> None:
 
 
 def test_trainer_metric_prefixes_are_dropped(tmp_path: Path) -> None:
-    metrics = {"eval_bleu": 12.5, "eval_chrf": 40.25, "eval_runtime": 3.2, "epoch": 5.0}
+    metrics = {"eval_bleu": 12.5, "eval_chrf": 40.25, "eval_gen_len": 9.5, "eval_runtime": 3.2, "epoch": 5.0}
     front, body = _split_card(_write(tmp_path, metrics=metrics))
     values = {m["type"]: m["value"] for m in front["model-index"][0]["results"][0]["metrics"]}
     assert values == {"bleu": 12.5, "chrf": 40.25}
     assert "| BLEU (sacreBLEU) | 12.50 | 3.25 | +9.25 |" in body
+    assert "| mean generated length (tokens) | 9.50 | – | – |" in body
+    assert "runtime" not in body.split("## Evaluation results")[1].split("## Sample")[0]
 
 
 def test_custom_license_and_language_pair(tmp_path: Path) -> None:

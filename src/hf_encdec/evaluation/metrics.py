@@ -167,10 +167,10 @@ def build_compute_metrics(tokenizer: PreTrainedTokenizerBase) -> Callable[[EvalP
         raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token before building compute_metrics")
     unk_id = tokenizer.unk_token_id
     out_of_range_id = pad_id if unk_id is None else unk_id
-    vocab_limit = len(tokenizer)
 
     def clean(ids: np.ndarray, name: str) -> np.ndarray:
         ids = np.where(ids == -100, pad_id, ids)
+        vocab_limit = len(tokenizer)  # read per call: tokens may be added after compute_metrics is built
         outside = (ids < 0) | (ids >= vocab_limit)
         if outside.any():
             logger.warning(

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +207,7 @@ def plot_loss_curve(log_history: Sequence[Mapping[str, Any]], path: str | Path, 
             eval_steps, eval_loss, color="tab:orange", linewidth=1.6, marker="o", markersize=4, label="eval loss"
         )
     axes.set_xlabel("step")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # optimizer steps are whole numbers
     axes.set_ylabel("loss")
     axes.grid(True, alpha=0.3)
 
