@@ -70,13 +70,18 @@ def _read_file(path: Path, role: str, cache_dir: str | os.PathLike[str] | None) 
             options["quoting"] = csv.QUOTE_NONE
     elif path.stat().st_size == 0:
         raise ValueError(f"{role} {str(path)!r} is empty")
-    dataset = datasets.load_dataset(
-        builder,
-        data_files={"train": str(path)},
-        split="train",
-        cache_dir=None if cache_dir is None else str(cache_dir),
-        **options,
-    )
+    try:
+        dataset = datasets.load_dataset(
+            builder,
+            data_files={"train": str(path)},
+            split="train",
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            **options,
+        )
+    except ValueError as error:
+        if "corresponds to no data" in str(error):  # a header-only CSV gives the builder no table at all
+            raise ValueError(f"{role} {str(path)!r} is empty: no data rows") from error
+        raise
     assert isinstance(dataset, datasets.Dataset)  # split="train" returns one Dataset
     if dataset.num_rows == 0:
         raise ValueError(f"{role} {str(path)!r} is empty: no data rows")
@@ -182,14 +187,13 @@ def _split_size(value: float | int, name: str) -> float | int:
 
 
 def _hold_out(
-    dataset: datasets.Dataset, size: float | int, *, name: str, seed: int
+    dataset: datasets.Dataset, count: int, *, name: str, seed: int
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """Split ``size`` rows (fraction or count) off ``dataset``, deterministically: ``(rest, held_out)``."""
-    count = round(size * dataset.num_rows) if isinstance(size, float) else size
+    """Split ``count`` rows off ``dataset`` with a seeded shuffle: ``(rest, held_out)``."""
     if count == 0:
         return dataset, dataset.select([])
     if count >= dataset.num_rows:
-        raise ValueError(f"{name}={size!r} would take {count} of the {dataset.num_rows} rows, leaving none to train on")
+        raise ValueError(f"{name} takes {count} of the {dataset.num_rows} remaining rows, leaving none to train on")
     parts = dataset.train_test_split(test_size=count, seed=seed, shuffle=True)
     return parts["train"], parts["test"]
 
@@ -225,8 +229,10 @@ def load_parallel_files(
         target_column: Column with the target text.
         source_lang: Source language key of the translation format (or a column name).
         target_lang: Target language key of the translation format (or a column name).
-        validation_size: Fraction in [0, 1) or row count held out for validation when there is no file (0: empty).
-        test_size: Fraction in [0, 1) or row count held out for test when there is no file (0: empty).
+        validation_size: Fraction of ``train_file`` in [0, 1) or row count held out for validation when there is
+            no ``validation_file`` (0: an empty split).
+        test_size: Fraction of ``train_file`` in [0, 1) or row count held out for test when there is no
+            ``test_file`` (0: an empty split).
         seed: Seed of the hold-out shuffle.
         cache_dir: ``datasets`` cache directory (default: the ``datasets`` default, ``HF_DATASETS_CACHE``).
 
@@ -262,10 +268,18 @@ def load_parallel_files(
         if path is not None:
             splits[role] = _to_pairs(_read_file(path, f"{role}_file", cache_dir), path=path, **options)
     train = splits["train"]
+    total = train.num_rows
+    # Fractions are of the whole training file, so 0.1 means a tenth of it whichever split is cut first.
+    counts = {
+        name: round(size * total) if isinstance(size, float) else size
+        for name, size in (("test_size", test_size), ("validation_size", validation_size))
+    }
     if "test" not in splits:
-        train, splits["test"] = _hold_out(train, test_size, name="test_size", seed=seed)
+        train, splits["test"] = _hold_out(train, counts["test_size"], name="test_size", seed=seed)
     if "validation" not in splits:
-        train, splits["validation"] = _hold_out(train, validation_size, name="validation_size", seed=seed + 1)
+        train, splits["validation"] = _hold_out(
+            train, counts["validation_size"], name="validation_size", seed=seed + 1
+        )
     splits["train"] = train
     for role in ("validation", "test"):
         if splits[role].num_rows == 0:
