@@ -1,0 +1,198 @@
+"""Tokenizer training, fixed special ids, save/reload, exact decoding, pair tokenization, model-config check."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import datasets
+import pytest
+from transformers import AutoTokenizer, BartConfig, PreTrainedTokenizerBase
+
+from hf_encdec.data.gettext_corpus import build_gettext_corpus
+from hf_encdec.data.synthetic import load_synthetic
+from hf_encdec.data.tokenizer import (
+    SPECIAL_TOKENS,
+    check_tokenizer_matches_model,
+    iter_corpus_texts,
+    tokenize_pairs,
+    train_tokenizer,
+)
+
+SYSTEM_GERMAN = Path("/usr/share/locale/de/LC_MESSAGES")
+
+#: Strings a UI-message tokenizer must give back unchanged.
+TRICKY = [
+    "--help",
+    "%s",
+    "%1$s: %-10.3lf%%",
+    "/etc/foo.conf",
+    "Größe ändern: Übergröße, Maß, süß",
+    "Datei »%s« nicht gefunden\u00a0!",
+    "  two  spaces and a tab\there ",
+    "日本語のテキスト ✓ 😀",
+    "git restore --source=%s --staged <file>...",
+]
+
+
+@pytest.fixture(scope="module")
+def catalog_corpus() -> datasets.DatasetDict:
+    """Real German catalog pairs when the machine has them, else a synthetic corpus plus the tricky strings."""
+    if SYSTEM_GERMAN.is_dir() and any(SYSTEM_GERMAN.glob("*.mo")):
+        corpus = build_gettext_corpus("de")
+        return datasets.DatasetDict(
+            {split: data.select(range(min(6000, data.num_rows))) for split, data in corpus.items()}
+        )
+    corpus = load_synthetic("reverse", vocab=36, train_size=3000, validation_size=300, test_size=300)
+    extra = datasets.Dataset.from_dict({"source": TRICKY * 5, "target": TRICKY[::-1] * 5})
+    return datasets.DatasetDict({**corpus, "train": datasets.concatenate_datasets([corpus["train"], extra])})
+
+
+@pytest.fixture(scope="module")
+def bpe(catalog_corpus: datasets.DatasetDict) -> PreTrainedTokenizerBase:
+    return train_tokenizer(iter_corpus_texts(catalog_corpus), vocab_size=2000, model_max_length=96)
+
+
+@pytest.fixture(scope="module")
+def unigram(catalog_corpus: datasets.DatasetDict) -> PreTrainedTokenizerBase:
+    return train_tokenizer(iter_corpus_texts(catalog_corpus), vocab_size=1500, model="unigram")
+
+
+@pytest.fixture(params=["bpe", "unigram"])
+def tokenizer(request: pytest.FixtureRequest) -> PreTrainedTokenizerBase:
+    return request.getfixturevalue(request.param)
+
+
+def test_special_tokens_have_fixed_ids(tokenizer: PreTrainedTokenizerBase) -> None:
+    assert [tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    assert (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id) == (0, 1, 2)
+    assert (tokenizer.unk_token_id, tokenizer.mask_token_id) == (3, 4)
+
+
+def test_vocabulary_size_is_bounded_by_the_request(
+    bpe: PreTrainedTokenizerBase, unigram: PreTrainedTokenizerBase
+) -> None:
+    assert 261 < len(bpe) <= 2000
+    assert 261 < len(unigram) <= 1500
+
+
+def test_post_processor_appends_eos_to_single_pair_and_target(tokenizer: PreTrainedTokenizerBase) -> None:
+    single = tokenizer("Open file")["input_ids"]
+    assert single[-1] == 2 and single.count(2) == 1 and 1 not in single
+    pair = tokenizer("Open file", "Datei öffnen")["input_ids"]
+    assert pair.count(2) == 2 and pair[-1] == 2
+    assert pair[: len(single)] == single
+    encoded = tokenizer("Open file", text_target="Datei öffnen")
+    assert encoded["labels"][-1] == 2 and encoded["input_ids"] == single
+
+
+def test_decode_round_trips_tricky_and_real_strings(
+    tokenizer: PreTrainedTokenizerBase, catalog_corpus: datasets.DatasetDict
+) -> None:
+    texts = TRICKY + list(catalog_corpus["test"]["source"][:300]) + list(catalog_corpus["test"]["target"][:300])
+    for text in texts:
+        ids = tokenizer(text)["input_ids"]
+        assert tokenizer.unk_token_id not in ids, text
+        assert tokenizer.decode(ids, skip_special_tokens=True) == text
+
+
+def test_save_and_reload_offline_gives_identical_ids(
+    tokenizer: PreTrainedTokenizerBase,
+    catalog_corpus: datasets.DatasetDict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    texts = TRICKY + list(catalog_corpus["validation"]["target"][:200])
+    assert reloaded(texts)["input_ids"] == tokenizer(texts)["input_ids"]
+    assert len(reloaded) == len(tokenizer)
+    assert reloaded.model_max_length == tokenizer.model_max_length
+    assert [reloaded.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    assert (reloaded.pad_token, reloaded.bos_token, reloaded.eos_token) == ("<pad>", "<s>", "</s>")
+    assert (reloaded.unk_token, reloaded.mask_token) == ("<unk>", "<mask>")
+
+
+def test_model_max_length_is_set(bpe: PreTrainedTokenizerBase) -> None:
+    assert bpe.model_max_length == 96
+    assert len(bpe("word " * 500, truncation=True)["input_ids"]) == 96
+
+
+def test_training_consumes_a_one_shot_generator() -> None:
+    def texts() -> Iterator[str]:
+        for index in range(400):
+            yield f"message number {index} about files and folders"
+
+    tokenizer = train_tokenizer(texts(), vocab_size=300)
+    assert tokenizer.decode(tokenizer("message about folders")["input_ids"], skip_special_tokens=True) == (
+        "message about folders"
+    )
+
+
+def test_bad_arguments_are_rejected() -> None:
+    with pytest.raises(ValueError, match="valid models: bpe, unigram"):
+        train_tokenizer(["a b"], model="wordpiece")
+    with pytest.raises(ValueError, match="at least 261"):
+        train_tokenizer(["a b"], vocab_size=100)
+    with pytest.raises(ValueError, match="no texts"):
+        train_tokenizer(iter([]), vocab_size=300)
+
+
+def test_iter_corpus_texts_reads_train_only_by_default() -> None:
+    corpus = load_synthetic("reverse", train_size=5, validation_size=2, test_size=2)
+    texts = list(iter_corpus_texts(corpus, batch_size=2))
+    assert sorted(texts) == sorted([*corpus["train"]["source"], *corpus["train"]["target"]])
+    with pytest.raises(KeyError, match="splits"):
+        list(iter_corpus_texts(corpus, splits=("dev",)))
+
+
+def test_tokenize_pairs_builds_inputs_and_drops_long_pairs(
+    bpe: PreTrainedTokenizerBase, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = datasets.Dataset.from_dict(
+        {
+            "source": ["Open file", "Close the window", "word " * 40, "Save"],
+            "target": ["Datei öffnen", "Fenster schließen", "Wort", "Speichern " * 40],
+        }
+    )
+    with caplog.at_level(logging.INFO, logger="hf_encdec.data.tokenizer"):
+        encoded = tokenize_pairs(
+            datasets.DatasetDict({"train": data}), bpe, max_source_length=20, max_target_length=20
+        )["train"]
+    assert encoded.column_names == ["input_ids", "attention_mask", "labels"]
+    assert encoded.num_rows == 2
+    assert "dropped 2 of 4 pairs" in caplog.text
+    assert encoded["input_ids"][0] == bpe("Open file")["input_ids"]
+    assert encoded["labels"][1] == bpe("Fenster schließen")["input_ids"]
+    assert all(labels[-1] == 2 for labels in encoded["labels"])
+    assert all(mask == [1] * len(ids) for mask, ids in zip(encoded["attention_mask"], encoded["input_ids"]))
+
+
+def test_tokenize_pairs_limits_count_eos_and_keep_columns(bpe: PreTrainedTokenizerBase) -> None:
+    data = datasets.Dataset.from_dict({"source": ["Open file"], "target": ["Datei öffnen"], "package": ["x"]})
+    source_length = len(bpe("Open file")["input_ids"])  # </s> included
+    exact = tokenize_pairs(data, bpe, max_source_length=source_length, max_target_length=64, keep_columns=["package"])
+    assert exact.num_rows == 1 and exact["package"] == ["x"]
+    with pytest.raises(ValueError, match="all 1 pairs are longer than max_source_length"):
+        tokenize_pairs(data, bpe, max_source_length=source_length - 1, max_target_length=64)
+
+
+def test_check_tokenizer_matches_model(bpe: PreTrainedTokenizerBase) -> None:
+    matching = BartConfig(
+        vocab_size=len(bpe), pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1
+    )
+    check_tokenizer_matches_model(bpe, matching)
+    too_small = BartConfig(
+        vocab_size=len(bpe) - 1, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1
+    )
+    with pytest.raises(ValueError, match=rf"len\(tokenizer\)={len(bpe)} > config.vocab_size={len(bpe) - 1}"):
+        check_tokenizer_matches_model(bpe, too_small)
+    bart_ids = BartConfig(vocab_size=len(bpe))  # BART: pad 1, bos 0, eos 2, decoder start 2
+    with pytest.raises(ValueError) as caught:
+        check_tokenizer_matches_model(bpe, bart_ids)
+    message = str(caught.value)
+    assert "tokenizer.pad_token_id=0 != config.pad_token_id=1" in message
+    assert "tokenizer.bos_token_id=1 != config.decoder_start_token_id=2" in message
+    assert "eos_token_id" not in message
