@@ -196,3 +196,9 @@ def test_check_tokenizer_matches_model(bpe: PreTrainedTokenizerBase) -> None:
     assert "tokenizer.pad_token_id=0 != config.pad_token_id=1" in message
     assert "tokenizer.bos_token_id=1 != config.decoder_start_token_id=2" in message
     assert "eos_token_id" not in message
+    wrong_mask = BartConfig(
+        vocab_size=len(bpe), pad_token_id=0, bos_token_id=1, eos_token_id=[2], decoder_start_token_id=1
+    )
+    wrong_mask.mask_token_id = 7  # an encoder config's field; BART has none
+    with pytest.raises(ValueError, match="tokenizer.mask_token_id=4 != config.mask_token_id=7"):
+        check_tokenizer_matches_model(bpe, wrong_mask)

@@ -318,7 +318,7 @@ def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, config: An
     Args:
         tokenizer: The tokenizer.
         config: A model config with ``vocab_size`` and optionally ``pad_token_id``, ``eos_token_id`` (an int or a
-            list), ``bos_token_id``, ``decoder_start_token_id``.
+            list), ``bos_token_id``, ``decoder_start_token_id``, ``mask_token_id``.
 
     Raises:
         ValueError: Naming the tokenizer's and the config's value, if ``len(tokenizer) > config.vocab_size`` or a
@@ -333,6 +333,7 @@ def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, config: An
         ("eos_token_id", "eos_token_id"),
         ("bos_token_id", "bos_token_id"),
         ("decoder_start_token_id", "bos_token_id"),
+        ("mask_token_id", "mask_token_id"),
     )
     for config_field, tokenizer_field in checks:
         config_value = getattr(config, config_field, None)
