@@ -585,8 +585,8 @@ def gettext_corpus_summary(corpus: datasets.DatasetDict) -> dict[str, Any]:
     splits: dict[str, dict[str, Any]] = {}
     description = ""
     for split, dataset in corpus.items():
-        sources: list[str] = dataset["source"]
-        targets: list[str] = dataset["target"]
+        sources: list[str] = list(dataset["source"])
+        targets: list[str] = list(dataset["target"])
         packages = sorted(set(dataset["package"])) if "package" in dataset.column_names else []
         pairs = len(sources)
         splits[split] = {
