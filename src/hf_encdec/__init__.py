@@ -14,9 +14,11 @@ from .models.modeling_encoder import (
     EncoderModel,
 )
 from .models.modeling_transformer import TransformerForConditionalGeneration, TransformerModel
+from .pipelines import Seq2SeqGenerationPipeline, register_pipeline
 from .registration import register
 
 register()
+register_pipeline()
 
 __version__ = "0.1.0"
 
@@ -29,6 +31,7 @@ __all__ = [
     "EncoderForSequenceClassification",
     "EncoderForTokenClassification",
     "EncoderModel",
+    "Seq2SeqGenerationPipeline",
     "TransformerConfig",
     "TransformerForConditionalGeneration",
     "TransformerModel",

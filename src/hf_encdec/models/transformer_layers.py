@@ -245,9 +245,9 @@ class TransformerStack(nn.Module):
             past_key_values = None
         past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
 
-        key_positions = None
+        query_positions, key_positions = self._position_ids(attention_mask, batch, length, past_length, device)
         if position_ids is None:
-            position_ids, key_positions = self._position_ids(attention_mask, batch, length, past_length, device)
+            position_ids = query_positions
         self._check_length(position_ids, past_length + length)
 
         hidden_states = inputs_embeds
@@ -264,8 +264,6 @@ class TransformerStack(nn.Module):
         position_embeddings = self.rotary(position_ids, hidden_states.dtype) if self.rotary is not None else None
         position_bias = None
         if self.alibi is not None:
-            if key_positions is None:  # explicit position_ids: keys of a cache-free call are the queries
-                key_positions = position_ids
             position_bias = self.alibi(position_ids, key_positions, hidden_states.dtype)  # (B, H, T, past + T)
 
         self_cache = (

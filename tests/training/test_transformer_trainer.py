@@ -1,0 +1,124 @@
+"""The Transformer families inside transformers' Trainer: labels with -100, loss normalisation across gradient
+accumulation and processes, activation checkpointing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, TrainingArguments
+
+from helpers import build, token_ids, word_level_tokenizer
+
+PROBE = Path(__file__).with_name("trainer_loss_probe.py")
+
+
+def _probe(tmp_path: Path, name: str, batch_size: int, accumulation: int, processes: int = 1) -> float:
+    command = [sys.executable, str(PROBE), str(tmp_path / name), str(batch_size), str(accumulation)]
+    if processes > 1:
+        torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+        command = [torchrun, "--nproc_per_node", str(processes), "--master_port", "29533", *command[1:]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads([line for line in completed.stdout.splitlines() if line.startswith("{\"loss\"")][-1])
+    assert result["world_size"] == processes
+    return result["loss"]
+
+
+@pytest.mark.slow
+def test_logged_loss_is_the_same_with_accumulation_and_two_processes(tmp_path: Path) -> None:
+    one_batch = _probe(tmp_path, "single", batch_size=4, accumulation=1)
+    accumulated = _probe(tmp_path, "accumulated", batch_size=2, accumulation=2)
+    two_processes = _probe(tmp_path, "ddp", batch_size=2, accumulation=1, processes=2)
+    assert accumulated == pytest.approx(one_batch, rel=1e-5)
+    assert two_processes == pytest.approx(one_batch, rel=1e-5)
+
+
+def test_labels_minus_100_are_ignored_in_training_mode() -> None:
+    model = build("seq2seq").train()
+    source, labels = token_ids(), token_ids(length=5)
+    loss = model(input_ids=source, labels=labels).loss
+    ignored = labels.clone()
+    ignored[:, 3:] = -100
+    partial = model(input_ids=source, labels=ignored).loss
+    # the fused training loss equals the eval-mode loss computed from full logits
+    model.eval()
+    logits = model(input_ids=source, labels=ignored).logits
+    expected = torch.nn.functional.cross_entropy(logits[:, :3].reshape(-1, 99), ignored[:, :3].reshape(-1))
+    torch.testing.assert_close(partial, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.isclose(loss, partial)
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "decoder", "encoder"])
+def test_activation_checkpointing_gives_the_same_gradients(family: str) -> None:
+    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
+        model = build(family).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+        ids = token_ids()
+        kwargs = {"labels": ids[:, :5]} if family == "seq2seq" else {"labels": ids}
+        model(input_ids=ids, **kwargs).loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys() and len(plain) > 10
+    for name in plain:
+        torch.testing.assert_close(plain[name], checkpointed[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+WORDS = [str(i) for i in range(10)]
+
+
+def test_seq2seq_trainer_trains_and_evaluates_with_generate(tmp_path: Path) -> None:
+    tokenizer = word_level_tokenizer(WORDS)
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for _ in range(64):
+        seq = [str(int(i)) for i in torch.randint(0, 10, (5,), generator=generator)]
+        rows.append({"source": " ".join(seq), "target": " ".join(reversed(seq))})
+    dataset = Dataset.from_list(rows).map(
+        lambda row: {"input_ids": tokenizer(row["source"])["input_ids"], "labels": tokenizer(row["target"])["input_ids"]},
+        remove_columns=["source", "target"],
+    )
+    model = build("seq2seq", vocab_size=len(tokenizer)).train()
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=30, learning_rate=3e-3, logging_steps=5,
+        report_to=[], use_cpu=True, save_strategy="no", predict_with_generate=True, generation_max_length=8,
+        per_device_eval_batch_size=32, disable_tqdm=True,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model, args=args, train_dataset=dataset, eval_dataset=dataset.select(range(16)),
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), processing_class=tokenizer,
+    )
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert losses[-1] < losses[0] * 0.8, losses
+    metrics = trainer.evaluate()
+    assert "eval_loss" in metrics and metrics["eval_loss"] < losses[0]
+    predictions = trainer.predict(dataset.select(range(4))).predictions
+    assert predictions.shape[0] == 4
+
+
+def test_causal_and_masked_lm_train_with_trainer(tmp_path: Path) -> None:
+    for family in ("decoder", "encoder"):
+        ids = token_ids(batch=32, length=9)
+        labels = ids.clone()
+        if family == "encoder":
+            labels[:, ::2] = -100
+        dataset = Dataset.from_dict({"input_ids": ids.tolist(), "labels": labels.tolist()})
+        args = TrainingArguments(
+            output_dir=str(tmp_path / family), per_device_train_batch_size=8, max_steps=12, learning_rate=3e-3,
+            logging_steps=4, report_to=[], use_cpu=True, save_strategy="no", disable_tqdm=True,
+        )
+        trainer = Trainer(model=build(family).train(), args=args, train_dataset=dataset)
+        trainer.train()
+        losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+        assert losses[-1] < losses[0], (family, losses)
