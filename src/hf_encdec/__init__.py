@@ -5,6 +5,7 @@
 
 from .models.configuration_decoder import DecoderConfig
 from .models.configuration_encoder import EncoderConfig
+from .models.configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .models.configuration_transformer import TransformerConfig
 from .models.modeling_decoder import DecoderForCausalLM, DecoderModel
 from .models.modeling_encoder import (
@@ -13,6 +14,7 @@ from .models.modeling_encoder import (
     EncoderForTokenClassification,
     EncoderModel,
 )
+from .models.modeling_rnn_seq2seq import RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
 from .models.modeling_transformer import TransformerForConditionalGeneration, TransformerModel
 from .pipelines import Seq2SeqGenerationPipeline, register_pipeline
 from .registration import register
@@ -31,6 +33,9 @@ __all__ = [
     "EncoderForSequenceClassification",
     "EncoderForTokenClassification",
     "EncoderModel",
+    "RNNSeq2SeqConfig",
+    "RNNSeq2SeqForConditionalGeneration",
+    "RNNSeq2SeqModel",
     "Seq2SeqGenerationPipeline",
     "TransformerConfig",
     "TransformerForConditionalGeneration",

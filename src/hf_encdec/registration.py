@@ -20,6 +20,7 @@ from transformers import (
 
 from .models.configuration_decoder import DecoderConfig
 from .models.configuration_encoder import EncoderConfig
+from .models.configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .models.configuration_transformer import TransformerConfig
 from .models.modeling_decoder import DecoderForCausalLM, DecoderModel
 from .models.modeling_encoder import (
@@ -28,6 +29,7 @@ from .models.modeling_encoder import (
     EncoderForTokenClassification,
     EncoderModel,
 )
+from .models.modeling_rnn_seq2seq import RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
 from .models.modeling_transformer import TransformerForConditionalGeneration, TransformerModel
 
 AUTO_CLASSES: dict[type, dict[type, type]] = {
@@ -44,6 +46,10 @@ AUTO_CLASSES: dict[type, dict[type, type]] = {
     DecoderConfig: {
         AutoModel: DecoderModel,
         AutoModelForCausalLM: DecoderForCausalLM,
+    },
+    RNNSeq2SeqConfig: {
+        AutoModel: RNNSeq2SeqModel,
+        AutoModelForSeq2SeqLM: RNNSeq2SeqForConditionalGeneration,
     },
 }
 

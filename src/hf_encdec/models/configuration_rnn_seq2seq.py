@@ -1,0 +1,199 @@
+"""Configuration of the RNN encoder-decoder family (`model_type="hf_encdec_rnn_seq2seq"`).
+
+`RNNSeq2SeqConfig()` with no arguments is a Luong et al. 2015 (arXiv 1508.04025) / OpenNMT-style model: 2-layer LSTMs
+of 512 units, bidirectional encoder, global attention with the `general` score and input feeding, dropout 0.2,
+uniform initialisation in [-0.1, 0.1], separate source/target embeddings and output layer.
+
+Each variant is one field (see `RNN_SWITCHES`):
+
+| field | values | paper |
+|---|---|---|
+| `rnn_type` | rnn, gru, lstm | Elman 1990; Cho et al. 2014 (1406.1078); Hochreiter & Schmidhuber 1997 |
+| `attention_type` | none, bahdanau, luong_dot, luong_general, luong_concat | Cho 2014 fixed context; Bahdanau et al. 2015 (1409.0473); Luong et al. 2015 |
+| `input_feeding` | True (luong_* only), False | Luong et al. 2015, section 3.3 |
+| `bridge` | zero, last, linear | zero state; Sutskever et al. 2014 (1409.3215) copy; Cho / Bahdanau tanh(W h) |
+| `encoder_type` | rnn, transformer | Vaswani et al. 2017 (1706.03762) encoder + RNN decoder: Chen et al. 2018 (1804.09849) |
+| `bidirectional_encoder` | True, False | Schuster & Paliwal 1997; Bahdanau et al. 2015 |
+
+Departures from the papers, each named by a field: a bidirectional encoder splits `hidden_size` between its two
+directions (OpenNMT's convention; Bahdanau et al. give each direction the full size), so encoder states, decoder
+states and attention keys all have size `hidden_size`; `tie_word_embeddings` (off in the papers) ties the output layer
+to the decoder's input embedding (Press & Wolf 2017, 1608.05859).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+from .configuration_transformer import NORM_POSITIONS, TransformerBlockConfig
+from .feed_forward import HIDDEN_ACTS
+from .positions import POSITION_TYPES
+from .rnn_attention import ATTENTION_TYPES
+from .rnn_layers import BRIDGES, RNN_TYPES
+
+ENCODER_TYPES = ("rnn", "transformer")
+SCHEDULED_SAMPLING_MODES = ("sample", "argmax")
+RNN_SWITCHES: dict[str, tuple[Any, ...]] = {
+    "rnn_type": RNN_TYPES,
+    "attention_type": ATTENTION_TYPES,
+    "bridge": BRIDGES,
+    "encoder_type": ENCODER_TYPES,
+    "scheduled_sampling_mode": SCHEDULED_SAMPLING_MODES,
+    "transformer_position_type": POSITION_TYPES,
+    "transformer_norm_position": NORM_POSITIONS,
+    "transformer_hidden_act": HIDDEN_ACTS,
+}
+
+
+@strict
+class RNNSeq2SeqConfig(PreTrainedConfig):
+    """The RNN encoder-decoder: recurrent (or Transformer) encoder, recurrent decoder with optional global attention.
+
+    Sizes: `embedding_size` (token embeddings, and the readout of `none`/`bahdanau`), `hidden_size` (encoder output
+    = decoder state = attention key size). `vocab_size` is the source vocabulary, `decoder_vocab_size` (default: the
+    same) the target one; `share_encoder_decoder_embeddings` uses one matrix for both (needs equal vocabularies, and
+    `embedding_size == hidden_size` with a Transformer encoder, whose embeddings have the model width).
+
+    `encoder_type="transformer"` builds the encoder from the Transformer family's blocks with the `transformer_*`
+    fields (heads, feed-forward width and activation, norm placement, positions); the RNN switches then shape only the
+    decoder, and `bidirectional_encoder` is ignored (self-attention already sees both sides).
+
+    Training: `label_smoothing`, `fused_loss` (chunked output layer + loss in training) as in the Transformer family,
+    and scheduled sampling (Bengio et al. 2015, 1506.03099): in training mode with labels, each decoder input is the
+    model's own previous prediction with probability `scheduled_sampling_probability` (0 = teacher forcing, the
+    default), drawn by `scheduled_sampling_mode` (`sample` from the predicted distribution, or `argmax`). A
+    `hf_encdec.training.ScheduledSamplingCallback` moves the probability along a schedule during training.
+
+    Initialisation: RNN-family weights uniform in [-`uniform_init_range`, +`uniform_init_range`] (Sutskever 2014,
+    Luong 2015); the Transformer encoder as in the Transformer family (normal, std `initializer_range`).
+
+    >>> from hf_encdec import RNNSeq2SeqConfig
+    >>> config = RNNSeq2SeqConfig()
+    >>> (config.rnn_type, config.attention_type, config.input_feeding, config.hidden_size, config.encoder_layers)
+    ('lstm', 'luong_general', True, 512, 2)
+    """
+
+    model_type = "hf_encdec_rnn_seq2seq"
+    keys_to_ignore_at_inference = ["past_key_values"]
+    # the Transformer family's base class reads these names when a Transformer encoder is used
+    attribute_map = {
+        "position_type": "transformer_position_type",
+        "scale_embedding": "transformer_scale_embedding",
+    }
+
+    vocab_size: int = 32000
+    decoder_vocab_size: int | None = None
+    share_encoder_decoder_embeddings: bool = False
+    rnn_type: str = "lstm"
+    embedding_size: int = 512
+    hidden_size: int = 512
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    bidirectional_encoder: bool = True
+    attention_type: str = "luong_general"
+    input_feeding: bool = True
+    bridge: str = "linear"
+    dropout: float = 0.2
+    encoder_type: str = "rnn"
+    transformer_attention_heads: int = 8
+    transformer_intermediate_size: int | None = None
+    transformer_hidden_act: str = "relu"
+    transformer_norm_position: str = "post"
+    transformer_position_type: str = "sinusoidal"
+    transformer_scale_embedding: bool = True
+    max_position_embeddings: int = 1024
+    uniform_init_range: float = 0.1
+    initializer_range: float = 0.02
+    label_smoothing: float = 0.0
+    fused_loss: bool = True
+    scheduled_sampling_probability: float = 0.0
+    scheduled_sampling_mode: str = "sample"
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | list[int] | None = 2
+    decoder_start_token_id: int | None = 1
+    is_encoder_decoder: bool = True
+    tie_word_embeddings: bool = False
+    use_cache: bool = True
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        if self.decoder_vocab_size is None:
+            self.decoder_vocab_size = self.vocab_size
+        if self.transformer_intermediate_size is None:
+            self.transformer_intermediate_size = 4 * self.hidden_size
+        super().__post_init__(**kwargs)
+        self.check_switches()
+
+    def check_switches(self) -> None:
+        """Raise a ValueError naming every unknown value or impossible combination."""
+        for field, valid in RNN_SWITCHES.items():
+            if getattr(self, field) not in valid:
+                raise ValueError(f"{field}={getattr(self, field)!r} is not supported; valid values: {valid}")
+        for field in ("vocab_size", "decoder_vocab_size", "embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be a positive integer, got {getattr(self, field)}")
+        for field in ("dropout", "label_smoothing"):
+            if not 0.0 <= getattr(self, field) < 1.0:
+                raise ValueError(f"{field} must be in [0, 1), got {getattr(self, field)}")
+        if not 0.0 <= self.scheduled_sampling_probability <= 1.0:
+            raise ValueError(f"scheduled_sampling_probability must be in [0, 1], got {self.scheduled_sampling_probability}")
+        if self.input_feeding and not self.attention_type.startswith("luong"):
+            raise ValueError(
+                f"input_feeding=True feeds Luong's attentional vector back into the decoder and needs a luong_* "
+                f"attention_type, got attention_type={self.attention_type!r}; set input_feeding=False"
+            )
+        if self.encoder_type == "rnn" and self.bidirectional_encoder and self.hidden_size % 2 != 0:
+            raise ValueError(
+                f"a bidirectional encoder gives each direction hidden_size / 2 units and needs an even hidden_size, "
+                f"got {self.hidden_size}"
+            )
+        if self.bridge == "last":
+            if self.encoder_type != "rnn":
+                raise ValueError(
+                    "bridge='last' copies the encoder's final recurrent states, which a Transformer encoder does not "
+                    "have; use bridge='linear' or 'zero' with encoder_type='transformer'"
+                )
+            if self.encoder_layers != self.decoder_layers:
+                raise ValueError(
+                    f"bridge='last' copies the encoder's final state layer by layer and needs encoder_layers == "
+                    f"decoder_layers, got {self.encoder_layers} and {self.decoder_layers}; use bridge='linear'"
+                )
+        if self.share_encoder_decoder_embeddings:
+            if self.decoder_vocab_size != self.vocab_size:
+                raise ValueError(
+                    f"share_encoder_decoder_embeddings=True needs one vocabulary, got vocab_size={self.vocab_size} and "
+                    f"decoder_vocab_size={self.decoder_vocab_size}"
+                )
+            if self.encoder_type == "transformer" and self.embedding_size != self.hidden_size:
+                raise ValueError(
+                    f"a Transformer encoder embeds tokens at hidden_size={self.hidden_size}, so sharing its embeddings "
+                    f"with the decoder needs embedding_size == hidden_size, got embedding_size={self.embedding_size}"
+                )
+        for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id"):
+            value = getattr(self, name, None)
+            if isinstance(value, int) and not 0 <= value < min(self.vocab_size, self.decoder_vocab_size):
+                raise ValueError(f"{name}={value} is outside the vocabulary [0, {min(self.vocab_size, self.decoder_vocab_size)})")
+        if self.encoder_type == "transformer":
+            self.transformer_block_config()  # the Transformer checks (heads divide the width, ...) raise here
+
+    def transformer_block_config(self) -> TransformerBlockConfig:
+        """The config of the Transformer encoder stack (`encoder_type="transformer"`), built from the `transformer_*`
+        fields; not saved on its own. The stack reads `_attn_implementation` from it, which the model keeps in step
+        with its own."""
+        return TransformerBlockConfig(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            num_attention_heads=self.transformer_attention_heads,
+            intermediate_size=self.transformer_intermediate_size,
+            max_position_embeddings=self.max_position_embeddings,
+            hidden_act=self.transformer_hidden_act,
+            norm_position=self.transformer_norm_position,
+            position_type=self.transformer_position_type,
+            scale_embedding=self.transformer_scale_embedding,
+            dropout=self.dropout,
+            initializer_range=self.initializer_range,
+            pad_token_id=self.pad_token_id,
+        )

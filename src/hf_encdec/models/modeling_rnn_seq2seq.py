@@ -1,0 +1,435 @@
+"""The RNN encoder-decoder family: Cho et al. 2014 (arXiv 1406.1078), Sutskever et al. 2014 (1409.3215), Bahdanau et
+al. 2015 (1409.0473), Luong et al. 2015 (1508.04025), and the Transformer-encoder / RNN-decoder hybrid (Chen et al.
+2018, 1804.09849).
+
+Shapes: B batch, S source length, T target length, E embedding size, H hidden size, L layers, V target vocabulary.
+
+    encoder:  h_1..h_S, final states h_N = RNNEncoder(x)         (or a Transformer encoder, h_N = mean of h_j)
+    bridge:   s_0 = bridge(h_N)
+    decoder:  t_t, s_t = RNNDecoder(y_<t, s_{t-1}, h)            attention_type: none | bahdanau | luong_*
+    output:   p(y_t | y_<t, x) = softmax(W_o t_t)
+
+The blocks and their formulas are in `rnn_layers.py` (encoder, bridge, readout, decoder, state) and
+`rnn_attention.py` (scores). Generation carries an `RNNDecoderState` as `past_key_values`: batch first, reordered by
+`_reorder_cache` under beam search; without a cache every step re-runs the decoder over the whole prefix from s_0,
+which gives the same tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import initialization as init
+from transformers.generation import GenerationMixin
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.utils import can_return_tuple
+
+from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
+from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss, shift_tokens_right
+from .rnn_attention import build_scorer
+from .rnn_layers import (
+    Bridge,
+    InputSampler,
+    MaxoutReadout,
+    RNNDecoder,
+    RNNDecoderState,
+    RNNEncoder,
+    RNNEncoderOutput,
+    build_recurrent,
+)
+from .transformer_layers import TransformerStack
+
+#: attention_type -> decoder style (how the context enters the recurrence; see rnn_layers.py)
+DECODER_STYLE = {
+    "none": "context",
+    "bahdanau": "bahdanau",
+    "luong_dot": "luong",
+    "luong_general": "luong",
+    "luong_concat": "luong",
+}
+
+
+class TransformerSourceEncoder(nn.Module):
+    """The Transformer family's encoder stack behind an RNN decoder, returning an `RNNEncoderOutput` whose final state
+    is the mean of the states of the real tokens, (B, 1, H).
+
+    Keeps the family config only to hand its attention implementation to the stack's own config before each call:
+    transformers switches the kernel on the model's config (`attn_implementation=...`), and the stack's masks and
+    kernels read theirs (a None implementation would silently drop the padding mask).
+    """
+
+    main_input_name = "input_ids"
+
+    def __init__(self, stack: TransformerStack, config: RNNSeq2SeqConfig) -> None:
+        super().__init__()
+        self.stack = stack
+        self.config = config
+
+    @property
+    def embed_tokens(self) -> nn.Embedding:
+        return self.stack.embed_tokens
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: object,
+    ) -> RNNEncoderOutput | tuple:
+        self.stack.config._attn_implementation_internal = self.config._attn_implementation or "sdpa"
+        outputs = self.stack(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        states = outputs.last_hidden_state  # (B, S, H)
+        if attention_mask is None:
+            summary = states.mean(dim=1)
+        else:
+            keep = attention_mask.to(states.dtype)[..., None]  # (B, S, 1)
+            summary = (states * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
+        result = RNNEncoderOutput(
+            last_hidden_state=states,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            final_hidden_state=summary[:, None, :],  # (B, 1, H)
+        )
+        return result if return_dict is not False else result.to_tuple()
+
+
+class RNNSeq2SeqPreTrainedModel(TransformerPreTrainedModel):
+    """Base of the RNN family: uniform initialisation of the recurrent parts, the Transformer family's initialisation
+    (and kernel checks, auto_map seeding on save, config-driven tying) for the Transformer encoder."""
+
+    config_class = RNNSeq2SeqConfig
+    _no_split_modules = ["RNNEncoder", "RNNDecoder", "TransformerLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if getattr(module, "_transformer_family_init", False):
+            super()._init_weights(module)  # a part of the Transformer encoder (also rebuilds position buffers)
+            return
+        bound = self.config.uniform_init_range
+        if isinstance(module, (nn.RNNBase, nn.Linear)):
+            for parameter in module.parameters(recurse=False):
+                init.uniform_(parameter, -bound, bound)
+        elif isinstance(module, nn.Embedding):
+            init.uniform_(module.weight, -bound, bound)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+
+
+def build_encoder(config: RNNSeq2SeqConfig) -> RNNEncoder | TransformerSourceEncoder:
+    """The encoder of `config.encoder_type`: a recurrent stack, or the Transformer family's encoder stack."""
+    if config.encoder_type == "transformer":
+        block_config = config.transformer_block_config()
+        stack = TransformerStack(
+            block_config,
+            embed_tokens=TokenEmbedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id),
+            num_layers=config.encoder_layers,
+            causal=False,
+            cross_attention=False,
+        )
+        # transformers calls _init_weights on each parameter-holding module, never on the stack as a whole: mark
+        # its parts so they get the Transformer family's initialisation rather than the RNN family's
+        for module in stack.modules():
+            module._transformer_family_init = True
+        return TransformerSourceEncoder(stack, config)
+    directions = 2 if config.bidirectional_encoder else 1
+    return RNNEncoder(
+        embed_tokens=nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id),
+        rnn=build_recurrent(
+            config.rnn_type,
+            config.embedding_size,
+            config.hidden_size // directions,
+            config.encoder_layers,
+            dropout=config.dropout,
+            bidirectional=config.bidirectional_encoder,
+        ),
+        dropout=config.dropout,
+    )
+
+
+def build_decoder(config: RNNSeq2SeqConfig) -> RNNDecoder:
+    """The decoder of `config.attention_type`, with the bridge from the encoder's final states."""
+    style = DECODER_STYLE[config.attention_type]
+    hidden, embedding = config.hidden_size, config.embedding_size
+    recurrent_input = embedding + (hidden if style != "luong" or config.input_feeding else 0)
+    if config.encoder_type == "transformer":
+        encoder_state_size = hidden  # one summary vector
+    else:
+        encoder_state_size = config.encoder_layers * hidden * (2 if config.rnn_type == "lstm" else 1)
+    tie_needs_projection = style == "luong" and config.tie_word_embeddings and hidden != embedding
+    return RNNDecoder(
+        style=style,
+        embed_tokens=nn.Embedding(config.decoder_vocab_size, embedding, padding_idx=config.pad_token_id),
+        rnn=build_recurrent(config.rnn_type, recurrent_input, hidden, config.decoder_layers, dropout=config.dropout),
+        bridge=Bridge(
+            config.bridge,
+            encoder_state_size=encoder_state_size,
+            decoder_layers=config.decoder_layers,
+            hidden_size=hidden,
+            with_cell=config.rnn_type == "lstm",
+        ),
+        attention=build_scorer(config.attention_type, query_size=hidden, key_size=hidden),
+        readout=(
+            MaxoutReadout(state_size=hidden, embedding_size=embedding, context_size=hidden, output_size=embedding)
+            if style != "luong"
+            else None
+        ),
+        attentional_layer=nn.Linear(2 * hidden, hidden, bias=False) if style == "luong" else None,
+        output_projection=nn.Linear(hidden, embedding, bias=False) if tie_needs_projection else None,
+        input_feeding=config.input_feeding,
+        dropout=config.dropout,
+    )
+
+
+def decoder_output_size(config: RNNSeq2SeqConfig) -> int:
+    """Width of the features the output layer reads: the maxout readout (E), or Luong's h~_t (H, projected to E when
+    the output layer is tied to the E-wide embedding)."""
+    if DECODER_STYLE[config.attention_type] != "luong" or config.tie_word_embeddings:
+        return config.embedding_size
+    return config.hidden_size
+
+
+class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
+    """Encoder, bridge and decoder without the output layer; returns the decoder's features (B, T, D).
+
+    `cross_attentions` (with `output_attentions=True`) is a one-layer tuple holding the alignment weights as
+    (B, 1, T, S), the layout of transformers' cross-attentions with one head, ready for alignment plots.
+
+    >>> import torch
+    >>> from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqModel
+    >>> config = RNNSeq2SeqConfig(vocab_size=99, embedding_size=24, hidden_size=32, encoder_layers=2, decoder_layers=2)
+    >>> model = RNNSeq2SeqModel(config).eval()
+    >>> out = model(input_ids=torch.tensor([[5, 6, 7, 2]]), decoder_input_ids=torch.tensor([[1, 8, 9]]))
+    >>> tuple(out.last_hidden_state.shape), tuple(out.encoder_last_hidden_state.shape)
+    ((1, 3, 32), (1, 4, 32))
+    """
+
+    def __init__(self, config: RNNSeq2SeqConfig) -> None:
+        super().__init__(config)
+        config.check_switches()
+        self.encoder = build_encoder(config)
+        self.decoder = build_decoder(config)
+        self.post_init()
+
+    @property
+    def encoder_embedding_key(self) -> str:
+        return "encoder.stack.embed_tokens.weight" if self.config.encoder_type == "transformer" else "encoder.embed_tokens.weight"
+
+    def tied_weights(self) -> dict[str, str]:
+        if self.config.share_encoder_decoder_embeddings:
+            return {"decoder.embed_tokens.weight": self.encoder_embedding_key}
+        return {}
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        if self.config.encoder_type == "transformer":
+            self.encoder.stack.embed_tokens = value
+        else:
+            self.encoder.embed_tokens = value
+        if self.config.share_encoder_decoder_embeddings:
+            self.decoder.embed_tokens = value
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return self.encoder
+
+    def get_decoder(self, modality: str | None = None) -> RNNDecoder:
+        return self.decoder
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: RNNEncoderOutput | tuple | None = None,
+        past_key_values: RNNDecoderState | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        decoder_input_sampler: InputSampler | None = None,
+        **kwargs: object,
+    ) -> Seq2SeqModelOutput:
+        """`decoder_attention_mask` is accepted and unused: the decoder is causal, so right padding of the target
+        cannot change earlier steps. `decoder_input_sampler` (scheduled sampling) picks each step's input from the
+        gold token and the previous step's features; it makes the decoder step one token at a time."""
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+        elif isinstance(encoder_outputs, tuple):
+            encoder_outputs = RNNEncoderOutput(*encoder_outputs)
+        elif not isinstance(encoder_outputs, RNNEncoderOutput):
+            encoder_outputs = RNNEncoderOutput(**encoder_outputs)
+        if encoder_outputs.final_hidden_state is None:
+            raise ValueError("encoder_outputs needs final_hidden_state (the encoder's final states, batch first)")
+        decoded = self.decoder(
+            decoder_input_ids,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_final_hidden=encoder_outputs.final_hidden_state,
+            encoder_final_cell=encoder_outputs.final_cell_state,
+            encoder_attention_mask=attention_mask,
+            state=past_key_values,
+            inputs_embeds=decoder_inputs_embeds,
+            input_sampler=decoder_input_sampler,
+        )
+        cross_attentions = None
+        if output_attentions and decoded.attention_weights is not None:
+            cross_attentions = (decoded.attention_weights[:, None],)  # one layer, one head: (B, 1, T, S)
+        return Seq2SeqModelOutput(
+            last_hidden_state=decoded.features,
+            past_key_values=decoded.state if use_cache else None,
+            decoder_hidden_states=(decoded.recurrent_states,) if output_hidden_states else None,
+            cross_attentions=cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+
+
+class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMixin):
+    """The RNN encoder-decoder with its output layer: training with `labels` (-100 ignored), scheduled sampling, and
+    `generate()` (greedy, beam, sampling, logits processors) with a beam-reorderable recurrent state.
+
+    >>> import torch
+    >>> from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration
+    >>> config = RNNSeq2SeqConfig(vocab_size=99, embedding_size=24, hidden_size=32, attention_type="bahdanau",
+    ...                           input_feeding=False, rnn_type="gru")
+    >>> model = RNNSeq2SeqForConditionalGeneration(config).eval()
+    >>> model.generate(torch.tensor([[5, 6, 7, 2]]), max_new_tokens=4, num_beams=3).shape[0]
+    1
+    """
+
+    _is_stateful = True
+
+    def __init__(self, config: RNNSeq2SeqConfig) -> None:
+        super().__init__(config)
+        self.model = RNNSeq2SeqModel(config)
+        self.lm_head = nn.Linear(decoder_output_size(config), config.decoder_vocab_size, bias=False)
+        self.post_init()
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # the state is an RNNDecoderState, not a key/value cache
+
+    def tied_weights(self) -> dict[str, str]:
+        if not self.config.tie_word_embeddings:
+            return {}
+        source = self.model.encoder_embedding_key if self.config.share_encoder_decoder_embeddings else "decoder.embed_tokens.weight"
+        return {"lm_head.weight": f"model.{source}"}
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return self.model.encoder
+
+    def get_decoder(self, modality: str | None = None) -> RNNDecoder:
+        return self.model.decoder
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def _reorder_cache(self, past_key_values: RNNDecoderState | None, beam_idx: torch.Tensor) -> RNNDecoderState | None:
+        if past_key_values is None:
+            return None
+        return past_key_values.index_select(beam_idx)
+
+    def scheduled_sampler(self, probability: float) -> InputSampler:
+        """Bengio et al. 2015: feed the model's own prediction for the previous token with probability `probability`
+        (per token), else the gold token. Predictions are drawn without gradient, as in the paper."""
+        mode = self.config.scheduled_sampling_mode
+
+        def choose(gold: torch.Tensor, previous_features: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                logits = self.lm_head(previous_features).float()  # (B, V)
+                if mode == "argmax":
+                    predicted = logits.argmax(dim=-1)
+                else:
+                    predicted = torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
+            use_prediction = torch.rand(gold.shape, device=gold.device) < probability
+            return torch.where(use_prediction, predicted, gold)
+
+        return choose
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values: RNNDecoderState | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs: object,
+    ) -> Seq2SeqLMOutput:
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        sampler = None
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+            probability = self.config.scheduled_sampling_probability
+            if self.training and probability > 0.0:
+                sampler = self.scheduled_sampler(probability)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            decoder_input_sampler=sampler,
+            **kwargs,
+        )
+        logits, loss = lm_head_loss(
+            outputs.last_hidden_state,
+            self.lm_head,
+            labels,
+            fused=self.training and self.config.fused_loss,
+            label_smoothing=self.config.label_smoothing,
+            num_items_in_batch=num_items_in_batch,
+        )
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
