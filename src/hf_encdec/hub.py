@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["load_model_card_template", "push_to_hub", "render_model_card", "write_model_card"]
 
 TEMPLATE_NAME = "translation.md"
-DEFAULT_IGNORE_PATTERNS: tuple[str, ...] = ("checkpoint-*/*", "runs/*", ".git/*", "__pycache__/*")
+DEFAULT_IGNORE_PATTERNS: tuple[str, ...] = ("checkpoints/*", "checkpoint-*/*", "tokenizer/*", ".staging/*", "runs/*", ".git/*", "__pycache__/*")
 
 # Display names and Hub metric ids of metrics we know; anything else is shown under its own key.
 _METRIC_NAMES: dict[str, str] = {

@@ -100,6 +100,12 @@ class TransformerPreTrainedModel(PreTrainedModel):
     def tied_weights(self) -> dict[str, str]:
         return {}
 
+    def post_init(self) -> None:
+        super().post_init()
+        # tied copies are not saved; listing them lets the Trainer re-tie instead of warning about missing keys
+        # when it reloads the best checkpoint
+        self._keys_to_ignore_on_save = set(self._keys_to_ignore_on_save or ()) | set(self.all_tied_weights_keys)
+
     def save_pretrained(self, save_directory: str, *args: object, **kwargs: object) -> None:
         seed_auto_map(self.config)
         return super().save_pretrained(save_directory, *args, **kwargs)

@@ -1,0 +1,216 @@
+"""`hf-encdec`: train, translate with, evaluate and share translation models.
+
+    hf-encdec train                         # the main job: gettext en->de, ~30 min on 2 CPU cores
+    hf-encdec train --quick                 # a smoke run of a few minutes
+    hf-encdec train --data gettext:fr --preset transformer-small --output-dir runs/fr
+    hf-encdec train --data pairs.tsv --config my_model.json
+    torchrun --nproc_per_node 2 -m hf_encdec train ...     # data-parallel (gloo on CPU, NCCL on GPUs)
+    echo "Open the file" | hf-encdec translate runs/gettext-de --beams 4
+    hf-encdec evaluate runs/gettext-de --data gettext:de --split test --report report.json
+    hf-encdec push runs/gettext-de user/my-model
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("hf_encdec")
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    from .training.presets import preset_names
+    from .training.recipe import TrainOptions
+
+    defaults = TrainOptions()
+    train = sub.add_parser("train", help="train a translation model end to end", description=_train.__doc__)
+    train.add_argument("--data", default=defaults.data, help="gettext[:LANG], synthetic:TASK, or a data file/folder (default: %(default)s)")
+    train.add_argument("--output-dir", default=defaults.output_dir, help="run folder (default: %(default)s)")
+    model = train.add_mutually_exclusive_group()
+    model.add_argument("--preset", choices=preset_names(), help=f"model size (default: {defaults.preset})")
+    model.add_argument("--config", dest="config_file", help="JSON model config with model_type and fields")
+    train.add_argument("--quick", action="store_true", help="a few-minute smoke run (tiny model, 300 steps)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last complete checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="delete an existing run in --output-dir first")
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config override (JSON value), repeatable")
+    for option in ("vocab_size", "max_steps", "max_tokens", "warmup_steps", "eval_steps", "eval_size", "test_size",
+                   "num_beams", "max_new_tokens", "max_source_length", "max_target_length", "seed",
+                   "gradient_accumulation_steps", "early_stopping_patience", "num_samples", "logging_steps"):
+        train.add_argument(f"--{option.replace('_', '-')}", type=int, dest=option, help=f"(default: {getattr(defaults, option)})")
+    for option in ("learning_rate", "label_smoothing", "weight_decay"):
+        train.add_argument(f"--{option.replace('_', '-')}", type=float, dest=option, help=f"(default: {getattr(defaults, option)})")
+    train.add_argument("--lr-scheduler-type", dest="lr_scheduler_type", help=f"(default: {defaults.lr_scheduler_type})")
+    train.add_argument("--tokenizer-model", choices=["bpe", "unigram"], help=f"(default: {defaults.tokenizer_model})")
+    train.add_argument("--attn-implementation", choices=["sdpa", "eager", "flex_attention", "flash_attention_2"])
+    train.set_defaults(func=_train)
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train a translation model: corpus, tokenizer, model, evaluation, model card, Hub-ready folder."""
+    from .training.recipe import TrainOptions, run_training
+
+    fields = {f.name for f in dataclasses.fields(TrainOptions)}
+    given = {k: v for k, v in vars(args).items() if k in fields and v not in (None, False)}
+    given["model_overrides"] = _parse_overrides(args.set)
+    if given.get("config_file"):
+        given["preset"] = None
+    options = TrainOptions.quick(**given) if args.quick else TrainOptions(**given)
+    report = run_training(options)
+    if report:
+        _print_report(report)
+    return 0
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    test, baseline = report["test"], report["copy_baseline"]
+    print(f"\n== {report['model']} ({report['parameters'] / 1e6:.1f}M parameters) on {report['data']}, "
+          f"{report['test_sentences']} test sentences ==")
+    print(f"{'':22}{'BLEU':>8}{'chrF':>8}")
+    print(f"{'model (beam search)':22}{test['bleu']:8.2f}{test['chrf']:8.2f}")
+    print(f"{'copy-the-source':22}{baseline['bleu']:8.2f}{baseline['chrf']:8.2f}")
+    print(f"training {report['train_minutes']} min, test translation {report['test_translation_minutes']} min, "
+          f"total {report['total_minutes']} min")
+    for sample in report["samples"]:
+        print(f"\n  source:      {sample['source']}\n  reference:   {sample['reference']}\n  translation: {sample['translation']}")
+    print(f"\nHub-ready folder: {report['options']['output_dir']}")
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from .inference import load_translator, translate
+
+    model, tokenizer = load_translator(args.model)
+    source = Path(args.input).read_text(encoding="utf-8") if args.input else sys.stdin.read()
+    lines = source.splitlines()
+    keep = [i for i, line in enumerate(lines) if line.strip()]
+    translations = translate(
+        model, tokenizer, [lines[i] for i in keep], num_beams=args.beams, max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size, progress=args.output is not None,
+    )
+    output = [""] * len(lines)
+    for index, text in zip(keep, translations):
+        output[index] = text
+    text = "\n".join(output) + ("\n" if output else "")
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import copy_baseline_scores, corpus_scores
+    from .inference import load_translator, translate
+
+    if args.source_file:
+        if not args.reference_file:
+            raise SystemExit("--source-file needs --reference-file")
+        sources = Path(args.source_file).read_text(encoding="utf-8").splitlines()
+        references = Path(args.reference_file).read_text(encoding="utf-8").splitlines()
+        if len(sources) != len(references):
+            raise SystemExit(f"{args.source_file} has {len(sources)} lines but {args.reference_file} has {len(references)}")
+    else:
+        from .data import load_corpus
+
+        corpus = load_corpus(args.data)
+        if args.split not in corpus:
+            raise SystemExit(f"split {args.split!r} not in the corpus; available: {', '.join(corpus)}")
+        sources, references = list(corpus[args.split]["source"]), list(corpus[args.split]["target"])
+    if args.limit:
+        sources, references = sources[: args.limit], references[: args.limit]
+    model, tokenizer = load_translator(args.model)
+    hypotheses = translate(model, tokenizer, sources, num_beams=args.beams, max_new_tokens=args.max_new_tokens)
+    report = {
+        "model": args.model,
+        "data": args.source_file or f"{args.data}:{args.split}",
+        "sentences": len(sources),
+        "beams": args.beams,
+        "scores": corpus_scores(hypotheses, references),
+        "copy_baseline": copy_baseline_scores(sources, references),
+    }
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    if args.report:
+        Path(args.report).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .hub import push_to_hub
+
+    url = push_to_hub(args.model, args.repo_id, private=args.private)
+    print(url)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-encdec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+
+    translate = sub.add_parser("translate", help="translate lines from stdin or a file")
+    translate.add_argument("model", help="a trained model folder")
+    translate.add_argument("--input", help="text file, one sentence a line (default: stdin)")
+    translate.add_argument("--output", help="write here instead of stdout")
+    translate.add_argument("--beams", type=int, default=4)
+    translate.add_argument("--max-new-tokens", type=int, default=128)
+    translate.add_argument("--batch-size", type=int, default=64)
+    translate.set_defaults(func=_translate)
+
+    evaluate = sub.add_parser("evaluate", help="BLEU and chrF on a corpus split or files, as a JSON report")
+    evaluate.add_argument("model", help="a trained model folder")
+    evaluate.add_argument("--data", default="gettext:de")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--source-file")
+    evaluate.add_argument("--reference-file")
+    evaluate.add_argument("--limit", type=int, help="only the first N sentences")
+    evaluate.add_argument("--beams", type=int, default=4)
+    evaluate.add_argument("--max-new-tokens", type=int, default=128)
+    evaluate.add_argument("--report", help="write the JSON report here")
+    evaluate.set_defaults(func=_evaluate)
+
+    push = sub.add_parser("push", help="upload a trained folder to the Hugging Face Hub")
+    push.add_argument("model")
+    push.add_argument("repo_id")
+    push.add_argument("--private", action="store_true")
+    push.set_defaults(func=_push)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_warning()
+    try:
+        return args.func(args)
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
+        logger.error("%s", error)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

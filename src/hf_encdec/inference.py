@@ -1,0 +1,111 @@
+"""Loading a trained folder and translating with it: length-sorted batches, beam settings, a progress bar.
+
+>>> from hf_encdec.inference import load_translator, translate      # doctest: +SKIP
+>>> model, tokenizer = load_translator("runs/gettext-de")             # doctest: +SKIP
+>>> translate(model, tokenizer, ["Open the file", "Quit"], num_beams=4)  # doctest: +SKIP
+['Datei öffnen', 'Beenden']
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .data.tokenizer import check_tokenizer_matches_model
+
+logger = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def check_model_folder(path: str | Path) -> Path:
+    """Raise a clear error when `path` is not a complete saved model (config, weights, tokenizer)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder {folder} does not exist; pass the --output-dir of a finished `train` run")
+    missing = []
+    if not (folder / "config.json").is_file():
+        missing.append("config.json")
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        missing.append("model.safetensors")
+    if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
+        missing.append("tokenizer.json")
+    if missing:
+        raise FileNotFoundError(
+            f"{folder} is not a complete model folder: missing {', '.join(missing)}. A training run writes them at the "
+            "end; an interrupted run can be continued with `hf-encdec train --resume --output-dir ...`"
+        )
+    return folder
+
+
+def load_translator(
+    path: str | Path, *, device: str | torch.device | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Model and tokenizer of a saved seq2seq folder, checked against each other, in eval mode."""
+    folder = check_model_folder(path)
+    try:
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    except Exception as error:  # safetensors, json and torch each raise their own types for a damaged file
+        raise RuntimeError(f"could not load the model in {folder} (corrupt or partial files?): {error}") from error
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    check_tokenizer_matches_model(tokenizer, model.config)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), tokenizer
+
+
+@torch.inference_mode()
+def translate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    num_beams: int = 4,
+    max_new_tokens: int = 128,
+    length_penalty: float = 1.0,
+    batch_size: int = 64,
+    max_source_length: int | None = None,
+    progress: bool = True,
+    **generate_kwargs: object,
+) -> list[str]:
+    """Translate `texts`, longest first in batches of `batch_size` (little padding), returned in input order.
+
+    Sources longer than `max_source_length` tokens are truncated (with a warning), as are sources longer than the
+    model's learned positions.
+    """
+    if isinstance(texts, str):
+        raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
+    if not texts:
+        return []
+    limit = max_source_length
+    if getattr(model.config, "position_type", None) == "learned":
+        limit = min(limit or model.config.max_position_embeddings, model.config.max_position_embeddings)
+    encoded = tokenizer(list(texts), truncation=limit is not None, max_length=limit)["input_ids"]
+    if limit is not None:
+        cut = sum(len(ids) >= limit for ids in encoded)
+        if cut:
+            logger.warning("%d source(s) were cut to %d tokens", cut, limit)
+    order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
+    results: list[str] = [""] * len(texts)
+    device = next(model.parameters()).device
+    bar = tqdm(total=len(texts), desc="translating", unit="sent", disable=not progress)
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
+        output = model.generate(
+            **inputs,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            length_penalty=length_penalty,
+            do_sample=False,
+            **generate_kwargs,
+        )
+        for index, text in zip(batch, tokenizer.batch_decode(output, skip_special_tokens=True)):
+            results[index] = text.strip()
+        bar.update(len(batch))
+    bar.close()
+    return results

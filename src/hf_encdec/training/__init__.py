@@ -1,0 +1,6 @@
+"""Training recipes: token batching, the translation Trainer, presets and the end-to-end `train` job."""
+
+from .batching import TokenBatchSampler
+from .presets import PRESETS, build_config, preset_names
+from .recipe import TrainOptions, run_training
+from .trainer import TranslationTrainer, latest_complete_checkpoint

@@ -1,0 +1,94 @@
+"""`Seq2SeqTrainer` with token-based batches and checkpoints that count only once they are complete.
+
+The Trainer writes `checkpoint-N/` file by file; a crash half-way leaves a folder that looks like a checkpoint.
+`TranslationTrainer` writes a `COMPLETE` marker into the folder after everything else is on disk, and
+`latest_complete_checkpoint` resumes only from marked folders, setting unmarked ones aside (never deleting them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+from transformers import Seq2SeqTrainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from .batching import TokenBatchSampler
+
+logger = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "COMPLETE"
+LENGTH_COLUMN = "length"
+
+
+class TranslationTrainer(Seq2SeqTrainer):
+    """A `Seq2SeqTrainer` that batches training examples by `max_tokens` (padded source or target tokens per
+    device batch) when given, and marks finished checkpoints. The train dataset needs a `length` column."""
+
+    def __init__(self, *args: Any, max_tokens: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_tokens = max_tokens
+
+    def get_train_dataloader(self) -> DataLoader:
+        if self.max_tokens is None:
+            return super().get_train_dataloader()
+        if LENGTH_COLUMN not in self.train_dataset.column_names:
+            raise ValueError(f"token batching needs a '{LENGTH_COLUMN}' column in the train dataset")
+        sampler = TokenBatchSampler(
+            self.train_dataset[LENGTH_COLUMN], max_tokens=self.max_tokens, shuffle=True, seed=self.args.seed
+        )
+        dataset = self._remove_unused_columns(self.train_dataset, description="Training")
+        loader = DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+        )
+        return self.accelerator.prepare(loader)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            marker = {"global_step": self.state.global_step, "files": sorted(p.name for p in folder.iterdir())}
+            temporary = folder / f".{COMPLETE_MARKER}.tmp"
+            temporary.write_text(json.dumps(marker))
+            os.replace(temporary, folder / COMPLETE_MARKER)  # the marker itself appears atomically
+
+
+def _step(folder: Path) -> int:
+    try:
+        return int(folder.name.rsplit("-", 1)[-1])
+    except ValueError:
+        return -1
+
+
+def latest_complete_checkpoint(checkpoint_dir: str | Path, *, set_aside_incomplete: bool = True) -> Path | None:
+    """The newest `checkpoint-N` folder with a `COMPLETE` marker whose listed files all exist, or None.
+
+    Unmarked (interrupted) folders newer than it are renamed `checkpoint-N.incomplete-<time>` so the Trainer never
+    picks them up; nothing is deleted.
+    """
+    root = Path(checkpoint_dir)
+    if not root.is_dir():
+        return None
+    folders = sorted((p for p in root.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir() and _step(p) >= 0), key=_step)
+    for folder in reversed(folders):
+        marker = folder / COMPLETE_MARKER
+        if marker.is_file():
+            listed = json.loads(marker.read_text()).get("files", [])
+            missing = [name for name in listed if not (folder / name).exists()]
+            if not missing:
+                return folder
+            logger.warning("checkpoint %s is missing %s; skipping it", folder, ", ".join(missing))
+        if set_aside_incomplete:
+            target = folder.with_name(f"{folder.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+            logger.warning("checkpoint %s was not completely written; moving it to %s", folder, target)
+            folder.rename(target)
+    return None

@@ -1,0 +1,158 @@
+"""The `hf-encdec` commands on a tiny configuration: train writes a Hub-ready folder, translate and evaluate use it,
+bad input fails clearly, an interrupted run resumes exactly, and two processes train together."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from hf_encdec.cli import main
+from hf_encdec.inference import load_translator, translate
+from hf_encdec.training import TrainOptions, run_training
+
+TINY = [
+    "--data", "synthetic:reverse", "--preset", "transformer-tiny", "--vocab-size", "300", "--max-tokens", "512",
+    "--eval-size", "16", "--test-size", "24", "--num-beams", "2", "--max-new-tokens", "16", "--logging-steps", "5",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("run") / "reverse"
+    assert main(["train", *TINY, "--max-steps", "20", "--eval-steps", "10", "--output-dir", str(output)]) == 0
+    return output
+
+
+def test_train_writes_a_hub_ready_folder(trained: Path) -> None:
+    for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "README.md",
+                 "attention.png", "loss_curve.png", "eval_results.json", "modeling_transformer.py",
+                 "configuration_transformer.py", "transformer_layers.py"):
+        assert (trained / name).is_file(), name
+    config = json.loads((trained / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_transformer.TransformerForConditionalGeneration"
+    generation = json.loads((trained / "generation_config.json").read_text())
+    assert generation["num_beams"] == 2 and generation["decoder_start_token_id"] == 1
+    report = json.loads((trained / "eval_results.json").read_text())
+    assert report["test_sentences"] == 24 and report["global_step"] == 20 and report["processes"] == 1
+    card = (trained / "README.md").read_text()
+    assert f"{report['test']['chrf']:.2f}"[:4] in card and "attention.png" in card and "loss_curve.png" in card
+    assert (trained / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+REMOTE = """
+import json, sys
+sys.modules["hf_encdec"] = None
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=True)
+ids = model.generate(**tokenizer(["1 2 3 4"], return_tensors="pt"))
+print(json.dumps(tokenizer.batch_decode(ids, skip_special_tokens=True)))
+"""
+
+
+def test_output_folder_loads_as_remote_code_without_hf_encdec(trained: Path, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", REMOTE, str(trained)], capture_output=True, text=True, timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": os.environ.get("PATH", ""), "HF_HOME": str(tmp_path)},
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    model, tokenizer = load_translator(trained)
+    expected = translate(model, tokenizer, ["1 2 3 4"], num_beams=2, max_new_tokens=16, progress=False)
+    assert json.loads(completed.stdout.splitlines()[-1]) == expected
+
+
+def test_translate_reads_stdin_and_evaluate_writes_a_report(trained: Path, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "hf_encdec", "translate", str(trained), "--beams", "2", "--max-new-tokens", "16"],
+        input="1 2 3\n\n4 5 6 7\n", capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    lines = completed.stdout.split("\n")
+    model, tokenizer = load_translator(trained)
+    expected = translate(model, tokenizer, ["1 2 3", "4 5 6 7"], num_beams=2, max_new_tokens=16, progress=False)
+    assert lines[:3] == [expected[0], "", expected[1]]
+
+    report_path = tmp_path / "report.json"
+    args = ["evaluate", str(trained), "--data", "synthetic:reverse", "--limit", "10", "--beams", "2", "--report", str(report_path)]
+    assert main(args) == 0
+    report = json.loads(report_path.read_text())
+    assert report["sentences"] == 10 and 0 <= report["scores"]["chrf"] <= 100 and "copy_baseline" in report
+
+
+def test_bad_input_fails_clearly_and_overwrites_nothing(trained: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    before = (trained / "model.safetensors").read_bytes()
+    assert main(["train", *TINY, "--max-steps", "2", "--output-dir", str(trained)]) == 2
+    assert (trained / "model.safetensors").read_bytes() == before
+    assert main(["train", "--data", str(tmp_path / "missing.tsv"), "--output-dir", str(tmp_path / "x")]) == 2
+    assert main(["train", "--data", "gettext:xx", "--output-dir", str(tmp_path / "y")]) == 2
+    assert main(["translate", str(tmp_path / "nothing")]) == 2
+    with pytest.raises(SystemExit):
+        main(["train", "--preset", "no-such-preset"])
+    broken = tmp_path / "broken"
+    shutil.copytree(trained, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(RuntimeError, match="corrupt or partial"):
+        load_translator(broken)
+    errors = caplog.text
+    assert "already holds a run" in errors and "missing.tsv" in errors and "language 'xx'" in errors
+
+
+class _Crash(TrainerCallback):
+    """Stands in for a killed process: dies at a step after a checkpoint was written."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+        if state.global_step == self.step:
+            raise KeyboardInterrupt(f"simulated crash at step {self.step}")
+
+
+def _options(output: Path, **extra: object) -> TrainOptions:
+    return TrainOptions(
+        data="synthetic:reverse", output_dir=str(output), preset="transformer-tiny", vocab_size=300, max_tokens=256,
+        max_steps=12, eval_steps=4, eval_size=8, test_size=8, num_beams=1, max_new_tokens=12,
+        early_stopping_patience=100, save_total_limit=5, **extra,
+    )
+
+
+def test_an_interrupted_run_resumes_exactly_where_it_stopped(tmp_path: Path) -> None:
+    straight = run_training(_options(tmp_path / "straight"))
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_options(tmp_path / "crashed"), callbacks=[_Crash(step=10)])
+    checkpoints = tmp_path / "crashed" / "checkpoints"
+    # a checkpoint being written when the process died: no COMPLETE marker
+    shutil.copytree(checkpoints / "checkpoint-8", checkpoints / "checkpoint-10")
+    (checkpoints / "checkpoint-10" / "COMPLETE").unlink()
+    resumed = run_training(_options(tmp_path / "crashed", resume=True))
+    assert list(checkpoints.glob("checkpoint-10.incomplete-*")), "the partial checkpoint was set aside"
+    assert resumed["global_step"] == straight["global_step"] == 12
+    final_straight = load_file(tmp_path / "straight" / "checkpoints" / "checkpoint-12" / "model.safetensors")
+    final_resumed = load_file(checkpoints / "checkpoint-12" / "model.safetensors")
+    for name, tensor in final_straight.items():
+        torch.testing.assert_close(final_resumed[name], tensor, rtol=0, atol=0, msg=name)
+    assert resumed["test"] == straight["test"]
+
+
+@pytest.mark.slow
+def test_two_processes_train_together(tmp_path: Path) -> None:
+    output = tmp_path / "ddp"
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    completed = subprocess.run(
+        [torchrun, "--nproc_per_node", "2", "--master_port", "29541", "-m", "hf_encdec", "train", *TINY,
+         "--max-steps", "8", "--eval-steps", "4", "--output-dir", str(output)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads((output / "eval_results.json").read_text())
+    assert report["processes"] == 2 and report["global_step"] == 8
+    assert (output / "model.safetensors").is_file()
