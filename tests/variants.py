@@ -64,3 +64,77 @@ def split_attn(overrides: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """(config kwargs, attn_implementation) from a variant's overrides."""
     overrides = dict(overrides)
     return overrides, overrides.pop("attn_implementation", "sdpa")
+
+
+# ---- RNN seq2seq family ---------------------------------------------------------------------------------------------
+# embedding 24 != hidden 32 (a bidirectional encoder gives 16 per direction), 2 encoder vs 3 decoder layers
+TINY_RNN: dict[str, Any] = {
+    "vocab_size": VOCAB,
+    "embedding_size": 24,
+    "hidden_size": 32,
+    "encoder_layers": 2,
+    "decoder_layers": 3,
+    "dropout": 0.0,
+    "transformer_attention_heads": 4,
+    "transformer_intermediate_size": 37,
+    "max_position_embeddings": 64,
+}
+
+# switch -> every value it takes (DESIGN.md's switch table; defaults: lstm, luong_general + input feeding, linear)
+RNN_SWITCHES: dict[str, list[Any]] = {
+    "rnn_type": ["rnn", "gru", "lstm"],
+    "attention_type": ["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"],
+    "input_feeding": [True, False],
+    "bridge": ["zero", "last", "linear"],
+    "bidirectional_encoder": [True, False],
+    "encoder_type": ["rnn", "transformer"],
+    "tie_word_embeddings": [True, False],
+    "share_encoder_decoder_embeddings": [True, False],
+}
+
+
+def _rnn_row(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Complete a row with what its switch value implies: input feeding only with Luong attention, bridge='last'
+    only with as many decoder as encoder layers."""
+    row = dict(overrides)
+    if not str(row.get("attention_type", "luong")).startswith("luong"):
+        row.setdefault("input_feeding", False)
+    if row.get("bridge") == "last":
+        row.setdefault("decoder_layers", TINY_RNN["encoder_layers"])
+    return row
+
+
+RNN_VARIANTS = [
+    pytest.param(_rnn_row({switch: value}), id=f"{switch}={value}")
+    for switch, values in RNN_SWITCHES.items()
+    for value in values
+] + [
+    pytest.param(
+        {"rnn_type": "gru", "attention_type": "none", "input_feeding": False, "bidirectional_encoder": False,
+         "encoder_layers": 1, "decoder_layers": 1},
+        id="cho-2014",
+    ),
+    pytest.param(
+        {"rnn_type": "gru", "attention_type": "bahdanau", "input_feeding": False, "encoder_layers": 1, "decoder_layers": 1},
+        id="bahdanau-2015",
+    ),
+    pytest.param(
+        {"rnn_type": "lstm", "attention_type": "luong_general", "bridge": "last", "decoder_layers": 2},
+        id="luong-2015-last-bridge",
+    ),
+    pytest.param(
+        {"rnn_type": "rnn", "attention_type": "luong_concat", "input_feeding": False, "tie_word_embeddings": True,
+         "bidirectional_encoder": False},
+        id="elman-concat-tied-projection",
+    ),
+    pytest.param(
+        {"encoder_type": "transformer", "rnn_type": "gru", "attention_type": "bahdanau", "input_feeding": False,
+         "transformer_norm_position": "pre", "transformer_position_type": "rope", "attn_implementation": "eager"},
+        id="transformer-gru-bahdanau-eager",
+    ),
+    pytest.param(
+        {"encoder_type": "transformer", "attention_type": "none", "input_feeding": False, "bridge": "zero",
+         "embedding_size": 32, "share_encoder_decoder_embeddings": True, "tie_word_embeddings": True},
+        id="transformer-lstm-context-shared",
+    ),
+]

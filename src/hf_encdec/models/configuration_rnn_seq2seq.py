@@ -4,7 +4,7 @@
 of 512 units, bidirectional encoder, global attention with the `general` score and input feeding, dropout 0.2,
 uniform initialisation in [-0.1, 0.1], separate source/target embeddings and output layer.
 
-Each variant is one field (see `RNN_SWITCHES`):
+Each variant is one field (see `FIELD_CHOICES`):
 
 | field | values | paper |
 |---|---|---|
@@ -36,7 +36,7 @@ from .rnn_layers import BRIDGES, RNN_TYPES
 
 ENCODER_TYPES = ("rnn", "transformer")
 SCHEDULED_SAMPLING_MODES = ("sample", "argmax")
-RNN_SWITCHES: dict[str, tuple[Any, ...]] = {
+FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
     "rnn_type": RNN_TYPES,
     "attention_type": ATTENTION_TYPES,
     "bridge": BRIDGES,
@@ -129,7 +129,7 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
 
     def check_switches(self) -> None:
         """Raise a ValueError naming every unknown value or impossible combination."""
-        for field, valid in RNN_SWITCHES.items():
+        for field, valid in FIELD_CHOICES.items():
             if getattr(self, field) not in valid:
                 raise ValueError(f"{field}={getattr(self, field)!r} is not supported; valid values: {valid}")
         for field in ("vocab_size", "decoder_vocab_size", "embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
