@@ -3,4 +3,5 @@
 from .batching import TokenBatchSampler
 from .presets import PRESETS, build_config, preset_names
 from .recipe import TrainOptions, run_training
+from .scheduled_sampling import SamplingSchedule, ScheduledSamplingCallback
 from .trainer import TranslationTrainer, latest_complete_checkpoint

@@ -1,0 +1,137 @@
+"""Scheduled sampling (Bengio et al. 2015): the schedules' formulas, p = 0 is exactly teacher forcing, p = 1 with
+argmax is free-running greedy decoding, intermediate p mixes per token, and the TrainerCallback drives the model's
+probability along the schedule and restores it after training."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from hf_encdec.training import SamplingSchedule, ScheduledSamplingCallback
+from rnn_helpers import build_rnn, padded_sources, token_ids
+from variants import TARGET_LEN
+
+
+def test_schedules_follow_the_paper() -> None:
+    linear = SamplingSchedule("linear", k=1.0, c=0.01, epsilon=0.2)
+    assert [linear.teacher_forcing_probability(i) for i in (0, 30, 80, 500)] == pytest.approx([1.0, 0.7, 0.2, 0.2])
+    exponential = SamplingSchedule("exponential", k=0.99)
+    assert exponential.teacher_forcing_probability(100) == pytest.approx(0.99**100)
+    inverse_sigmoid = SamplingSchedule("inverse_sigmoid", k=50.0)
+    assert inverse_sigmoid.teacher_forcing_probability(200) == pytest.approx(50 / (50 + math.exp(4)))
+    assert inverse_sigmoid.sampling_probability(10**6) == 1.0  # no overflow far out
+    for schedule in (linear, exponential, inverse_sigmoid):
+        probabilities = [schedule.sampling_probability(i) for i in range(0, 2000, 50)]
+        assert probabilities == sorted(probabilities) and 0.0 <= probabilities[0] < 0.05
+    capped = SamplingSchedule("exponential", k=0.9, max_probability=0.25)
+    assert capped.sampling_probability(1000) == 0.25
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "cosine"}, "kind='cosine' is not supported"),
+        ({"kind": "exponential", "k": 1.5}, "needs 0 < k < 1"),
+        ({"kind": "inverse_sigmoid", "k": 0.5}, "needs k >= 1"),
+        ({"kind": "linear", "epsilon": 1.0}, "0 <= epsilon < 1"),
+    ],
+)
+def test_bad_schedules_raise(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SamplingSchedule(**kwargs)
+
+
+def _training_loss(model: torch.nn.Module, probability: float, seed: int = 3) -> torch.Tensor:
+    """The training loss on one fixed batch, with the coin flips and samples seeded."""
+    model.config.scheduled_sampling_probability = probability
+    torch.manual_seed(0)
+    ids, mask = padded_sources()
+    labels = token_ids(length=TARGET_LEN)
+    labels[1, 4:] = -100
+    torch.manual_seed(seed)
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+@pytest.mark.parametrize("attention_type", ["none", "luong_general"])
+def test_probability_zero_is_exactly_teacher_forcing(attention_type: str) -> None:
+    model = build_rnn({"attention_type": attention_type, "input_feeding": False}, uniform_init_range=0.3).train()
+    teacher_forced = _training_loss(model, 0.0)
+    stepped = _training_loss(model, 1e-9)  # steps one token at a time, but (almost surely) feeds the gold tokens
+    assert torch.equal(_training_loss(model, 0.0), teacher_forced)
+    torch.testing.assert_close(stepped, teacher_forced, atol=1e-6, rtol=1e-6)
+    assert abs(_training_loss(model, 1.0) - teacher_forced) > 1e-3  # feeding predictions does change the loss
+
+
+@pytest.mark.parametrize("attention_type", ["bahdanau", "luong_dot", "none"])
+def test_probability_one_with_argmax_is_free_running_greedy_decoding(attention_type: str) -> None:
+    feeding = attention_type.startswith("luong")
+    model = build_rnn(
+        {"attention_type": attention_type, "input_feeding": feeding}, fused_loss=False, uniform_init_range=0.3,
+        scheduled_sampling_mode="argmax", scheduled_sampling_probability=1.0,
+    ).train()  # dropout is 0, so training mode changes nothing but the feeding
+    ids, mask = padded_sources()
+    labels = token_ids(length=TARGET_LEN)  # only its length matters: every fed token is the model's own
+    logits = model(input_ids=ids, attention_mask=mask, labels=labels).logits
+    model.eval()
+    greedy = model.generate(
+        ids, attention_mask=mask, max_new_tokens=TARGET_LEN, min_new_tokens=TARGET_LEN, do_sample=False,
+        output_logits=True, return_dict_in_generate=True,
+    )
+    torch.testing.assert_close(logits, torch.stack(greedy.logits, dim=1), atol=1e-5, rtol=1e-5)
+    assert not torch.equal(greedy.sequences[:, 1:], labels)
+
+
+def test_intermediate_probability_mixes_gold_and_predicted_tokens_per_token() -> None:
+    model = build_rnn(scheduled_sampling_mode="argmax")
+    features = torch.randn(4000, model.lm_head.in_features)
+    predicted = model.lm_head(features).argmax(-1)
+    gold = (predicted + 1) % model.config.decoder_vocab_size  # always differs from the prediction
+    torch.manual_seed(0)
+    fed = model.scheduled_sampler(0.3)(gold, features)
+    assert torch.all((fed == gold) | (fed == predicted))
+    assert (fed == predicted).float().mean().item() == pytest.approx(0.3, abs=0.03)
+    sampled = build_rnn(scheduled_sampling_mode="sample").scheduled_sampler(1.0)(gold, features)
+    assert 0 < (sampled != predicted).sum() < len(gold)  # draws from the distribution, not its argmax
+
+
+def test_gradients_do_not_flow_through_the_sampled_inputs() -> None:
+    model = build_rnn({"attention_type": "bahdanau", "input_feeding": False}).train()
+    loss = _training_loss(model, 0.5)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+class _RecordProbability(TrainerCallback):
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, float]] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self.seen.append((state.global_step - 1, model.config.scheduled_sampling_probability))
+
+
+def test_callback_moves_the_probability_along_the_schedule_and_restores_it(tmp_path: Path) -> None:
+    model = build_rnn({"attention_type": "luong_dot"}).train()
+    ids = token_ids(batch=24, length=6)
+    dataset = Dataset.from_dict({"input_ids": ids.tolist(), "labels": ids.flip(-1).tolist()})
+    callback = ScheduledSamplingCallback("linear", k=1.0, c=0.1, epsilon=0.3)
+    recorder = _RecordProbability()
+    args = TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=9, learning_rate=1e-3, report_to=[],
+        use_cpu=True, save_strategy="no", disable_tqdm=True, logging_steps=3,
+    )
+    Trainer(model=model, args=args, train_dataset=dataset, callbacks=[callback, recorder]).train()
+    assert [step for step, _ in recorder.seen] == list(range(9))
+    for step, probability in recorder.seen:
+        assert probability == pytest.approx(min(0.7, 0.1 * step))
+    assert model.config.scheduled_sampling_probability == 0.0  # restored: a saved model decodes as before
+
+
+def test_callback_refuses_models_without_scheduled_sampling() -> None:
+    callback = ScheduledSamplingCallback()
+    with pytest.raises(ValueError, match="scheduled_sampling_probability"):
+        callback.on_step_begin(None, None, None, model=torch.nn.Linear(2, 2))  # type: ignore[arg-type]
