@@ -1,0 +1,179 @@
+"""The Hugging Face contract of the RNN seq2seq family: Auto classes, defaults, save/load, remote code in a clean
+process, generate() outputs and the encoder interface generate relies on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+
+import hf_encdec
+from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
+from hf_encdec.models.rnn_layers import RNNDecoderState, RNNEncoderOutput
+from rnn_helpers import build_rnn, padded_sources, token_ids
+from variants import TINY_RNN
+
+HYBRID = {"encoder_type": "transformer", "attention_type": "bahdanau", "input_feeding": False, "rnn_type": "gru"}
+
+
+def test_model_type_and_auto_classes() -> None:
+    config = AutoConfig.for_model("hf_encdec_rnn_seq2seq", **TINY_RNN)
+    assert isinstance(config, RNNSeq2SeqConfig) and config.model_type == "hf_encdec_rnn_seq2seq"
+    assert type(AutoModel.from_config(config)) is RNNSeq2SeqModel
+    assert type(AutoModelForSeq2SeqLM.from_config(config)) is RNNSeq2SeqForConditionalGeneration
+    hf_encdec.registration.register()  # idempotent
+    assert RNNSeq2SeqConfig.default_auto_map["AutoModelForSeq2SeqLM"].endswith("RNNSeq2SeqForConditionalGeneration")
+
+
+def test_default_config_is_a_luong_opennmt_model() -> None:
+    config = RNNSeq2SeqConfig()
+    assert (config.rnn_type, config.attention_type, config.input_feeding, config.bridge) == ("lstm", "luong_general", True, "linear")
+    assert (config.embedding_size, config.hidden_size, config.encoder_layers, config.decoder_layers) == (512, 512, 2, 2)
+    assert config.bidirectional_encoder and config.dropout == 0.2 and config.uniform_init_range == 0.1
+    assert not config.tie_word_embeddings and not config.share_encoder_decoder_embeddings
+    assert config.scheduled_sampling_probability == 0.0 and config.encoder_type == "rnn"
+    model = RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqConfig(vocab_size=1000, hidden_size=64, embedding_size=48))
+    assert model.model.encoder.rnn.hidden_size == 32 and model.model.encoder.rnn.bidirectional  # 32 per direction
+    assert all(p.abs().max() <= 0.1 for p in model.parameters())  # uniform in [-0.1, 0.1] (Luong et al.)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"tie_word_embeddings": True}, {"share_encoder_decoder_embeddings": True, "tie_word_embeddings": True}, HYBRID],
+    ids=["untied", "tied-output", "shared-and-tied", "transformer-encoder"],
+)
+def test_save_and_load_round_trip(overrides: dict, tmp_path: Path) -> None:
+    model = build_rnn(overrides)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "hf_encdec_rnn_seq2seq"
+    assert set(saved["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"}
+    ids, mask = padded_sources()
+    decoder_ids = token_ids(length=4)
+    expected = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+    # equal up to float noise (a loaded tensor's memory alignment can pick another kernel path)
+    torch.testing.assert_close(loaded(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits, expected, atol=1e-7, rtol=1e-6)
+    assert torch.equal(loaded.generate(ids, attention_mask=mask, max_new_tokens=5), model.generate(ids, attention_mask=mask, max_new_tokens=5))
+    tied = loaded.lm_head.weight is loaded.model.decoder.embed_tokens.weight
+    assert tied == overrides.get("tie_word_embeddings", False)
+    shared = loaded.model.decoder.embed_tokens.weight is loaded.model.get_input_embeddings().weight
+    assert shared == overrides.get("share_encoder_decoder_embeddings", False)
+    with safe_open(tmp_path / "model.safetensors", "pt") as stored:
+        vocab_matrices = [k for k in stored.keys() if stored.get_slice(k).get_shape()[0] == 99]
+    assert len(vocab_matrices) == 3 - tied - shared, vocab_matrices  # a tied matrix is stored once
+    base = AutoModel.from_pretrained(tmp_path)
+    assert type(base) is RNNSeq2SeqModel
+
+
+REMOTE_SCRIPT = """
+import json, sys
+sys.modules["hf_encdec"] = None  # hf_encdec must not be importable here
+import torch
+from transformers import AutoModelForSeq2SeqLM
+model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+ids, mask = torch.tensor(json.loads(sys.argv[2])), torch.tensor(json.loads(sys.argv[3]))
+logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :4]).logits
+generated = model.generate(ids, attention_mask=mask, max_new_tokens=5, num_beams=3, num_return_sequences=2)
+print(json.dumps({"logits": logits.tolist(), "generated": generated.tolist()}))
+"""
+
+
+@pytest.mark.parametrize("overrides", [{"rnn_type": "lstm", "tie_word_embeddings": True}, HYBRID], ids=["rnn", "transformer-encoder"])
+def test_remote_code_loads_without_hf_encdec(overrides: dict, tmp_path: Path) -> None:
+    model = build_rnn(overrides)
+    model.save_pretrained(tmp_path / "model")
+    assert {"modeling_rnn_seq2seq.py", "rnn_layers.py", "rnn_attention.py", "configuration_rnn_seq2seq.py"} <= {
+        p.name for p in (tmp_path / "model").iterdir()
+    }
+    ids, mask = padded_sources()
+    completed = subprocess.run(
+        [sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path / "model"), json.dumps(ids.tolist()), json.dumps(mask.tolist())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf_home")},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    expected = model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :4]).logits
+    torch.testing.assert_close(torch.tensor(result["logits"]), expected, atol=1e-6, rtol=1e-5)
+    generated = model.generate(ids, attention_mask=mask, max_new_tokens=5, num_beams=3, num_return_sequences=2)
+    assert result["generated"] == generated.tolist()
+
+
+def test_generate_outputs_for_alignment_plots_and_scores() -> None:
+    model = build_rnn({"attention_type": "bahdanau", "input_feeding": False})
+    ids, mask = padded_sources()
+    out = model.generate(
+        ids, attention_mask=mask, max_new_tokens=4, min_new_tokens=4, output_attentions=True, output_scores=True,
+        output_hidden_states=True, return_dict_in_generate=True,
+    )
+    assert len(out.scores) == 4 and out.scores[0].shape == (3, 99)
+    alignment = torch.cat([step[0] for step in out.cross_attentions], dim=2)[:, 0]  # (B, T, S): target x source
+    assert alignment.shape == (3, 4, 7)
+    torch.testing.assert_close(alignment.sum(-1), torch.ones(3, 4))
+    # the same alignment as a teacher-forced forward over the generated tokens
+    forced = model(input_ids=ids, attention_mask=mask, decoder_input_ids=out.sequences[:, :-1], output_attentions=True)
+    torch.testing.assert_close(forced.cross_attentions[0][:, 0], alignment, atol=1e-6, rtol=1e-5)
+    assert out.encoder_hidden_states[0].shape == (3, 7, 24) and out.encoder_hidden_states[1].shape == (3, 7, 32)
+    assert out.decoder_hidden_states[0][0].shape == (3, 1, 32)
+
+
+def test_without_attention_there_are_no_cross_attentions() -> None:
+    model = build_rnn({"attention_type": "none", "input_feeding": False})
+    ids, mask = padded_sources()
+    out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :3], output_attentions=True)
+    assert out.cross_attentions is None
+
+
+def test_encoder_interface_that_generate_uses() -> None:
+    model = build_rnn({"rnn_type": "gru"})
+    encoder = model.get_encoder()
+    assert encoder.main_input_name == "input_ids"
+    ids, mask = padded_sources()
+    out = encoder(input_ids=ids, attention_mask=mask, output_attentions=False, output_hidden_states=False, return_dict=True)
+    assert isinstance(out, RNNEncoderOutput)
+    assert out.final_hidden_state.shape == (3, 2, 32) and out.final_hidden_state.shape[0] == ids.shape[0]  # batch first
+    as_tuple = encoder(input_ids=ids, attention_mask=mask, return_dict=False)
+    assert isinstance(as_tuple, tuple) and torch.equal(as_tuple[0], out.last_hidden_state)
+    # tuples and dicts are accepted back as encoder_outputs
+    decoder_ids = token_ids(length=4)
+    reference = model(encoder_outputs=out, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+    assert torch.equal(model(encoder_outputs=dict(out), attention_mask=mask, decoder_input_ids=decoder_ids).logits, reference)
+    state = model(encoder_outputs=out, attention_mask=mask, decoder_input_ids=decoder_ids, use_cache=True).past_key_values
+    assert isinstance(state, RNNDecoderState) and state.hidden.shape == (3, 3, 32)  # (B, decoder layers, H)
+    assert model(encoder_outputs=out, attention_mask=mask, decoder_input_ids=decoder_ids, return_dict=False)[0].shape == (3, 4, 99)
+
+
+def test_inputs_embeds_match_ids() -> None:
+    model = build_rnn()
+    ids, mask = padded_sources()
+    decoder_ids = token_ids(length=4)
+    by_ids = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+    by_embeds = model(
+        inputs_embeds=model.model.encoder.embed_tokens(ids),
+        attention_mask=mask,
+        decoder_inputs_embeds=model.model.decoder.embed_tokens(decoder_ids),
+    ).logits
+    assert torch.equal(by_ids, by_embeds)
+
+
+def test_generation_config_round_trip(tmp_path: Path) -> None:
+    model = build_rnn()
+    model.generation_config.num_beams = 4
+    model.save_pretrained(tmp_path)
+    assert AutoModelForSeq2SeqLM.from_pretrained(tmp_path).generation_config.num_beams == 4
+
+
+def test_pure_rnn_models_refuse_activation_checkpointing_clearly() -> None:
+    with pytest.raises(ValueError, match="not compatible with gradient checkpointing"):
+        build_rnn().activation_checkpointing_enable()
+    build_rnn(HYBRID).activation_checkpointing_enable()  # the Transformer encoder layers checkpoint

@@ -1,0 +1,114 @@
+"""The RNN seq2seq family inside transformers' Trainer: labels with -100, `num_items_in_batch`, the same loss and
+update with gradient accumulation and with two processes, and Seq2SeqTrainer with predict_with_generate."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerFast, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+from rnn_helpers import build_rnn, padded_sources, token_ids
+from variants import TARGET_LEN
+
+PROBE = Path(__file__).with_name("rnn_trainer_probe.py")
+
+
+def _probe(tmp_path: Path, name: str, batch_size: int, accumulation: int, processes: int = 1) -> dict:
+    command = [sys.executable, str(PROBE), str(tmp_path / name), str(batch_size), str(accumulation)]
+    if processes > 1:
+        torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+        command = [torchrun, "--nproc_per_node", str(processes), "--master_port", "29547", *command[1:]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads([line for line in completed.stdout.splitlines() if line.startswith('{"loss"')][-1])
+    assert result["world_size"] == processes
+    return result
+
+
+@pytest.mark.slow
+def test_loss_and_update_are_the_same_with_accumulation_and_two_processes(tmp_path: Path) -> None:
+    one_batch = _probe(tmp_path, "single", batch_size=4, accumulation=1)
+    accumulated = _probe(tmp_path, "accumulated", batch_size=2, accumulation=2)
+    two_processes = _probe(tmp_path, "ddp", batch_size=2, accumulation=1, processes=2)
+    for other in (accumulated, two_processes):
+        assert other["loss"] == pytest.approx(one_batch["loss"], rel=1e-5)
+        assert other["weights"] == pytest.approx(one_batch["weights"], rel=1e-6)
+
+
+def test_labels_minus_100_are_ignored_and_the_fused_loss_equals_the_plain_one() -> None:
+    model = build_rnn({"attention_type": "bahdanau", "input_feeding": False}).train()
+    ids, mask = padded_sources()
+    labels = token_ids(length=TARGET_LEN)
+    ignored = labels.clone()
+    ignored[:, 3:] = -100
+    partial = model(input_ids=ids, attention_mask=mask, labels=ignored).loss  # fused, chunked loss in training
+    model.eval()
+    logits = model(input_ids=ids, attention_mask=mask, labels=ignored).logits
+    expected = torch.nn.functional.cross_entropy(logits[:, :3].reshape(-1, 99), ignored[:, :3].reshape(-1))
+    torch.testing.assert_close(partial, expected, atol=1e-5, rtol=1e-5)
+    # only the first three steps matter: later labels cannot change them (the decoder is causal)
+    assert torch.equal(logits[:, :3], model(input_ids=ids, attention_mask=mask, labels=labels).logits[:, :3])
+
+
+def test_num_items_in_batch_normalises_the_summed_loss() -> None:
+    model = build_rnn()
+    ids, mask = padded_sources()
+    labels = token_ids(length=TARGET_LEN)
+    labels[0, 2:] = -100
+    mean = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    total = model(input_ids=ids, attention_mask=mask, labels=labels, num_items_in_batch=torch.tensor(1)).loss
+    torch.testing.assert_close(total, mean * (labels != -100).sum())
+    smoothed = build_rnn(label_smoothing=0.1)
+    assert smoothed(input_ids=ids, attention_mask=mask, labels=labels).loss > mean
+
+
+def test_seq2seq_trainer_trains_and_predicts_with_generate(tmp_path: Path) -> None:
+    words = [str(i) for i in range(10)]
+    vocab = {token: i for i, token in enumerate(["<pad>", "<s>", "</s>", "<unk>", *words])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for _ in range(96):
+        sequence = [str(int(i)) for i in torch.randint(0, 10, (5,), generator=generator)]
+        rows.append({"source": " ".join(sequence), "target": " ".join(reversed(sequence))})
+    dataset = Dataset.from_list(rows).map(
+        lambda row: {"input_ids": tokenizer(row["source"])["input_ids"], "labels": tokenizer(row["target"])["input_ids"]},
+        remove_columns=["source", "target"],
+    )
+    model = build_rnn(
+        {"rnn_type": "gru", "attention_type": "bahdanau", "input_feeding": False}, vocab_size=len(tokenizer),
+        encoder_layers=1, decoder_layers=1,
+    ).train()
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=60, learning_rate=2e-2, logging_steps=10,
+        lr_scheduler_type="constant",
+        report_to=[], use_cpu=True, save_strategy="no", predict_with_generate=True, generation_max_length=8,
+        generation_num_beams=2, per_device_eval_batch_size=32, disable_tqdm=True,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model, args=args, train_dataset=dataset, eval_dataset=dataset.select(range(16)),
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), processing_class=tokenizer,
+    )
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert losses[-1] < losses[0] * 0.8, losses
+    metrics = trainer.evaluate()
+    assert metrics["eval_loss"] < losses[0]
+    predictions = trainer.predict(dataset.select(range(4))).predictions
+    assert predictions.shape[0] == 4 and (predictions[:, 0] == model.config.decoder_start_token_id).all()
