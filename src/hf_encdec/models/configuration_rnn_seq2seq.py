@@ -9,10 +9,10 @@ Each variant is one field (see `FIELD_CHOICES`):
 | field | values | paper |
 |---|---|---|
 | `rnn_type` | rnn, gru, lstm | Elman 1990; Cho et al. 2014 (1406.1078); Hochreiter & Schmidhuber 1997 |
-| `attention_type` | none, bahdanau, luong_dot, luong_general, luong_concat | Cho 2014 fixed context; Bahdanau et al. 2015 (1409.0473); Luong et al. 2015 |
+| `attention_type` | none, bahdanau, luong_dot, luong_general, luong_concat | Cho 2014; Bahdanau 2015; Luong 2015 |
 | `input_feeding` | True (luong_* only), False | Luong et al. 2015, section 3.3 |
 | `bridge` | zero, last, linear | zero state; Sutskever et al. 2014 (1409.3215) copy; Cho / Bahdanau tanh(W h) |
-| `encoder_type` | rnn, transformer | Vaswani et al. 2017 (1706.03762) encoder + RNN decoder: Chen et al. 2018 (1804.09849) |
+| `encoder_type` | rnn, transformer | Vaswani 2017 (1706.03762) encoder + RNN decoder: Chen et al. 2018 (1804.09849) |
 | `bidirectional_encoder` | True, False | Schuster & Paliwal 1997; Bahdanau et al. 2015 |
 
 Departures from the papers, each named by a field: a bidirectional encoder splits `hidden_size` between its two
@@ -132,14 +132,23 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
         for field, valid in FIELD_CHOICES.items():
             if getattr(self, field) not in valid:
                 raise ValueError(f"{field}={getattr(self, field)!r} is not supported; valid values: {valid}")
-        for field in ("vocab_size", "decoder_vocab_size", "embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
+        for field in (
+            "vocab_size",
+            "decoder_vocab_size",
+            "embedding_size",
+            "hidden_size",
+            "encoder_layers",
+            "decoder_layers",
+        ):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be a positive integer, got {getattr(self, field)}")
         for field in ("dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, field) < 1.0:
                 raise ValueError(f"{field} must be in [0, 1), got {getattr(self, field)}")
         if not 0.0 <= self.scheduled_sampling_probability <= 1.0:
-            raise ValueError(f"scheduled_sampling_probability must be in [0, 1], got {self.scheduled_sampling_probability}")
+            raise ValueError(
+                f"scheduled_sampling_probability must be in [0, 1], got {self.scheduled_sampling_probability}"
+            )
         if self.input_feeding and not self.attention_type.startswith("luong"):
             raise ValueError(
                 f"input_feeding=True feeds Luong's attentional vector back into the decoder and needs a luong_* "
@@ -172,10 +181,11 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
                     f"a Transformer encoder embeds tokens at hidden_size={self.hidden_size}, so sharing its embeddings "
                     f"with the decoder needs embedding_size == hidden_size, got embedding_size={self.embedding_size}"
                 )
+        smallest_vocab = min(self.vocab_size, self.decoder_vocab_size)
         for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id"):
             value = getattr(self, name, None)
-            if isinstance(value, int) and not 0 <= value < min(self.vocab_size, self.decoder_vocab_size):
-                raise ValueError(f"{name}={value} is outside the vocabulary [0, {min(self.vocab_size, self.decoder_vocab_size)})")
+            if isinstance(value, int) and not 0 <= value < smallest_vocab:
+                raise ValueError(f"{name}={value} is outside the vocabulary [0, {smallest_vocab})")
         if self.encoder_type == "transformer":
             self.transformer_block_config()  # the Transformer checks (heads divide the width, ...) raise here
 

@@ -222,7 +222,9 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
 
     @property
     def encoder_embedding_key(self) -> str:
-        return "encoder.stack.embed_tokens.weight" if self.config.encoder_type == "transformer" else "encoder.embed_tokens.weight"
+        if self.config.encoder_type == "transformer":
+            return "encoder.stack.embed_tokens.weight"
+        return "encoder.embed_tokens.weight"
 
     def tied_weights(self) -> dict[str, str]:
         if self.config.share_encoder_decoder_embeddings:
@@ -334,8 +336,10 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
     def tied_weights(self) -> dict[str, str]:
         if not self.config.tie_word_embeddings:
             return {}
-        source = self.model.encoder_embedding_key if self.config.share_encoder_decoder_embeddings else "decoder.embed_tokens.weight"
-        return {"lm_head.weight": f"model.{source}"}
+        # point at the root of a chain of ties: with shared embeddings the decoder's is itself tied to the encoder's
+        if self.config.share_encoder_decoder_embeddings:
+            return {"lm_head.weight": f"model.{self.model.encoder_embedding_key}"}
+        return {"lm_head.weight": "model.decoder.embed_tokens.weight"}
 
     def get_encoder(self, modality: str | None = None) -> nn.Module:
         return self.model.encoder

@@ -12,7 +12,7 @@ The scores (`score()`) are split from the weighting (`forward()`) as in OpenNMT'
 
 | scorer | score(q_t, h_j) | paper |
 |---|---|---|
-| `AdditiveScorer` (bahdanau, luong_concat) | v^T tanh(W q_t + U h_j) | Bahdanau et al. 2015 (1409.0473) eq. 6; Luong "concat" |
+| `AdditiveScorer` (bahdanau, luong_concat) | v^T tanh(W q_t + U h_j) | Bahdanau et al. 2015 (1409.0473) eq. 6 |
 | `DotScorer` (luong_dot) | q_t^T h_j | Luong et al. 2015 (1508.04025) eq. 8 |
 | `GeneralScorer` (luong_general) | q_t^T W_a h_j | Luong et al. 2015 eq. 8 |
 

@@ -196,7 +196,8 @@ class Bridge(nn.Module):
 
 
 class MaxoutReadout(nn.Module):
-    """Deep output of Cho et al. 2014 / Bahdanau et al. 2015: t = max-out_2(U_o s + V_o e + C_o c), size `output_size`."""
+    """Deep output of Cho et al. 2014 / Bahdanau et al. 2015: t = max-out_2(U_o s + V_o e + C_o c), pool 2, width
+    `output_size`."""
 
     def __init__(self, *, state_size: int, embedding_size: int, context_size: int, output_size: int) -> None:
         super().__init__()

@@ -51,7 +51,9 @@ class SamplingSchedule:
         if self.kind == "inverse_sigmoid" and self.k < 1.0:
             raise ValueError(f"the inverse sigmoid schedule eps_i = k / (k + exp(i / k)) needs k >= 1, got k={self.k}")
         if self.kind == "linear" and (self.c < 0.0 or not 0.0 <= self.epsilon < 1.0):
-            raise ValueError(f"the linear schedule needs c >= 0 and 0 <= epsilon < 1, got c={self.c}, epsilon={self.epsilon}")
+            raise ValueError(
+                f"the linear schedule needs c >= 0 and 0 <= epsilon < 1, got c={self.c}, epsilon={self.epsilon}"
+            )
         if not 0.0 <= self.max_probability <= 1.0:
             raise ValueError(f"max_probability must be in [0, 1], got {self.max_probability}")
 
@@ -95,14 +97,24 @@ class ScheduledSamplingCallback(TrainerCallback):
         return config
 
     def on_train_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model: object = None, **kwargs: object
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: object = None,
+        **kwargs: object,
     ) -> None:
         config = self._config(model)
         self._initial = config.scheduled_sampling_probability
         config.scheduled_sampling_probability = self.schedule.sampling_probability(state.global_step)
 
     def on_step_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model: object = None, **kwargs: object
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: object = None,
+        **kwargs: object,
     ) -> None:
         config = self._config(model)
         config.scheduled_sampling_probability = self.schedule.sampling_probability(state.global_step)
@@ -117,10 +129,16 @@ class ScheduledSamplingCallback(TrainerCallback):
         **kwargs: object,
     ) -> None:
         if model is not None and logs is not None and "loss" in logs:
-            logger.info("step %d: scheduled sampling probability %.4f", state.global_step, model.config.scheduled_sampling_probability)
+            probability = model.config.scheduled_sampling_probability
+            logger.info("step %d: scheduled sampling probability %.4f", state.global_step, probability)
 
     def on_train_end(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model: object = None, **kwargs: object
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: object = None,
+        **kwargs: object,
     ) -> None:
         if self._initial is not None:
             self._config(model).scheduled_sampling_probability = self._initial
