@@ -51,6 +51,34 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "dropout": 0.1,
         },
     ),
+    # Bahdanau et al. 2015: bidirectional GRU encoder, additive attention feeding the recurrent input
+    "rnn-gru-bahdanau": (
+        "hf_encdec_rnn_seq2seq",
+        {
+            "rnn_type": "gru", "attention_type": "bahdanau", "input_feeding": False, "embedding_size": 256,
+            "hidden_size": 256, "encoder_layers": 1, "decoder_layers": 1, "dropout": 0.2,
+            "share_encoder_decoder_embeddings": True, "tie_word_embeddings": True,
+        },
+    ),
+    # Luong et al. 2015: stacked LSTMs, general score, attentional state with input feeding
+    "rnn-lstm-luong": (
+        "hf_encdec_rnn_seq2seq",
+        {
+            "rnn_type": "lstm", "attention_type": "luong_general", "input_feeding": True, "embedding_size": 256,
+            "hidden_size": 256, "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.2,
+            "share_encoder_decoder_embeddings": True, "tie_word_embeddings": True,
+        },
+    ),
+    # the Transformer-encoder / RNN-decoder hybrid
+    "hybrid-transformer-lstm": (
+        "hf_encdec_rnn_seq2seq",
+        {
+            "encoder_type": "transformer", "rnn_type": "lstm", "attention_type": "luong_general",
+            "input_feeding": True, "embedding_size": 256, "hidden_size": 256, "encoder_layers": 3,
+            "decoder_layers": 1, "transformer_attention_heads": 4, "bridge": "zero", "dropout": 0.1,
+            "share_encoder_decoder_embeddings": True, "tie_word_embeddings": True,
+        },
+    ),
 }
 
 
