@@ -143,13 +143,21 @@ def test_an_interrupted_run_resumes_exactly_where_it_stopped(tmp_path: Path) -> 
     assert resumed["test"] == straight["test"]
 
 
+LAUNCHERS = {
+    "torchrun": ["torchrun", "--nproc_per_node", "2", "--master_port", "29541", "-m", "hf_encdec"],
+    "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29543", "-m", "hf_encdec"],
+}
+
+
 @pytest.mark.slow
-def test_two_processes_train_together(tmp_path: Path) -> None:
-    output = tmp_path / "ddp"
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_two_processes_train_together(launcher: str, tmp_path: Path) -> None:
+    output = tmp_path / launcher
+    command = LAUNCHERS[launcher]
+    command = [shutil.which(command[0], path=str(Path(sys.executable).parent)) or command[0], *command[1:]]
     completed = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "--master_port", "29541", "-m", "hf_encdec", "train", *TINY,
-         "--max-steps", "8", "--eval-steps", "4", "--output-dir", str(output)],
+        [*command, "train", *TINY, "--max-steps", "8", "--eval-steps", "4", "--output-dir", str(output)],
         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert completed.returncode == 0, completed.stderr[-3000:]

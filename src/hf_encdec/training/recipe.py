@@ -233,8 +233,9 @@ def _data_description(options: TrainOptions, corpus: datasets.DatasetDict, token
         description["split"] = "by software package: test packages never seen in training"
         description["test packages"] = ", ".join(summary["test_packages"])
         description["validation packages"] = ", ".join(summary["validation_packages"])
-    for split in corpus:
+    for split in ("train", "validation"):
         description[f"{split} pairs"] = f"{len(corpus[split])} ({len(tokenized[split])} within the length limits)"
+    description["test pairs"] = f"{len(corpus['test'])} (all translated and scored, none filtered)"
     return description
 
 
@@ -266,7 +267,8 @@ def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | No
         batched=True,
     )
     validation = _evenly_spaced(tokenized["validation"], options.eval_size)
-    test = _evenly_spaced(tokenized["test"], options.test_size)
+    # the test set is never filtered by length: every held-out pair is translated and scored
+    test = _evenly_spaced(corpus["test"], options.test_size)
 
     special = {
         "pad_token_id": tokenizer.pad_token_id,
