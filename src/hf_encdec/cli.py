@@ -34,7 +34,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     model = train.add_mutually_exclusive_group()
     model.add_argument("--preset", choices=preset_names(), help=f"model size (default: {defaults.preset})")
     model.add_argument("--config", dest="config_file", help="JSON model config with model_type and fields")
-    train.add_argument("--quick", action="store_true", help="a few-minute smoke run (tiny model, 300 steps)")
+    train.add_argument("--quick", action="store_true", help="a smoke run of a few minutes (600 steps, 500 test sentences, beam 2)")
     train.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last complete checkpoint")
     train.add_argument("--overwrite", action="store_true", help="delete an existing run in --output-dir first")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config override (JSON value), repeatable")
