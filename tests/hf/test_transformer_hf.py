@@ -277,3 +277,17 @@ def test_classification_heads_train_with_labels() -> None:
     out = tokens(input_ids=token_ids(), labels=labels)
     expected = torch.nn.functional.cross_entropy(out.logits.reshape(-1, 3), labels.reshape(-1), ignore_index=-100)
     torch.testing.assert_close(out.loss, expected)
+
+
+@pytest.mark.slow
+def test_flex_attention_kernel_matches_sdpa_for_inference() -> None:
+    """flex_attention compiles its kernel on first use (about 20 s on CPU); it has no CPU backward, so inference only."""
+    source, target = token_ids(length=9), token_ids(length=5)
+    mask = torch.ones_like(source)
+    mask[0, 6:] = 0
+    for overrides in ({}, {"position_type": "alibi", "norm_position": "pre"}):
+        flex, sdpa = build("seq2seq", {**overrides, "attn_implementation": "flex_attention"}), build("seq2seq", overrides)
+        with torch.no_grad():
+            expected = sdpa(input_ids=source, attention_mask=mask, decoder_input_ids=target).logits
+            got = flex(input_ids=source, attention_mask=mask, decoder_input_ids=target).logits
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
