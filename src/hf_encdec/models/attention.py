@@ -11,7 +11,8 @@ grouped-query attention (Ainslie et al. 2023, 2305.13245), head h reading key/va
 
 The kernel comes from transformers' attention interface (`config._attn_implementation`: `sdpa` by default, `eager`,
 `flex_attention`, `flash_attention_2`). Asking for attention weights runs the eager kernel for that call, since the
-fused kernels do not return them.
+fused kernels do not return them; so does training with attention dropout on CPU, where torch's sdpa falls back to
+the same math and keeps a four times larger (float) dropout mask.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
+from .dropout import dropout as attention_dropout
 from .positions import apply_rotary
 
 
@@ -65,7 +67,7 @@ def eager_attention_forward(
         else:
             scores = scores + attention_mask
     weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    weights = attention_dropout(weights, dropout, module.training)
     output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, H, d)
     return output, weights
 
@@ -155,6 +157,10 @@ class MultiHeadAttention(nn.Module):
 
         implementation = self.config._attn_implementation or "sdpa"
         if output_attentions:
+            implementation = "eager"
+        elif implementation == "sdpa" and self.training and self.dropout > 0 and query.device.type == "cpu":
+            # on CPU torch runs sdpa with dropout through its math kernel, which keeps a float32 dropout mask of
+            # (B, H, T, S) for backward; the eager kernel is the same math and keeps a bool one
             implementation = "eager"
         attention: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         if implementation == "eager":

@@ -22,6 +22,7 @@ from transformers.modeling_outputs import (
 from transformers.utils import can_return_tuple
 
 from .configuration_encoder import EncoderConfig
+from .dropout import Dropout
 from .feed_forward import GATED_ACTIVATIONS
 from .losses import token_cross_entropy
 from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss
@@ -185,7 +186,7 @@ class EncoderForSequenceClassification(TransformerPreTrainedModel):
         self.model = EncoderModel(config)
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.dropout
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -232,7 +233,7 @@ class EncoderForTokenClassification(TransformerPreTrainedModel):
         super().__init__(config)
         self.model = EncoderModel(config)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.dropout
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 

@@ -24,6 +24,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
 
 from .attention import MultiHeadAttention
+from .dropout import Dropout
 from .feed_forward import build_feed_forward
 from .norms import build_norm
 from .positions import AlibiBias, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEmbedding
@@ -51,7 +52,7 @@ class TransformerLayer(GradientCheckpointingLayer):
         self.cross_attn_norm = cross_attn_norm
         self.feed_forward = feed_forward
         self.feed_forward_norm = feed_forward_norm
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.pre_norm = pre_norm
 
     def forward(
@@ -184,7 +185,7 @@ class TransformerStack(nn.Module):
         self.embedding_norm = (
             build_norm(config.norm_type, config.hidden_size, config.layer_norm_eps) if config.embedding_norm else None
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.layers = nn.ModuleList(
             build_transformer_layer(config, layer_idx=i, causal=causal, cross_attention=cross_attention)
             for i in range(num_layers)
