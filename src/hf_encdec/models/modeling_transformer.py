@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache
+from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.utils import can_return_tuple
@@ -167,6 +167,16 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def _reorder_cache(self, past_key_values: Cache | None, beam_idx: torch.Tensor) -> Cache | None:
+        """Beam search: gather the self-attention cache along the beams. The cross-attention cache is left as it is:
+        `generate` repeats each source for its beams, and beams are only ever reordered among those of one source,
+        so its rows are the same before and after."""
+        if isinstance(past_key_values, EncoderDecoderCache):
+            past_key_values.self_attention_cache.reorder_cache(beam_idx)
+        elif past_key_values is not None:
+            past_key_values.reorder_cache(beam_idx)
+        return past_key_values
 
     @can_return_tuple
     def forward(
