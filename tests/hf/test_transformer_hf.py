@@ -80,6 +80,8 @@ def test_llama_preset() -> None:
     config = DecoderConfig.llama(hidden_size=128, num_attention_heads=8, num_hidden_layers=2, vocab_size=500)
     assert (config.norm_type, config.norm_position, config.position_type, config.hidden_act) == ("rmsnorm", "pre", "rope", "swiglu")
     assert config.num_key_value_heads == 2 and not config.tie_word_embeddings and not config.attention_bias
+    # Llama has no dropout anywhere, also not the attention dropout DecoderConfig defaults to (GPT-2's 0.1)
+    assert config.dropout == config.attention_dropout == config.activation_dropout == 0.0
     model = AutoModelForCausalLM.from_config(config)
     assert model.lm_head.weight is not model.model.decoder.embed_tokens.weight
     assert type(model.model.decoder.final_norm).__name__ == "RMSNorm"

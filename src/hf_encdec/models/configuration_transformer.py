@@ -130,7 +130,8 @@ class TransformerBlockConfig(PreTrainedConfig):
 
     @classmethod
     def llama_kwargs(cls) -> dict[str, Any]:
-        """The Llama-3 block (arXiv 2407.21783): pre-RMSNorm, RoPE (theta 500000), SwiGLU, GQA, no biases, untied head."""
+        """The Llama-3 block (arXiv 2407.21783): pre-RMSNorm, RoPE (theta 500000), SwiGLU, GQA, no biases, untied head,
+        no dropout anywhere (also not the attention dropout that `DecoderConfig`/`EncoderConfig` default to)."""
         return {
             "norm_type": "rmsnorm",
             "norm_position": "pre",
@@ -143,6 +144,8 @@ class TransformerBlockConfig(PreTrainedConfig):
             "scale_embedding": False,
             "tie_word_embeddings": False,
             "dropout": 0.0,
+            "attention_dropout": 0.0,
+            "activation_dropout": 0.0,
         }
 
     @classmethod
