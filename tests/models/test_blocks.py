@@ -12,6 +12,7 @@ from hf_encdec import TransformerConfig
 from hf_encdec.models.attention import MultiHeadAttention
 from hf_encdec.models.feed_forward import build_feed_forward
 from hf_encdec.models.losses import linear_cross_entropy, token_cross_entropy
+from hf_encdec.models.modeling_common import output_logits
 from hf_encdec.models.norms import RMSNorm, build_norm
 from hf_encdec.models.positions import (
     AlibiBias,
@@ -166,3 +167,93 @@ def test_position_modules_recompute_their_buffers() -> None:
         module.reset_buffers()
         torch.testing.assert_close(next(module.buffers()), original)
 
+
+def test_attention_dropout_in_cpu_training_runs_the_eager_kernel_with_a_bool_mask() -> None:
+    config = TransformerConfig(hidden_size=32, num_attention_heads=4)
+    attention = MultiHeadAttention(
+        config,
+        hidden_size=32,
+        num_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        bias=True,
+        dropout=0.3,
+        layer_idx=0,
+        is_causal=True,
+    ).train()
+    x = torch.randn(2, 5, 32, requires_grad=True)
+    outputs = {}
+    for implementation in ("eager", "sdpa"):
+        config._attn_implementation = implementation
+        torch.manual_seed(1)
+        outputs[implementation] = attention(x)[0]
+    torch.testing.assert_close(outputs["sdpa"], outputs["eager"])  # the same kernel and the same random draws
+    saved: list[torch.dtype] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.shape == (2, 4, 5, 5):
+            saved.append(tensor.dtype)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        attention(x)
+    assert torch.bool in saved and saved.count(torch.float32) <= 2  # softmax output and dropped weights, no float mask
+
+
+def test_fused_loss_hands_its_gradients_over_and_refuses_a_second_backward() -> None:
+    hidden = torch.randn(2, 6, 8, requires_grad=True)
+    weight = torch.randn(11, 8, requires_grad=True)
+    labels = torch.randint(0, 11, (2, 6))
+    loss = linear_cross_entropy(hidden, weight, labels, chunk_size=5)
+    loss.backward(retain_graph=True)
+    reference_hidden = hidden.detach().clone().requires_grad_()
+    reference_weight = weight.detach().clone().requires_grad_()
+    token_cross_entropy(reference_hidden @ reference_weight.T, labels).backward()
+    torch.testing.assert_close(weight.grad, reference_weight.grad, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(hidden.grad, reference_hidden.grad, atol=1e-5, rtol=1e-4)
+    with pytest.raises(RuntimeError, match="cannot be backpropagated twice"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("rows", [1, 4, 8, 9])
+@pytest.mark.parametrize("bias", [False, True])
+def test_output_logits_equal_the_linear_layer(rows: int, bias: bool) -> None:
+    head = torch.nn.Linear(16, 37, bias=bias)
+    hidden = torch.randn(rows, 1, 16)
+    with torch.no_grad():
+        logits = output_logits(hidden, head)
+        expected = head(hidden)
+    assert logits.shape == (rows, 1, 37) and logits.is_contiguous()
+    torch.testing.assert_close(logits, expected)
+
+
+@pytest.mark.parametrize("activation", ["swiglu", "geglu"])
+def test_gated_feed_forward_keeps_gate_and_up_only_and_its_gradients_match_autograd(activation: str) -> None:
+    ffn = build_feed_forward(activation, 6, 11, dropout=0.0, bias=True)
+    x = torch.randn(2, 3, 6, requires_grad=True)
+    weights = {parameter.data_ptr() for parameter in ffn.parameters()}
+    wide: list[torch.Tensor] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.numel() == 2 * 3 * 11 and tensor.data_ptr() not in weights:
+            wide.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = ffn(x)
+    # gate and up for the product, and the product itself for down_proj; not act(gate)
+    assert len({tensor.data_ptr() for tensor in wide}) == 3
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, [x, *ffn.parameters()], grad)
+    inner = F.silu if activation == "swiglu" else F.gelu
+    expected_out = ffn.down_proj(inner(ffn.gate_proj(x)) * ffn.up_proj(x))
+    expected = torch.autograd.grad(expected_out, [x, *ffn.parameters()], grad)
+    for value, reference in zip(got, expected):
+        torch.testing.assert_close(value, reference)
+
+
+def test_rmsnorm_keeps_its_half_precision_path() -> None:
+    norm = RMSNorm(6, eps=1e-6).to(torch.bfloat16)
+    x = torch.randn(2, 3, 6, dtype=torch.bfloat16)
+    expected = (x.float() / torch.sqrt(x.float().pow(2).mean(-1, keepdim=True) + 1e-6)).to(torch.bfloat16)
+    torch.testing.assert_close(norm(x), norm.weight * expected)
