@@ -164,3 +164,22 @@ def test_two_processes_train_together(launcher: str, tmp_path: Path) -> None:
     report = json.loads((output / "eval_results.json").read_text())
     assert report["processes"] == 2 and report["global_step"] == 8
     assert (output / "model.safetensors").is_file()
+
+
+def test_user_files_and_a_config_file_train_an_rnn_model(tmp_path: Path) -> None:
+    """User data (TSV) and a JSON model config of another family go through the same job."""
+    rows = ["source\ttarget"] + [f"{i % 7} {i % 5} {i % 3}\t{i % 3} {i % 5} {i % 7}" for i in range(240)]
+    (tmp_path / "pairs.tsv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "rnn.json").write_text(json.dumps({
+        "model_type": "hf_encdec_rnn_seq2seq", "rnn_type": "gru", "attention_type": "bahdanau", "input_feeding": False,
+        "embedding_size": 24, "hidden_size": 32, "encoder_layers": 1, "decoder_layers": 1,
+    }))
+    output = tmp_path / "rnn-run"
+    args = ["train", "--data", str(tmp_path / "pairs.tsv"), "--config", str(tmp_path / "rnn.json"), "--vocab-size", "280",
+            "--max-steps", "6", "--eval-steps", "3", "--eval-size", "8", "--num-beams", "2", "--max-new-tokens", "8",
+            "--output-dir", str(output)]
+    assert main(args) == 0
+    report = json.loads((output / "eval_results.json").read_text())
+    assert report["model"] == "RNNSeq2SeqForConditionalGeneration" and report["global_step"] == 6
+    assert report["test_sentences"] > 0 and (output / "attention.png").is_file()
+    assert json.loads((output / "config.json").read_text())["model_type"] == "hf_encdec_rnn_seq2seq"
