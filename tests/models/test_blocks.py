@@ -12,7 +12,7 @@ from hf_encdec import TransformerConfig
 from hf_encdec.models.attention import MultiHeadAttention
 from hf_encdec.models.feed_forward import build_feed_forward
 from hf_encdec.models.losses import linear_cross_entropy, token_cross_entropy
-from hf_encdec.models.modeling_common import output_logits
+from hf_encdec.models.linear import FEW_ROWS, Linear
 from hf_encdec.models.norms import RMSNorm, build_norm
 from hf_encdec.models.positions import (
     AlibiBias,
@@ -215,16 +215,21 @@ def test_fused_loss_hands_its_gradients_over_and_refuses_a_second_backward() -> 
         loss.backward()
 
 
-@pytest.mark.parametrize("rows", [1, 4, 8, 9])
+@pytest.mark.parametrize("rows", [1, 2, 4, 8, 9])
 @pytest.mark.parametrize("bias", [False, True])
-def test_output_logits_equal_the_linear_layer(rows: int, bias: bool) -> None:
-    head = torch.nn.Linear(16, 37, bias=bias)
-    hidden = torch.randn(rows, 1, 16)
+@pytest.mark.parametrize(("in_features", "out_features"), [(16, 37), (37, 16)])
+def test_linear_few_row_path_equals_nn_linear(rows: int, bias: bool, in_features: int, out_features: int) -> None:
+    ours = Linear(in_features, out_features, bias=bias)
+    plain = torch.nn.Linear(in_features, out_features, bias=bias)
+    plain.load_state_dict(ours.state_dict())
+    hidden = torch.randn(rows, 1, in_features)
     with torch.no_grad():
-        logits = output_logits(hidden, head)
-        expected = head(hidden)
-    assert logits.shape == (rows, 1, 37) and logits.is_contiguous()
-    torch.testing.assert_close(logits, expected)
+        got, expected = ours(hidden), plain(hidden)
+    assert got.shape == (rows, 1, out_features) and got.is_contiguous()
+    torch.testing.assert_close(got, expected)
+    # with autograd the plain path runs, and gradients flow
+    ours(hidden.requires_grad_()).sum().backward()
+    assert hidden.grad is not None and 2 in FEW_ROWS and 1 not in FEW_ROWS
 
 
 @pytest.mark.parametrize("activation", ["swiglu", "geglu"])

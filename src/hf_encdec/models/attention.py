@@ -25,6 +25,7 @@ from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .dropout import dropout as attention_dropout
+from .linear import Linear
 from .positions import apply_rotary
 
 
@@ -104,10 +105,10 @@ class MultiHeadAttention(nn.Module):
         self.layer_idx = layer_idx
         self.is_cross_attention = is_cross_attention
         self.is_causal = is_causal  # read by sdpa/flash when no mask is given
-        self.q_proj = nn.Linear(hidden_size, num_heads * head_dim, bias=bias)
-        self.k_proj = nn.Linear(hidden_size, num_key_value_heads * head_dim, bias=bias)
-        self.v_proj = nn.Linear(hidden_size, num_key_value_heads * head_dim, bias=bias)
-        self.o_proj = nn.Linear(num_heads * head_dim, hidden_size, bias=bias)
+        self.q_proj = Linear(hidden_size, num_heads * head_dim, bias=bias)
+        self.k_proj = Linear(hidden_size, num_key_value_heads * head_dim, bias=bias)
+        self.v_proj = Linear(hidden_size, num_key_value_heads * head_dim, bias=bias)
+        self.o_proj = Linear(num_heads * head_dim, hidden_size, bias=bias)
 
     def _project(self, projection: nn.Linear, states: torch.Tensor) -> torch.Tensor:
         batch, length, _ = states.shape

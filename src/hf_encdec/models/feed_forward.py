@@ -18,6 +18,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from .dropout import Dropout
+from .linear import Linear
 
 PLAIN_ACTIVATIONS = ("relu", "gelu", "silu")
 GATED_ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu"}
@@ -29,10 +30,10 @@ class FeedForward(nn.Module):
 
     def __init__(self, hidden_size: int, intermediate_size: int, activation: str, *, dropout: float, bias: bool) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.fc1 = Linear(hidden_size, intermediate_size, bias=bias)
         self.act = ACT2FN[activation]
         self.dropout = Dropout(dropout)
-        self.fc2 = nn.Linear(intermediate_size, hidden_size, bias=bias)
+        self.fc2 = Linear(intermediate_size, hidden_size, bias=bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.dropout(self.act(self.fc1(hidden_states))))
@@ -72,12 +73,12 @@ class GatedFeedForward(nn.Module):
         super().__init__()
         if activation not in ("silu", "gelu"):
             raise ValueError(f"gated feed-forward activation must be 'silu' or 'gelu', got {activation!r}")
-        self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
-        self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.gate_proj = Linear(hidden_size, intermediate_size, bias=bias)
+        self.up_proj = Linear(hidden_size, intermediate_size, bias=bias)
         self.activation = activation
         self.act = ACT2FN[activation]
         self.dropout = Dropout(dropout)
-        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
+        self.down_proj = Linear(intermediate_size, hidden_size, bias=bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_proj(hidden_states), self.up_proj(hidden_states)  # (B, T, F) each

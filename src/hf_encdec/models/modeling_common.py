@@ -13,6 +13,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
+from .kv_cache import use_reordering_layers
 from .losses import IGNORE_INDEX, linear_cross_entropy, token_cross_entropy
 from .positions import AlibiBias, RotaryEmbedding, SinusoidalPositionalEmbedding
 
@@ -43,34 +44,6 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_s
     return shifted.masked_fill(shifted == IGNORE_INDEX, pad_token_id)
 
 
-# decoding feeds the output layer a handful of rows; up to this many, the CPU path below is faster
-FEW_ROWS = 8
-
-
-def output_logits(hidden_states: torch.Tensor, head: nn.Linear) -> torch.Tensor:
-    """`head(hidden_states)`, (..., D) -> (..., V).
-
-    For a few rows on CPU without autograd (a decoding step), the product is taken as (W h^T)^T: MKL packs the
-    second operand of a matrix product, and packing the few rows of h instead of the (V, D) weight made the output
-    layer of a decoding step 1.4x (8 rows) to 2.3x (4 rows) faster here (bench/README.md); the result is the same.
-    """
-    rows = hidden_states.numel() // hidden_states.shape[-1]
-    if (
-        rows > FEW_ROWS
-        or type(head) is not nn.Linear
-        or hidden_states.device.type != "cpu"
-        or hidden_states.dtype != head.weight.dtype
-        or (torch.is_grad_enabled() and (hidden_states.requires_grad or head.weight.requires_grad))
-    ):
-        return head(hidden_states)
-    flat = hidden_states.reshape(rows, hidden_states.shape[-1])  # (N, D)
-    if head.bias is None:
-        logits = torch.mm(head.weight, flat.t())  # (V, N)
-    else:
-        logits = torch.addmm(head.bias[:, None], head.weight, flat.t())
-    return logits.t().contiguous().view(*hidden_states.shape[:-1], -1)
-
-
 def lm_head_loss(
     hidden_states: torch.Tensor,
     head: nn.Linear,
@@ -92,7 +65,7 @@ def lm_head_loss(
             label_smoothing=label_smoothing,
         )
         return None, loss
-    logits = output_logits(hidden_states, head)  # (B, T, V)
+    logits = head(hidden_states)  # (B, T, V)
     loss = None
     if labels is not None:
         loss = token_cross_entropy(
@@ -146,6 +119,14 @@ class TransformerPreTrainedModel(PreTrainedModel):
         if all_submodels:
             return super().get_expanded_tied_weights_keys(all_submodels=True)
         return dict(self.tied_weights())
+
+    def _prepare_cache_for_generation(self, generation_config: object, model_kwargs: dict, *args, **kwargs) -> None:
+        """`generate` builds a `DynamicCache`; its self-attention layers become `ReorderingLayer`s (kv_cache.py), which
+        fold each beam reordering into the next append. A cache the caller passed in is left alone."""
+        super()._prepare_cache_for_generation(generation_config, model_kwargs, *args, **kwargs)
+        cache = model_kwargs.get("past_key_values")
+        if cache is not None and not getattr(cache, "_is_user_defined", False):
+            use_reordering_layers(cache)
 
     def _check_and_adjust_attn_implementation(self, attn_implementation: str | None, *args, **kwargs) -> str:
         check_attention_implementation(self.config.position_type, attn_implementation)

@@ -17,6 +17,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from transformers.utils import can_return_tuple
 
 from .configuration_decoder import DecoderConfig
+from .linear import Linear
 from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss, next_token_labels
 from .transformer_layers import TransformerStack
 
@@ -101,7 +102,7 @@ class DecoderForCausalLM(TransformerPreTrainedModel, GenerationMixin):
     def __init__(self, config: DecoderConfig) -> None:
         super().__init__(config)
         self.model = DecoderModel(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
     def tied_weights(self) -> dict[str, str]:

@@ -17,6 +17,7 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2
 from transformers.utils import can_return_tuple
 
 from .configuration_transformer import TransformerConfig
+from .linear import Linear
 from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss, shift_tokens_right
 from .transformer_layers import TransformerStack
 
@@ -144,7 +145,7 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__(config)
         self.model = TransformerModel(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.decoder_vocab_size, bias=False)
+        self.lm_head = Linear(config.hidden_size, config.decoder_vocab_size, bias=False)
         self.post_init()
 
     def tied_weights(self) -> dict[str, str]:
