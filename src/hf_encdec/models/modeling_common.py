@@ -50,12 +50,22 @@ def lm_head_loss(
     labels: torch.Tensor | None,
     *,
     fused: bool,
+    training: bool = True,
+    skip_logits: bool | None = None,
     label_smoothing: float = 0.0,
     num_items_in_batch: torch.Tensor | int | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(logits, loss) of an output layer. With `fused` (training with labels) the loss is computed in chunks from the
-    hidden states and no logits are returned: the full (B, T, V) tensor is never held for the backward pass."""
-    if labels is not None and fused:
+    """(logits, loss) of an output layer.
+
+    With `fused` (`config.fused_loss`) and labels, training computes the loss in chunks straight from the hidden states
+    (losses.py): the (B, T, V) logits are never held for the backward pass, and by default not returned either.
+    `skip_logits` overrides that default (the name of the fused kernels' switch): False returns logits next to the
+    fused loss, computed without autograd (for inspection; the loss's backward does not need them), True skips them
+    also in evaluation, which then takes the fused loss too.
+    """
+    if skip_logits is None:
+        skip_logits = fused and training and labels is not None
+    if labels is not None and fused and (skip_logits or training):
         loss = linear_cross_entropy(
             hidden_states,
             head.weight,
@@ -64,14 +74,19 @@ def lm_head_loss(
             num_items_in_batch=num_items_in_batch,
             label_smoothing=label_smoothing,
         )
-        return None, loss
+        if skip_logits:
+            return None, loss
+        with torch.no_grad():
+            return head(hidden_states), loss  # (B, T, V)
+    if skip_logits and labels is None:
+        return None, None
     logits = head(hidden_states)  # (B, T, V)
     loss = None
     if labels is not None:
         loss = token_cross_entropy(
             logits, labels, num_items_in_batch=num_items_in_batch, label_smoothing=label_smoothing
         )
-    return logits, loss
+    return (None if skip_logits else logits), loss
 
 
 def next_token_labels(labels: torch.Tensor) -> torch.Tensor:

@@ -130,6 +130,7 @@ class DecoderForCausalLM(TransformerPreTrainedModel, GenerationMixin):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         logits_to_keep: int = 0,
+        skip_logits: bool | None = None,
         **kwargs: object,
     ) -> CausalLMOutputWithPast:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
@@ -153,7 +154,9 @@ class DecoderForCausalLM(TransformerPreTrainedModel, GenerationMixin):
             hidden_states,
             self.lm_head,
             next_token_labels(labels) if labels is not None else None,
-            fused=self.training and self.config.fused_loss,
+            fused=self.config.fused_loss,
+            training=self.training,
+            skip_logits=skip_logits,
             label_smoothing=self.config.label_smoothing,
             num_items_in_batch=num_items_in_batch,
         )

@@ -149,6 +149,7 @@ class EncoderForMaskedLM(TransformerPreTrainedModel):
         labels: torch.LongTensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        skip_logits: bool | None = None,
         **kwargs: object,
     ) -> MaskedLMOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
@@ -166,7 +167,9 @@ class EncoderForMaskedLM(TransformerPreTrainedModel):
             self.lm_head.transform(outputs.last_hidden_state),
             self.lm_head.decoder,
             labels,
-            fused=self.training and self.config.fused_loss,
+            fused=self.config.fused_loss,
+            training=self.training,
+            skip_logits=skip_logits,
             label_smoothing=self.config.label_smoothing,
             num_items_in_batch=num_items_in_batch,
         )

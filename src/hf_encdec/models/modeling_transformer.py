@@ -129,7 +129,8 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
     """The Transformer with its output layer: training with `labels` (-100 ignored) and `generate()`.
 
     In training mode with labels and `config.fused_loss` (default), the loss is computed in chunks straight from the
-    decoder states and `logits` is None; in eval mode, or with `fused_loss=False`, logits are returned as usual.
+    decoder states and `logits` is None (`skip_logits=False` returns them too, computed without autograd); in eval
+    mode, or with `fused_loss=False`, logits are returned as usual.
 
     >>> import torch
     >>> from hf_encdec import TransformerConfig, TransformerForConditionalGeneration
@@ -195,6 +196,7 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        skip_logits: bool | None = None,
         **kwargs: object,
     ) -> Seq2SeqLMOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
@@ -221,7 +223,9 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
             outputs.last_hidden_state,
             self.lm_head,
             labels,
-            fused=self.training and self.config.fused_loss,
+            fused=self.config.fused_loss,
+            training=self.training,
+            skip_logits=skip_logits,
             label_smoothing=self.config.label_smoothing,
             num_items_in_batch=num_items_in_batch,
         )
