@@ -182,19 +182,21 @@ def bench_generation(pair: Pair, size: Size, candidate, reference, args, device:
         entry["ratio"] = entry["candidate"]["tokens_per_s"] / entry["reference"]["tokens_per_s"]
         output[mode] = entry
 
-    # per-token cost along one long greedy generation: early steps against late ones
-    config = generation_config(size.growth_tokens, 1)
-    clocks = {name: StepClock() for name in models}
-    calls = {name: generate_call(model, inputs, config, clocks[name]) for name, model in models.items()}
-    window = max(2, size.growth_tokens // 8)
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in models}
-    for repetition in range(max(1, args.gen_reps // 2)):
-        for name in (list(models) if repetition % 2 == 0 else list(models)[::-1]):
-            calls[name]()
-            runs[name].append(per_token_costs(clocks[name].times, window))
-    growth: dict[str, object] = {"new_tokens": size.growth_tokens, "window": window}
-    for name in models:
-        growth[name] = {key: median([run[key] for run in runs[name]]) for key in ("early_ms", "late_ms", "growth")}
+    # per-token cost along one long generation, greedy and beam: early steps against late ones
+    growth: dict[str, object] = {"new_tokens": size.growth_tokens, "window": max(2, size.growth_tokens // 8)}
+    for mode, beams in (("greedy", 1), ("beam", size.beams)):
+        config = generation_config(size.growth_tokens, beams)
+        clocks = {name: StepClock() for name in models}
+        calls = {name: generate_call(model, inputs, config, clocks[name]) for name, model in models.items()}
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in models}
+        for repetition in range(max(1, args.gen_reps // 2)):
+            for name in list(models) if repetition % 2 == 0 else list(models)[::-1]:
+                calls[name]()
+                runs[name].append(per_token_costs(clocks[name].times, growth["window"]))
+        growth[mode] = {
+            name: {key: median([run[key] for run in runs[name]]) for key in ("early_ms", "late_ms", "growth")}
+            for name in models
+        }
     output["per_token_cost"] = growth
     return output
 
@@ -250,7 +252,8 @@ def table_rows(results: list[dict]) -> list[dict[str, object]]:
                 "greedy_tok_s": (generate.get("greedy", {}).get("candidate", {}).get("tokens_per_s"), generate.get("greedy", {}).get("reference", {}).get("tokens_per_s")),
                 "beam": generate.get("beam", {}).get("ratio"),
                 "beam_tok_s": (generate.get("beam", {}).get("candidate", {}).get("tokens_per_s"), generate.get("beam", {}).get("reference", {}).get("tokens_per_s")),
-                "growth": (growth.get("candidate", {}).get("growth"), growth.get("reference", {}).get("growth")),
+                "growth": tuple(growth.get("greedy", {}).get(side, {}).get("growth") for side in ("candidate", "reference")),
+                "beam_growth": tuple(growth.get("beam", {}).get(side, {}).get("growth") for side in ("candidate", "reference")),
             }
         )
     return rows
@@ -269,7 +272,7 @@ def print_table(rows: list[dict[str, object]]) -> str:
     header = (
         "| size | pair | params (ours/ref) | train x | train tok/s (ours/ref) | step mem x | step MiB (ours/ref) "
         "| mem x incl. grads | MFU (ours/ref) | HFU (ours/ref) | greedy x | greedy tok/s (ours/ref) | beam x "
-        "| beam tok/s (ours/ref) | per-token late/early (ours/ref) |"
+        "| beam tok/s (ours/ref) | per-token late/early greedy (ours/ref) | beam (ours/ref) |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in rows:
@@ -279,7 +282,8 @@ def print_table(rows: list[dict[str, object]]) -> str:
             f"{_pair_fmt(row['train_tok_s'], '.0f')} | {_fmt(row['memory'], '.2f')} | {_pair_fmt(row['memory_mb'], '.0f')} | "
             f"{_fmt(row['memory_with_gradients'], '.2f')} | {_pair_fmt(row['mfu'], '.0%')} | {_pair_fmt(row['hfu'], '.0%')} | "
             f"{_fmt(row['greedy'], '.2f')} | {_pair_fmt(row['greedy_tok_s'], '.0f')} | "
-            f"{_fmt(row['beam'], '.2f')} | {_pair_fmt(row['beam_tok_s'], '.0f')} | {_pair_fmt(row['growth'], '.2f')} |"
+            f"{_fmt(row['beam'], '.2f')} | {_pair_fmt(row['beam_tok_s'], '.0f')} | {_pair_fmt(row['growth'], '.2f')} | "
+            f"{_pair_fmt(row['beam_growth'], '.2f')} |"
         )
     text = "\n".join(lines)
     print(text)

@@ -43,5 +43,6 @@ def test_quick_tiny_run_writes_the_documented_json(tmp_path: Path) -> None:
         for mode in ("greedy", "beam"):
             assert generate[mode]["candidate"]["tokens_per_s"] > 0 and generate[mode]["ratio"] > 0
         assert generate["beam"]["beams"] > 1
-        for side in ("candidate", "reference"):
-            assert generate["per_token_cost"][side]["growth"] > 0
+        for mode in ("greedy", "beam"):
+            for side in ("candidate", "reference"):
+                assert generate["per_token_cost"][mode][side]["growth"] > 0
