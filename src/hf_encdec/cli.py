@@ -42,6 +42,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                    "num_beams", "max_new_tokens", "max_source_length", "max_target_length", "seed",
                    "gradient_accumulation_steps", "early_stopping_patience", "num_samples", "logging_steps"):
         train.add_argument(f"--{option.replace('_', '-')}", type=int, dest=option, help=f"(default: {getattr(defaults, option)})")
+    train.add_argument("--length-penalty", type=float, dest="length_penalty",
+                       help="beam length penalty for the test set and the saved model (default: picked on validation)")
     for option in ("learning_rate", "label_smoothing", "weight_decay"):
         train.add_argument(f"--{option.replace('_', '-')}", type=float, dest=option, help=f"(default: {getattr(defaults, option)})")
     train.add_argument("--lr-scheduler-type", dest="lr_scheduler_type", help=f"(default: {defaults.lr_scheduler_type})")
@@ -68,7 +70,7 @@ def _train(args: argparse.Namespace) -> int:
     from .training.recipe import TrainOptions, run_training
 
     fields = {f.name for f in dataclasses.fields(TrainOptions)}
-    given = {k: v for k, v in vars(args).items() if k in fields and v not in (None, False)}
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None and v is not False}  # 0 is a value
     given["model_overrides"] = _parse_overrides(args.set)
     if given.get("config_file"):
         given["preset"] = None
@@ -101,8 +103,8 @@ def _translate(args: argparse.Namespace) -> int:
     lines = source.splitlines()
     keep = [i for i, line in enumerate(lines) if line.strip()]
     translations = translate(
-        model, tokenizer, [lines[i] for i in keep], num_beams=args.beams, max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size, progress=args.output is not None,
+        model, tokenizer, [lines[i] for i in keep], num_beams=args.beams, length_penalty=args.length_penalty,
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, progress=args.output is not None,
     )
     output = [""] * len(lines)
     for index, text in zip(keep, translations):
@@ -136,12 +138,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.limit:
         sources, references = sources[: args.limit], references[: args.limit]
     model, tokenizer = load_translator(args.model)
-    hypotheses = translate(model, tokenizer, sources, num_beams=args.beams, max_new_tokens=args.max_new_tokens)
+    hypotheses = translate(
+        model, tokenizer, sources, num_beams=args.beams, length_penalty=args.length_penalty,
+        max_new_tokens=args.max_new_tokens,
+    )
     report = {
         "model": args.model,
         "data": args.source_file or f"{args.data}:{args.split}",
         "sentences": len(sources),
-        "beams": args.beams,
+        "beams": args.beams or model.generation_config.num_beams,
+        "length_penalty": args.length_penalty if args.length_penalty is not None else model.generation_config.length_penalty,
         "scores": corpus_scores(hypotheses, references),
         "copy_baseline": copy_baseline_scores(sources, references),
     }
@@ -170,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("model", help="a trained model folder")
     translate.add_argument("--input", help="text file, one sentence a line (default: stdin)")
     translate.add_argument("--output", help="write here instead of stdout")
-    translate.add_argument("--beams", type=int, default=4)
+    translate.add_argument("--beams", type=int, help="beam size (default: the model's generation config)")
+    translate.add_argument("--length-penalty", type=float, help="beam length penalty (default: the model's generation config)")
     translate.add_argument("--max-new-tokens", type=int, default=128)
     translate.add_argument("--batch-size", type=int, default=64)
     translate.set_defaults(func=_translate)
@@ -182,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--source-file")
     evaluate.add_argument("--reference-file")
     evaluate.add_argument("--limit", type=int, help="only the first N sentences")
-    evaluate.add_argument("--beams", type=int, default=4)
+    evaluate.add_argument("--beams", type=int, help="beam size (default: the model's generation config)")
+    evaluate.add_argument("--length-penalty", type=float, help="beam length penalty (default: the model's generation config)")
     evaluate.add_argument("--max-new-tokens", type=int, default=128)
     evaluate.add_argument("--report", help="write the JSON report here")
     evaluate.set_defaults(func=_evaluate)

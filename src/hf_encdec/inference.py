@@ -64,9 +64,9 @@ def translate(
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
-    num_beams: int = 4,
+    num_beams: int | None = None,
     max_new_tokens: int = 128,
-    length_penalty: float = 1.0,
+    length_penalty: float | None = None,
     batch_size: int = 64,
     max_source_length: int | None = None,
     progress: bool = True,
@@ -75,7 +75,8 @@ def translate(
     """Translate `texts`, longest first in batches of `batch_size` (little padding), returned in input order.
 
     Sources longer than `max_source_length` tokens are truncated (with a warning), as are sources longer than the
-    model's learned positions.
+    model's learned positions. `num_beams` and `length_penalty` default to the model's generation config (a trained
+    folder's beam size and validation-tuned length penalty).
     """
     if isinstance(texts, str):
         raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
@@ -89,6 +90,7 @@ def translate(
         cut = sum(len(ids) >= limit for ids in encoded)
         if cut:
             logger.warning("%d source(s) were cut to %d tokens", cut, limit)
+    search = {key: value for key, value in (("num_beams", num_beams), ("length_penalty", length_penalty)) if value is not None}
     order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
     results: list[str] = [""] * len(texts)
     device = next(model.parameters()).device
@@ -96,14 +98,7 @@ def translate(
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
-        output = model.generate(
-            **inputs,
-            num_beams=num_beams,
-            max_new_tokens=max_new_tokens,
-            length_penalty=length_penalty,
-            do_sample=False,
-            **generate_kwargs,
-        )
+        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **search, **generate_kwargs)
         for index, text in zip(batch, tokenizer.batch_decode(output, skip_special_tokens=True)):
             results[index] = text.strip()
         bar.update(len(batch))

@@ -53,6 +53,10 @@ logger = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 TOKENIZER_DIR = "tokenizer"
 REPORT_FILE = "eval_results.json"
+TRANSLATIONS_FILE = "test_translations.tsv"
+# beam length penalties tried on the validation split after training (HF's score / length ** penalty)
+LENGTH_PENALTIES = (0.6, 1.0, 1.5, 2.0)
+TUNING_SENTENCES = 1000
 OPTIONS_FILE = "train_options.json"
 
 
@@ -81,6 +85,7 @@ class TrainOptions:
     eval_size: int = 400
     test_size: int | None = None
     num_beams: int = 4
+    length_penalty: float | None = None  # None: the best of LENGTH_PENALTIES on the validation split
     max_new_tokens: int = 128
     early_stopping_patience: int = 3
     save_total_limit: int = 2
@@ -202,6 +207,40 @@ def _attention_heatmap(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     return plot_attention(weights, source_tokens, target_tokens, path, title=f"cross-attention: {source[:60]}")
 
 
+def _tune_length_penalty(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, validation: datasets.Dataset, options: TrainOptions
+) -> tuple[float, list[dict[str, float]]]:
+    """The beam length penalty with the best mean of BLEU and chrF on (up to TUNING_SENTENCES of) the validation
+    split; the test split plays no part in the choice."""
+    subset = _evenly_spaced(validation, TUNING_SENTENCES)
+    trials = []
+    for penalty in LENGTH_PENALTIES:
+        hypotheses = translate(
+            model, tokenizer, subset["source"], num_beams=options.num_beams, length_penalty=penalty,
+            max_new_tokens=options.max_new_tokens, progress=False,
+        )
+        scores = corpus_scores(hypotheses, subset["target"])
+        trials.append({"length_penalty": penalty, "bleu": scores["bleu"], "chrf": scores["chrf"]})
+        logger.info("validation, beam %d, length penalty %.1f: BLEU %.2f chrF %.2f",
+                    options.num_beams, penalty, scores["bleu"], scores["chrf"])
+    # ties go to the penalty closest to 1.0, transformers' default
+    best = max(trials, key=lambda trial: (trial["bleu"] + trial["chrf"], -abs(trial["length_penalty"] - 1.0)))
+    return best["length_penalty"], trials
+
+
+def _write_translations(path: Path, test: datasets.Dataset, hypotheses: list[str]) -> None:
+    """source, reference and translation of every test pair, one per line, tab-separated (tabs and newlines in the
+    texts escaped as \\t and \\n)."""
+    def clean(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+    lines = ["source\treference\ttranslation"]
+    lines += [f"{clean(s)}\t{clean(r)}\t{clean(h)}" for s, r, h in zip(test["source"], test["target"], hypotheses)]
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
 def _pick_samples(test: datasets.Dataset, count: int) -> list[int]:
     """Indices of `count` test pairs of moderate length, spread over the split."""
     candidates = [i for i, text in enumerate(test["source"]) if 20 <= len(text) <= 90]
@@ -253,8 +292,9 @@ def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | No
             if split not in corpus or len(corpus[split]) == 0:
                 raise ValueError(f"the corpus {options.data!r} has no {split} pairs; it needs train, validation and test")
         tokenizer = _tokenizer(corpus, options, output_dir / TOKENIZER_DIR)
+        # the test split is translated from its raw text (below), never tokenized or length-filtered here
         tokenized = tokenize_pairs(
-            corpus,
+            datasets.DatasetDict({split: corpus[split] for split in ("train", "validation")}),
             tokenizer,
             max_source_length=options.max_source_length,
             max_target_length=options.max_target_length,
@@ -318,16 +358,22 @@ def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | No
         return {}
 
     model = trainer.model.eval()
+    tuning: list[dict[str, float]] = []
+    length_penalty = options.length_penalty
+    if length_penalty is None and options.num_beams > 1:
+        length_penalty, tuning = _tune_length_penalty(model, tokenizer, corpus["validation"], options)
+        logger.info("length penalty %.1f chosen on the validation split", length_penalty)
     model.generation_config = GenerationConfig(
-        **special, num_beams=options.num_beams, max_new_tokens=options.max_new_tokens
+        **special, num_beams=options.num_beams, length_penalty=1.0 if length_penalty is None else length_penalty,
+        max_new_tokens=options.max_new_tokens,
     )
     _save_final_model(model, tokenizer, output_dir)
-    logger.info("translating %d test sentences with beam size %d", len(test), options.num_beams)
+    logger.info("translating %d test sentences with beam size %d, length penalty %.1f", len(test),
+                options.num_beams, model.generation_config.length_penalty)
     eval_started = time.perf_counter()
-    hypotheses = translate(
-        model, tokenizer, test["source"], num_beams=options.num_beams, max_new_tokens=options.max_new_tokens
-    )
+    hypotheses = translate(model, tokenizer, test["source"], max_new_tokens=options.max_new_tokens)
     eval_seconds = time.perf_counter() - eval_started
+    _write_translations(output_dir / TRANSLATIONS_FILE, test, hypotheses)
     scores = corpus_scores(hypotheses, test["target"])
     baseline = copy_baseline_scores(test["source"], test["target"])
     samples = [(test["source"][i], test["target"][i], hypotheses[i]) for i in _pick_samples(test, options.num_samples)]
@@ -346,6 +392,8 @@ def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | No
         "test": scores,
         "copy_baseline": baseline,
         "test_sentences": len(test),
+        "decoding": {"num_beams": options.num_beams, "length_penalty": model.generation_config.length_penalty,
+                     "validation_trials": tuning},
         "best_validation_chrf": trainer.state.best_metric,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,
@@ -386,7 +434,9 @@ def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | No
             "label smoothing": options.label_smoothing,
             "best validation chrF": trainer.state.best_metric,
             "training time (minutes)": report["train_minutes"],
-            "test decoding": f"beam {options.num_beams}, {len(test)} sentences, {report['test_translation_minutes']} min",
+            "test decoding": f"beam {options.num_beams}, length penalty {model.generation_config.length_penalty}"
+            + (" (chosen on validation)" if tuning else "")
+            + f", {len(test)} sentences, {report['test_translation_minutes']} min",
             "hardware": report["hardware"],
         },
         samples=samples,
