@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=300)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--num-beams", type=int, default=4)
+    parser.add_argument("--test-size", type=int, default=None, help="score only the first N test pairs (smoke runs)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -107,6 +108,8 @@ def main() -> None:
         decoder_start_token_id=tokenizer.pad_token_id, forced_eos_token_id=tokenizer.eos_token_id,
     )
     test: datasets.Dataset = corpus["test"]
+    if args.test_size is not None:
+        test = test.select(range(min(args.test_size, len(test))))
     started = time.perf_counter()
     hypotheses = translate(model, tokenizer, test["source"], num_beams=args.num_beams, max_new_tokens=128)
     decode_minutes = (time.perf_counter() - started) / 60

@@ -16,8 +16,10 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from hf_encdec.cli import main
+from hf_encdec.evaluation import corpus_scores
 from hf_encdec.inference import load_translator, translate
 from hf_encdec.training import TrainOptions, run_training
+from hf_encdec.training.recipe import LENGTH_PENALTIES
 
 TINY = [
     "--data", "synthetic:reverse", "--preset", "transformer-tiny", "--vocab-size", "300", "--max-tokens", "512",
@@ -43,6 +45,18 @@ def test_train_writes_a_hub_ready_folder(trained: Path) -> None:
     assert generation["num_beams"] == 2 and generation["decoder_start_token_id"] == 1
     report = json.loads((trained / "eval_results.json").read_text())
     assert report["test_sentences"] == 24 and report["global_step"] == 20 and report["processes"] == 1
+    # the length penalty is the validation trials' best (mean of BLEU and chrF), saved for translate/evaluate
+    trials = report["decoding"]["validation_trials"]
+    assert [trial["length_penalty"] for trial in trials] == list(LENGTH_PENALTIES)
+    best = max(trial["bleu"] + trial["chrf"] for trial in trials)
+    penalty = generation.get("length_penalty", 1.0)  # a default value is not written
+    chosen = next(trial for trial in trials if trial["length_penalty"] == penalty)
+    assert chosen["bleu"] + chosen["chrf"] == best and report["decoding"]["length_penalty"] == penalty
+    # every test pair's translation is written; scoring the file gives the reported scores
+    rows = [line.split("\t") for line in (trained / "test_translations.tsv").read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == ["source", "reference", "translation"] and len(rows) == 25
+    rescored = corpus_scores([row[2] for row in rows[1:]], [row[1] for row in rows[1:]])
+    assert rescored["chrf"] == pytest.approx(report["test"]["chrf"]) and rescored["bleu"] == pytest.approx(report["test"]["bleu"])
     card = (trained / "README.md").read_text()
     assert f"{report['test']['chrf']:.2f}"[:4] in card and "attention.png" in card and "loss_curve.png" in card
     assert (trained / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -86,6 +100,17 @@ def test_translate_reads_stdin_and_evaluate_writes_a_report(trained: Path, tmp_p
     assert main(args) == 0
     report = json.loads(report_path.read_text())
     assert report["sentences"] == 10 and 0 <= report["scores"]["chrf"] <= 100 and "copy_baseline" in report
+
+
+def test_explicit_zeros_on_the_command_line_are_kept(tmp_path: Path) -> None:
+    output = tmp_path / "zeros"
+    args = ["train", *TINY, "--max-steps", "2", "--eval-steps", "2", "--label-smoothing", "0", "--warmup-steps", "0",
+            "--length-penalty", "0", "--output-dir", str(output)]
+    assert main(args) == 0
+    options = json.loads((output / "train_options.json").read_text())
+    assert options["label_smoothing"] == 0 and options["warmup_steps"] == 0 and options["length_penalty"] == 0
+    assert json.loads((output / "generation_config.json").read_text())["length_penalty"] == 0
+    assert json.loads((output / "eval_results.json").read_text())["decoding"]["validation_trials"] == []
 
 
 def test_bad_input_fails_clearly_and_overwrites_nothing(trained: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
