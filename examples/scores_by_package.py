@@ -1,0 +1,57 @@
+"""BLEU and chrF of a main-job run per held-out package, next to the copy-the-source baseline.
+
+    python examples/scores_by_package.py runs/gettext-de              # the run's test_translations.tsv
+    python examples/scores_by_package.py runs/gettext-de --data gettext:fr
+
+The packages come from the corpus (rebuilt from the machine's catalogs, deterministically the same split); the
+translations from the run folder, so nothing is decoded again.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+from hf_encdec.data import load_corpus
+from hf_encdec.evaluation import copy_baseline_scores, corpus_scores
+
+
+def _unescape(text: str) -> str:
+    out, chars = [], iter(text)
+    for char in chars:
+        if char == "\\":
+            following = next(chars, "")
+            out.append({"t": "\t", "n": "\n", "\\": "\\"}.get(following, "\\" + following))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a folder written by hf-encdec train")
+    parser.add_argument("--data", default="gettext:de")
+    args = parser.parse_args()
+    rows = [line.split("\t") for line in (args.run / "test_translations.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    test = load_corpus(args.data)["test"]
+    if len(rows) != len(test) or any(_unescape(row[0]) != source for row, source in zip(rows, test["source"])):
+        raise SystemExit(f"{args.run}/test_translations.tsv does not hold the {args.data} test split in order "
+                         f"({len(rows)} rows, the split has {len(test)}); was the run trained on other data or --test-size?")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, package in enumerate(test["package"]):
+        groups[package].append(index)
+    groups = dict(sorted(groups.items(), key=lambda item: -len(item[1])))
+    groups["all"] = list(range(len(test)))
+    print("| package | pairs | BLEU | chrF | copy BLEU | copy chrF |")
+    print("|---|---|---|---|---|---|")
+    for package, indices in groups.items():
+        sources = [test["source"][i] for i in indices]
+        references = [test["target"][i] for i in indices]
+        model = corpus_scores([_unescape(rows[i][2]) for i in indices], references)
+        copy = copy_baseline_scores(sources, references)
+        print(f"| {package} | {len(indices)} | {model['bleu']:.1f} | {model['chrf']:.1f} | {copy['bleu']:.1f} | {copy['chrf']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
