@@ -215,9 +215,9 @@ def test_fused_loss_hands_its_gradients_over_and_refuses_a_second_backward() -> 
         loss.backward()
 
 
-@pytest.mark.parametrize("rows", [1, 2, 4, 8, 9])
+@pytest.mark.parametrize("rows", [1, 2, 4, 8, 9, 16, 32])
 @pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize(("in_features", "out_features"), [(16, 37), (37, 16)])
+@pytest.mark.parametrize(("in_features", "out_features"), [(16, 37), (37, 16), (16, 160)])
 def test_linear_few_row_path_equals_nn_linear(rows: int, bias: bool, in_features: int, out_features: int) -> None:
     ours = Linear(in_features, out_features, bias=bias)
     plain = torch.nn.Linear(in_features, out_features, bias=bias)

@@ -4,12 +4,15 @@ Shapes: (..., D_in) -> (..., D_out).
 
     y = x W^T + b
 
-A decoding step multiplies only a few rows (the batch) by each weight. MKL's CPU matrix product packs its second
-operand into blocks first, and for x W^T that operand is the whole (D_out, D_in) weight: with 2 to 8 rows the packing
-costs more than the product. Computing the same product as (W x^T)^T packs the few rows instead. On this machine's
-MKL (bench/README.md) that made single projections 1.2-2.9x faster for 2 and 4 rows and up to 1.26x for 8 when
-D_out >= D_in, and slower for 1 row, for 12 or more rows and for narrowing weights at 8 rows; hence the window below.
-Everything else (training, prefill, GPUs, half precision) runs `nn.Linear` unchanged.
+A decoding step multiplies only a few rows (sequences x beams) by each weight. MKL's CPU matrix product packs its
+second operand into blocks first, and for x W^T that operand is the whole (D_out, D_in) weight: with few rows the
+packing costs more than the product. Computing the same product as (W x^T)^T packs the rows instead. Which row
+counts gain depends on MKL's kernel choice, not smoothly on the count. On this machine's MKL (bench/README.md):
+alone (`bench/projections.py`), the swapped product of the small and base projections was 1.1-1.9x faster at 2-5
+rows and 1.02-1.35x at 16 and 32, slower at 1 and at 6-14 rows, and the output layer (D_out >= 8 D_in) gained 2-6x
+at 2-10 rows; in whole `generate()` calls (`bench/run.py`) 8 rows still gained (greedy 1.22-1.31x with it,
+1.16-1.19x without), so the window keeps 2-8 and adds 16 and 32 (beam search over 4 and 8 sources with 4 beams).
+Everything else (training, GPUs, half precision) runs `nn.Linear` unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import torch
 from torch import nn
 
 # rows of a product that take the (W x^T)^T path on CPU in float32 without autograd
-FEW_ROWS = range(2, 9)
+FEW_ROWS = frozenset(range(2, 9)) | frozenset({16, 32})
+# the same for an output layer (D_out >= 8 D_in), whose weight packing dominates up to 10 rows
+WIDE_FEW_ROWS = FEW_ROWS | frozenset(range(2, 11))
 
 
 class Linear(nn.Linear):
@@ -27,8 +32,7 @@ class Linear(nn.Linear):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         rows = input.numel() // self.in_features if input.dim() else 0
         if (
-            rows not in FEW_ROWS
-            or self.out_features < self.in_features
+            rows not in (WIDE_FEW_ROWS if self.out_features >= 8 * self.in_features else FEW_ROWS)
             or input.device.type != "cpu"
             or input.dtype != torch.float32
             or self.weight.dtype != torch.float32
