@@ -15,17 +15,7 @@ from pathlib import Path
 
 from hf_encdec.data import load_corpus
 from hf_encdec.evaluation import copy_baseline_scores, corpus_scores
-
-
-def _unescape(text: str) -> str:
-    out, chars = [], iter(text)
-    for char in chars:
-        if char == "\\":
-            following = next(chars, "")
-            out.append({"t": "\t", "n": "\n", "\\": "\\"}.get(following, "\\" + following))
-        else:
-            out.append(char)
-    return "".join(out)
+from hf_encdec.training.recipe import read_translations
 
 
 def main() -> None:
@@ -33,9 +23,9 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a folder written by hf-encdec train")
     parser.add_argument("--data", default="gettext:de")
     args = parser.parse_args()
-    rows = [line.split("\t") for line in (args.run / "test_translations.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    rows = read_translations(args.run / "test_translations.tsv")
     test = load_corpus(args.data)["test"]
-    if len(rows) != len(test) or any(_unescape(row[0]) != source for row, source in zip(rows, test["source"])):
+    if len(rows) != len(test) or any(row["source"] != source for row, source in zip(rows, test["source"])):
         raise SystemExit(f"{args.run}/test_translations.tsv does not hold the {args.data} test split in order "
                          f"({len(rows)} rows, the split has {len(test)}); was the run trained on other data or --test-size?")
     groups: dict[str, list[int]] = defaultdict(list)
@@ -48,7 +38,7 @@ def main() -> None:
     for package, indices in groups.items():
         sources = [test["source"][i] for i in indices]
         references = [test["target"][i] for i in indices]
-        model = corpus_scores([_unescape(rows[i][2]) for i in indices], references)
+        model = corpus_scores([rows[i]["translation"] for i in indices], references)
         copy = copy_baseline_scores(sources, references)
         print(f"| {package} | {len(indices)} | {model['bleu']:.1f} | {model['chrf']:.1f} | {copy['bleu']:.1f} | {copy['chrf']:.1f} |")
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -19,7 +20,7 @@ from hf_encdec.cli import main
 from hf_encdec.evaluation import corpus_scores
 from hf_encdec.inference import load_translator, translate
 from hf_encdec.training import TrainOptions, run_training
-from hf_encdec.training.recipe import LENGTH_PENALTIES
+from hf_encdec.training.recipe import LENGTH_PENALTIES, _write_translations, read_translations
 
 TINY = [
     "--data", "synthetic:reverse", "--preset", "transformer-tiny", "--vocab-size", "300", "--max-tokens", "512",
@@ -53,9 +54,9 @@ def test_train_writes_a_hub_ready_folder(trained: Path) -> None:
     chosen = next(trial for trial in trials if trial["length_penalty"] == penalty)
     assert chosen["bleu"] + chosen["chrf"] == best and report["decoding"]["length_penalty"] == penalty
     # every test pair's translation is written; scoring the file gives the reported scores
-    rows = [line.split("\t") for line in (trained / "test_translations.tsv").read_text(encoding="utf-8").splitlines()]
-    assert rows[0] == ["source", "reference", "translation"] and len(rows) == 25
-    rescored = corpus_scores([row[2] for row in rows[1:]], [row[1] for row in rows[1:]])
+    rows = read_translations(trained / "test_translations.tsv")
+    assert len(rows) == 24 and list(rows[0]) == ["source", "reference", "translation"]
+    rescored = corpus_scores([row["translation"] for row in rows], [row["reference"] for row in rows])
     assert rescored["chrf"] == pytest.approx(report["test"]["chrf"]) and rescored["bleu"] == pytest.approx(report["test"]["bleu"])
     card = (trained / "README.md").read_text()
     assert f"{report['test']['chrf']:.2f}"[:4] in card and "attention.png" in card and "loss_curve.png" in card
@@ -100,6 +101,17 @@ def test_translate_reads_stdin_and_evaluate_writes_a_report(trained: Path, tmp_p
     assert main(args) == 0
     report = json.loads(report_path.read_text())
     assert report["sentences"] == 10 and 0 <= report["scores"]["chrf"] <= 100 and "copy_baseline" in report
+
+
+def test_translations_file_round_trips_tabs_newlines_and_backslashes(tmp_path: Path) -> None:
+    texts = {"source": ["a\tb", "line\nbreak", "back\\slash \\t"], "target": ["x", "y\\n", "z"]}
+    hypotheses = ["h\t1", "h\\2", "h\n3"]
+    path = tmp_path / "t.tsv"
+    _write_translations(path, datasets.Dataset.from_dict(texts), hypotheses)
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 4
+    rows = read_translations(path)
+    assert [row["source"] for row in rows] == texts["source"] and [row["reference"] for row in rows] == texts["target"]
+    assert [row["translation"] for row in rows] == hypotheses
 
 
 def test_explicit_zeros_on_the_command_line_are_kept(tmp_path: Path) -> None:

@@ -241,6 +241,19 @@ def _write_translations(path: Path, test: datasets.Dataset, hypotheses: list[str
     os.replace(temporary, path)
 
 
+def read_translations(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a run's test_translations.tsv as {"source", "reference", "translation"} dicts, unescaped."""
+    def unescape(text: str) -> str:
+        out, chars = [], iter(text)
+        for char in chars:
+            out.append({"t": "\t", "n": "\n", "\\": "\\"}[next(chars)] if char == "\\" else char)
+        return "".join(out)
+
+    header, *rows = Path(path).read_text(encoding="utf-8").splitlines()
+    names = header.split("\t")
+    return [dict(zip(names, map(unescape, row.split("\t")))) for row in rows]
+
+
 def _pick_samples(test: datasets.Dataset, count: int) -> list[int]:
     """Indices of `count` test pairs of moderate length, spread over the split."""
     candidates = [i for i, text in enumerate(test["source"]) if 20 <= len(text) <= 90]
