@@ -5,6 +5,7 @@
 
 from .models.configuration_decoder import DecoderConfig
 from .models.configuration_encoder import EncoderConfig
+from .models.configuration_pointer_generator import PointerGeneratorConfig
 from .models.configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .models.configuration_transformer import TransformerConfig
 from .models.modeling_decoder import DecoderForCausalLM, DecoderModel
@@ -14,6 +15,7 @@ from .models.modeling_encoder import (
     EncoderForTokenClassification,
     EncoderModel,
 )
+from .models.modeling_pointer_generator import PointerGeneratorForConditionalGeneration
 from .models.modeling_rnn_seq2seq import RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
 from .models.modeling_transformer import TransformerForConditionalGeneration, TransformerModel
 from .pipelines import Seq2SeqGenerationPipeline, register_pipeline
@@ -33,6 +35,8 @@ __all__ = [
     "EncoderForSequenceClassification",
     "EncoderForTokenClassification",
     "EncoderModel",
+    "PointerGeneratorConfig",
+    "PointerGeneratorForConditionalGeneration",
     "RNNSeq2SeqConfig",
     "RNNSeq2SeqForConditionalGeneration",
     "RNNSeq2SeqModel",

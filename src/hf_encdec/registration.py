@@ -20,6 +20,7 @@ from transformers import (
 
 from .models.configuration_decoder import DecoderConfig
 from .models.configuration_encoder import EncoderConfig
+from .models.configuration_pointer_generator import PointerGeneratorConfig
 from .models.configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .models.configuration_transformer import TransformerConfig
 from .models.modeling_decoder import DecoderForCausalLM, DecoderModel
@@ -29,6 +30,7 @@ from .models.modeling_encoder import (
     EncoderForTokenClassification,
     EncoderModel,
 )
+from .models.modeling_pointer_generator import PointerGeneratorForConditionalGeneration
 from .models.modeling_rnn_seq2seq import RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
 from .models.modeling_transformer import TransformerForConditionalGeneration, TransformerModel
 
@@ -36,6 +38,10 @@ AUTO_CLASSES: dict[type, dict[type, type]] = {
     TransformerConfig: {
         AutoModel: TransformerModel,
         AutoModelForSeq2SeqLM: TransformerForConditionalGeneration,
+    },
+    # the base model is the plain Transformer's (TransformerModel, registered above); only the output layer differs
+    PointerGeneratorConfig: {
+        AutoModelForSeq2SeqLM: PointerGeneratorForConditionalGeneration,
     },
     EncoderConfig: {
         AutoModel: EncoderModel,
