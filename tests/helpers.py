@@ -13,6 +13,8 @@ from hf_encdec import (
     DecoderForCausalLM,
     EncoderConfig,
     EncoderForMaskedLM,
+    PointerGeneratorConfig,
+    PointerGeneratorForConditionalGeneration,
     TransformerConfig,
     TransformerForConditionalGeneration,
 )
@@ -41,12 +43,16 @@ def word_level_tokenizer(words: list[str], *, add_eos: bool = True) -> PreTraine
 
 
 def build(family: str, overrides: dict[str, Any] | None = None, **extra: Any) -> torch.nn.Module:
-    """A tiny eval-mode model of `family` ('seq2seq', 'encoder', 'decoder') with a variant's overrides."""
+    """A tiny eval-mode model of `family` ('seq2seq', 'pointer_generator', 'encoder', 'decoder') with a variant's
+    overrides."""
     kwargs, attn = split_attn(overrides or {})
     kwargs = {**TINY_TRANSFORMER, **kwargs, **extra}
     if family == "seq2seq":
         config = TransformerConfig(encoder_layers=2, decoder_layers=2, **kwargs)
         model_class = TransformerForConditionalGeneration
+    elif family == "pointer_generator":
+        config = PointerGeneratorConfig(encoder_layers=2, decoder_layers=2, **kwargs)
+        model_class = PointerGeneratorForConditionalGeneration
     elif family == "encoder":
         config = EncoderConfig(num_hidden_layers=2, **kwargs)
         model_class = EncoderForMaskedLM

@@ -14,7 +14,7 @@ import datasets
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
+from transformers import AutoModelForSeq2SeqLM, TrainerCallback
 
 from hf_encdec.cli import main
 from hf_encdec.evaluation import corpus_scores
@@ -220,3 +220,22 @@ def test_user_files_and_a_config_file_train_an_rnn_model(tmp_path: Path) -> None
     assert report["model"] == "RNNSeq2SeqForConditionalGeneration" and report["global_step"] == 6
     assert report["test_sentences"] > 0 and (output / "attention.png").is_file()
     assert json.loads((output / "config.json").read_text())["model_type"] == "hf_encdec_rnn_seq2seq"
+
+
+def test_a_config_file_trains_a_pointer_generator_that_loads_back(tmp_path: Path) -> None:
+    """The copy family goes through the whole job too: training, beam decoding of the test split, the folder."""
+    (tmp_path / "pg.json").write_text(json.dumps({
+        "model_type": "hf_encdec_pointer_generator", "hidden_size": 32, "num_attention_heads": 4,
+        "intermediate_size": 48, "encoder_layers": 1, "decoder_layers": 1,
+    }))
+    output = tmp_path / "pg-run"
+    args = ["train", "--data", "synthetic:reverse", "--config", str(tmp_path / "pg.json"), "--vocab-size", "300",
+            "--max-steps", "6", "--eval-steps", "3", "--eval-size", "8", "--test-size", "16", "--num-beams", "2",
+            "--max-new-tokens", "8", "--output-dir", str(output)]
+    assert main(args) == 0
+    report = json.loads((output / "eval_results.json").read_text())
+    assert report["model"] == "PointerGeneratorForConditionalGeneration" and report["global_step"] == 6
+    assert report["test_sentences"] == 16 and (output / "attention.png").is_file()
+    assert (output / "copy_mechanism.py").is_file()  # shipped for remote code
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(output)
+    assert type(loaded).__name__ == "PointerGeneratorForConditionalGeneration"

@@ -24,7 +24,8 @@ IGNORE_INDEX = -100
 CHUNK_ELEMENTS = 1 << 21
 
 
-def _normaliser(labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None) -> torch.Tensor | int:
+def loss_normaliser(labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None) -> torch.Tensor | int:
+    """Z of the module docstring: `num_items_in_batch` when given, else the number of labelled tokens."""
     if num_items_in_batch is None:
         return (labels != IGNORE_INDEX).sum().clamp(min=1)
     if torch.is_tensor(num_items_in_batch):
@@ -47,32 +48,7 @@ def token_cross_entropy(
         reduction="sum",
         label_smoothing=label_smoothing,
     )
-    return total / _normaliser(labels, num_items_in_batch)
-
-
-def log_prob_cross_entropy(
-    log_probs: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    num_items_in_batch: torch.Tensor | int | None = None,
-    label_smoothing: float = 0.0,
-) -> torch.Tensor:
-    """The same loss for a model that outputs normalised (..., V) log-probabilities (a mixture such as the
-    pointer-generator's, where logits do not exist), -100 ignored.
-
-    >>> import torch
-    >>> logits, labels = torch.randn(2, 5, 11), torch.tensor([[1, 2, 3, -100, -100], [4, 5, 6, 7, 8]])
-    >>> loss = log_prob_cross_entropy(logits.log_softmax(-1), labels, label_smoothing=0.1)
-    >>> torch.allclose(loss, token_cross_entropy(logits, labels, label_smoothing=0.1))
-    True
-    """
-    flat = log_probs.float().reshape(-1, log_probs.shape[-1])  # (N, V)
-    targets = labels.reshape(-1).to(flat.device)  # (N,)
-    keep = targets != IGNORE_INDEX
-    nll = -flat.gather(1, targets.clamp(min=0)[:, None]).squeeze(1)  # (N,)
-    if label_smoothing > 0:
-        nll = (1 - label_smoothing) * nll - label_smoothing * flat.mean(dim=-1)
-    return torch.where(keep, nll, 0.0).sum() / _normaliser(labels, num_items_in_batch)
+    return total / loss_normaliser(labels, num_items_in_batch)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -185,4 +161,4 @@ def linear_cross_entropy(
     if chunk_size is None:
         chunk_size = max(1, CHUNK_ELEMENTS // weight.shape[0])
     total = _LinearCrossEntropy.apply(hidden, weight, bias, targets, float(label_smoothing), int(chunk_size))
-    return total / _normaliser(labels, num_items_in_batch)
+    return total / loss_normaliser(labels, num_items_in_batch)

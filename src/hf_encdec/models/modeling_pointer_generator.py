@@ -7,7 +7,8 @@ Shapes: B batch, S source length, T target length, D hidden, V vocabulary, V+ ex
     log P(y_t | y_<t, x) = log(p_gen softmax(W s_t) + (1 - p_gen) copy_t)      returned as `logits`, width V+
 
 `logits` are normalised log-probabilities, which greedy search, beam search (its log_softmax leaves them unchanged)
-and sampling all take as they are.
+and sampling all take as they are. Training with labels takes the loss without building them (`copy_cross_entropy`)
+and returns `logits=None`, as the plain Transformer's fused loss does; `skip_logits=False` returns them too.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_pointer_generator import PointerGeneratorConfig
-from .copy_mechanism import CopyMechanism
-from .losses import log_prob_cross_entropy
+from .copy_mechanism import CopyMechanism, copy_cross_entropy, mixture_log_probs
+from .losses import IGNORE_INDEX
 from .modeling_transformer import TransformerForConditionalGeneration
 
 
@@ -89,7 +90,9 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
         **kwargs: object,
     ) -> PointerGeneratorOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        kwargs.pop("skip_logits", None)  # the mixture needs the logits; there is no fused path to skip them
+        skip_logits = kwargs.pop("skip_logits", None)
+        if skip_logits is None:  # as the plain Transformer: training takes the loss without building the logits
+            skip_logits = self.training and labels is not None
         source_ids = input_ids if source_ids is None else source_ids
         if source_ids is None:
             raise ValueError("the pointer-generator needs source_ids (or input_ids) to copy from")
@@ -113,22 +116,31 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
             use_cache=use_cache,
             **kwargs,
         )
-        log_probs, p_gen, copy_attentions = self.copy_mechanism(
-            outputs.last_hidden_state,
-            outputs.encoder_last_hidden_state,
-            self.lm_head(outputs.last_hidden_state),
-            source_ids=source_ids.to(outputs.last_hidden_state.device),
-            encoder_attention_mask=attention_mask,
-            extended_vocab_size=vocab_size + num_source_oovs,
-        )  # (B, T, V+), (B, T, 1), (B, T, S)
+        hidden_states = outputs.last_hidden_state  # (B, T, D)
+        source_ids = source_ids.to(hidden_states.device)
+        copy_attentions, gate_logits = self.copy_mechanism(
+            hidden_states, outputs.encoder_last_hidden_state, attention_mask
+        )  # (B, T, S), (B, T, 1)
+        vocab_logits = None if skip_logits else self.lm_head(hidden_states)  # (B, T, V)
         loss = None
         if labels is not None:
-            loss = log_prob_cross_entropy(
-                log_probs,
-                labels,
-                num_items_in_batch=num_items_in_batch,
+            keep = labels.to(hidden_states.device) != IGNORE_INDEX  # (B, T)
+            labelled_logits = self.lm_head(hidden_states[keep]) if vocab_logits is None else vocab_logits[keep]
+            loss = copy_cross_entropy(
+                labelled_logits,
+                copy_attentions,
+                gate_logits,
+                source_ids,
+                labels.to(hidden_states.device),
+                encoder_attention_mask=attention_mask,
                 label_smoothing=self.config.label_smoothing,
+                num_items_in_batch=num_items_in_batch,
             )
+        log_probs = None
+        if vocab_logits is not None:
+            log_probs = mixture_log_probs(
+                vocab_logits, copy_attentions, gate_logits, source_ids, vocab_size + num_source_oovs
+            )  # (B, T, V+)
         return PointerGeneratorOutput(
             loss=loss,
             logits=log_probs,
@@ -139,6 +151,6 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,
             encoder_attentions=outputs.encoder_attentions,
-            p_gen=p_gen,
+            p_gen=torch.sigmoid(gate_logits),
             copy_attentions=copy_attentions,
         )
