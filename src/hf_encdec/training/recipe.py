@@ -66,7 +66,7 @@ class TrainOptions:
 
     data: str = "gettext:de"
     output_dir: str = "runs/gettext-de"
-    preset: str | None = "transformer-small"
+    preset: str | None = "pointer-generator-small"
     config_file: str | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
     vocab_size: int = 8000
