@@ -8,9 +8,9 @@ higher learning rate than the default) and scored with the same beam search and 
 It prints and writes (to --output-dir) test BLEU/chrF, the copy baseline and the wall-clock minutes of training and
 test decoding, for the README's comparison with the main job.
 
-Measured so far (2 CPU cores): with the defaults and --max-steps 3300 (22.3 min of training, the main job's training
-time) the stock post-LN model stayed on the unigram plateau (train loss 7.05 from step ~300 on; test BLEU 0.0), and
-400 steps at 5e-4 looked the same; the learning rate and warm-up that make it train are still to be found.
+Measured (2 CPU cores, AMD EPYC): with the defaults and --max-steps 3500 (23.2 min of training, the main job's
+training time) test BLEU 17.99 / chrF 38.99 on all 8,473 test pairs (copying: 20.83 / 27.33). With MarianConfig's
+default unscaled embeddings, lr 1e-3 and 300 warm-up steps it sat on the unigram plateau (train loss 7.05, BLEU 0.0).
 """
 
 from __future__ import annotations
