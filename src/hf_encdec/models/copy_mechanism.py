@@ -132,11 +132,8 @@ def copy_cross_entropy(
     targets = labels[keep]  # (N,)
     logits = vocab_logits.float()  # (N, V)
     log_norm = torch.logsumexp(logits, dim=-1)  # (N,)
-    log_gen, log_copy = F.logsigmoid(gate_logits[keep][:, 0]), F.logsigmoid(-gate_logits[keep][:, 0])  # (N,)
-
-    # copy probability of each source position's word: attention summed over the positions holding the same word
-    same_word = (source_ids[:, :, None] == source_ids[:, None, :]).to(attention.dtype)  # (B, S, S)
-    copy_at_source = torch.matmul(attention, same_word)[keep]  # (N, S)
+    gate = gate_logits[keep][:, 0]  # (N,)
+    log_gen, log_copy = F.logsigmoid(gate), F.logsigmoid(-gate)  # (N,)
     source = source_ids[row]  # (N, S)
 
     def log_mixture(words: torch.Tensor, copy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,6 +147,9 @@ def copy_cross_entropy(
     copy_at_target = (attention[keep] * (source == targets[:, None])).sum(dim=-1, keepdim=True)  # (N, 1)
     nll = -log_mixture(targets[:, None], copy_at_target)[0][:, 0]  # (N,)
     if label_smoothing > 0:
+        # copy probability of each source position's word: attention summed over the positions holding the same word
+        same_word = (source_ids[:, :, None] == source_ids[:, None, :]).to(attention.dtype)  # (B, S, S)
+        copy_at_source = torch.matmul(attention, same_word)[keep]  # (N, S)
         log_p_source, log_vocab_source = log_mixture(source, copy_at_source)  # (N, S)
         # each distinct in-vocabulary source word once: weight 1 / (its count in the source), padding 0
         valid = source_ids < vocab_size
