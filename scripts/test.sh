@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The test suite (CPU, no network): sets up .venv if needed, then runs pytest. Extra arguments go to pytest,
-# e.g. `bash scripts/test.sh -m "not slow"` for the quick subset.
+# The test suite (CPU, no network): sets up .venv with the tested versions (constraints.txt) if needed, then runs
+# pytest. Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"` for the quick subset.
+#   bash scripts/test.sh --latest    the generation-contract tests (-m contract: cache on/off, beam, sampling, remote
+#                                    code, save/load) in .venv-latest, on the newest releases pyproject.toml allows
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+if [ "${1:-}" = "--latest" ]; then
+    shift
+    bash scripts/setup.sh --latest
+    exec .venv-latest/bin/python -m pytest -q -m contract "$@"
+fi
+bash scripts/setup.sh
 exec .venv/bin/python -m pytest -q "$@"

@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 import hf_encdec
 from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
 from hf_encdec.models.rnn_layers import RNNDecoderState, RNNEncoderOutput
+from hf_encdec.models.transformers_contract import output_cache
 from rnn_helpers import build_rnn, padded_sources, token_ids
 from variants import TINY_RNN
 
@@ -43,6 +44,7 @@ def test_default_config_is_a_luong_opennmt_model() -> None:
     assert all(p.abs().max() <= 0.1 for p in model.parameters())  # uniform in [-0.1, 0.1] (Luong et al.)
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize(
     "overrides",
     [{}, {"tie_word_embeddings": True}, {"share_encoder_decoder_embeddings": True, "tie_word_embeddings": True}, HYBRID],
@@ -86,6 +88,7 @@ print(json.dumps({"logits": logits.tolist(), "generated": generated.tolist()}))
 """
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("overrides", [{"rnn_type": "lstm", "tie_word_embeddings": True}, HYBRID], ids=["rnn", "transformer-encoder"])
 def test_remote_code_loads_without_hf_encdec(overrides: dict, tmp_path: Path) -> None:
     model = build_rnn(overrides)
@@ -109,6 +112,7 @@ def test_remote_code_loads_without_hf_encdec(overrides: dict, tmp_path: Path) ->
     assert result["generated"] == generated.tolist()
 
 
+@pytest.mark.contract
 def test_generate_outputs_for_alignment_plots_and_scores() -> None:
     model = build_rnn({"attention_type": "bahdanau", "input_feeding": False})
     ids, mask = padded_sources()
@@ -134,6 +138,7 @@ def test_without_attention_there_are_no_cross_attentions() -> None:
     assert out.cross_attentions is None
 
 
+@pytest.mark.contract
 def test_encoder_interface_that_generate_uses() -> None:
     model = build_rnn({"rnn_type": "gru"})
     encoder = model.get_encoder()
@@ -148,7 +153,7 @@ def test_encoder_interface_that_generate_uses() -> None:
     decoder_ids = token_ids(length=4)
     reference = model(encoder_outputs=out, attention_mask=mask, decoder_input_ids=decoder_ids).logits
     assert torch.equal(model(encoder_outputs=dict(out), attention_mask=mask, decoder_input_ids=decoder_ids).logits, reference)
-    state = model(encoder_outputs=out, attention_mask=mask, decoder_input_ids=decoder_ids, use_cache=True).past_key_values
+    state = output_cache(model(encoder_outputs=out, attention_mask=mask, decoder_input_ids=decoder_ids, use_cache=True))
     assert isinstance(state, RNNDecoderState) and state.hidden.shape == (3, 3, 32)  # (B, decoder layers, H)
     assert model(encoder_outputs=out, attention_mask=mask, decoder_input_ids=decoder_ids, return_dict=False)[0].shape == (3, 4, 99)
 
@@ -166,6 +171,7 @@ def test_inputs_embeds_match_ids() -> None:
     assert torch.equal(by_ids, by_embeds)
 
 
+@pytest.mark.contract
 def test_generation_config_round_trip(tmp_path: Path) -> None:
     model = build_rnn()
     model.generation_config.num_beams = 4

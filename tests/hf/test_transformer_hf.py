@@ -91,6 +91,7 @@ def test_llama_preset() -> None:
     assert type(model.model.decoder.final_norm).__name__ == "RMSNorm"
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("tie", [True, False])
 def test_save_and_load_round_trip(family: str, tie: bool, tmp_path: Path) -> None:
@@ -130,6 +131,7 @@ print(json.dumps(result))
 """
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_remote_code_loads_without_hf_encdec(family: str, tmp_path: Path) -> None:
     model = build(family, {"position_type": "rope", "norm_position": "pre"})
@@ -151,6 +153,7 @@ def test_remote_code_loads_without_hf_encdec(family: str, tmp_path: Path) -> Non
         assert result["generated"] == expected.tolist()
 
 
+@pytest.mark.contract
 def test_generate_modes_and_outputs() -> None:
     model = build("seq2seq")
     source = token_ids()
@@ -176,6 +179,7 @@ def test_generate_modes_and_outputs() -> None:
     assert len(out.decoder_hidden_states[0]) == 3
 
 
+@pytest.mark.contract
 def test_decoder_only_generation_with_left_padding_matches_unpadded() -> None:
     model = build("decoder", {"position_type": "rope"})
     short, long = token_ids(batch=1, length=3), token_ids(batch=1, length=6)
@@ -189,6 +193,7 @@ def test_decoder_only_generation_with_left_padding_matches_unpadded() -> None:
 WORDS = [f"w{i}" for i in range(94)]
 
 
+@pytest.mark.contract
 def test_pipelines_for_each_family() -> None:
     tokenizer = word_level_tokenizer(WORDS)
     text = "w1 w2 w3 w4"
@@ -210,6 +215,7 @@ def test_pipelines_for_each_family() -> None:
     assert generated[:2] == prompt and len(generated) == 6
 
 
+@pytest.mark.contract
 def test_pipeline_loads_from_a_saved_folder(tmp_path: Path) -> None:
     tokenizer = word_level_tokenizer(WORDS)
     model = build("seq2seq")

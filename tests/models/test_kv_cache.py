@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache
 
 from helpers import build, token_ids
-from hf_encdec.models.kv_cache import ReorderingLayer, use_reordering_layers
+from hf_encdec.models.kv_cache import ReorderingLayer, SourceSharedCache, use_reordering_layers
+from hf_encdec.models.transformers_contract import CACHE_FIELD, output_cache
+
+pytestmark = pytest.mark.contract
 
 
 def _states(batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,11 +54,23 @@ def test_only_fresh_dynamic_self_attention_layers_are_swapped() -> None:
     assert type(cache.cross_attention_cache.layers[0]) is DynamicLayer
 
 
+def test_source_shared_cache_reorders_only_the_self_attention_half() -> None:
+    cache = SourceSharedCache(DynamicCache(), DynamicCache())
+    self_keys, cross_keys = _states(4, 2), _states(4, 5)
+    cache.self_attention_cache.update(*self_keys, 0)
+    cache.cross_attention_cache.update(*cross_keys, 0)
+    order = torch.tensor([1, 1, 0, 3])
+    cache.reorder_cache(order)
+    assert torch.equal(cache.self_attention_cache.layers[0].keys, self_keys[0][order])
+    assert torch.equal(cache.cross_attention_cache.layers[0].keys, cross_keys[0])
+
+
 def test_generate_uses_reordering_layers_and_keeps_a_cache_it_is_given() -> None:
     model = build("seq2seq")
     source = token_ids()
     out = model.generate(source, num_beams=3, max_new_tokens=4, return_dict_in_generate=True)
-    assert isinstance(out.past_key_values.self_attention_cache.layers[0], ReorderingLayer)
+    assert isinstance(output_cache(out), SourceSharedCache)
+    assert isinstance(output_cache(out).self_attention_cache.layers[0], ReorderingLayer)
     given = EncoderDecoderCache(DynamicCache(), DynamicCache())
-    model.generate(source, num_beams=3, max_new_tokens=4, past_key_values=given)
+    model.generate(source, num_beams=3, max_new_tokens=4, **{CACHE_FIELD: given})
     assert type(given.self_attention_cache.layers[0]) is DynamicLayer

@@ -185,6 +185,7 @@ def test_extended_ids_are_fed_back_as_unknown_and_labels_may_use_them() -> None:
     assert generated.shape[0] == BATCH
 
 
+@pytest.mark.contract
 def test_generate_is_the_same_with_and_without_cache_in_every_mode() -> None:
     model = build("pointer_generator")
     source = token_ids()

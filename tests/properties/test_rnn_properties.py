@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from hf_encdec.models.transformers_contract import output_cache
 from rnn_helpers import SOURCE_LENGTHS, build_rnn, padded_sources, token_ids
 from variants import RNN_VARIANTS, TARGET_LEN
 
@@ -34,13 +35,14 @@ def test_padding_does_not_change_results(overrides: dict[str, Any], side: str) -
             torch.testing.assert_close(weights[:, real], alone.cross_attentions[0][0, 0], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("overrides", RNN_VARIANTS)
 def test_incremental_decoding_equals_the_full_forward(overrides: dict[str, Any]) -> None:
     model = build_rnn(overrides)
     ids, mask = padded_sources()
     decoder_ids = token_ids(length=TARGET_LEN)
     full = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids, use_cache=False)
-    assert full.past_key_values is None
+    assert output_cache(full) is None
     encoder_outputs = model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
     state, steps = None, []
     for t in range(TARGET_LEN):
@@ -48,17 +50,17 @@ def test_incremental_decoding_equals_the_full_forward(overrides: dict[str, Any])
             encoder_outputs=encoder_outputs,
             attention_mask=mask,
             decoder_input_ids=decoder_ids[:, t : t + 1],
-            past_key_values=state,
+            cache=state,
             use_cache=True,
         )
-        state = out.past_key_values
+        state = output_cache(out)
         steps.append(out.logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full.logits, atol=1e-6, rtol=1e-5)
     # a prefix then the rest from its state
     head = model(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=decoder_ids[:, :2], use_cache=True)
     tail = model(
         encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=decoder_ids[:, 2:],
-        past_key_values=head.past_key_values, use_cache=True,
+        past_key_values=output_cache(head), use_cache=True,
     )
     torch.testing.assert_close(torch.cat([head.logits, tail.logits], dim=1), full.logits, atol=1e-6, rtol=1e-5)
 
@@ -73,6 +75,7 @@ GENERATION_MODES: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("overrides", RNN_VARIANTS)
 def test_generate_is_the_same_with_and_without_the_state_cache(overrides: dict[str, Any]) -> None:
     model = build_rnn(overrides, uniform_init_range=0.3)  # peakier distributions than the default init
@@ -126,6 +129,7 @@ def _exhaustive_ranking(model: torch.nn.Module, source: torch.Tensor, vocab: int
     return sorted(zip(scores, candidates), key=lambda item: -item[0])
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("length_penalty", [0.0, 1.0, -0.5])
 @pytest.mark.parametrize("overrides", RNN_VARIANTS)
 def test_beam_search_equals_exhaustive_search_on_a_tiny_vocabulary(overrides: dict[str, Any], length_penalty: float) -> None:

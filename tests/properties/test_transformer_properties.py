@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import build, token_ids
+from hf_encdec.models.transformers_contract import output_cache
 from variants import BATCH, SOURCE_LEN, TARGET_LEN, TRANSFORMER_VARIANTS
 
 ATOL, RTOL = 1e-5, 1e-4
@@ -60,8 +61,11 @@ def test_decoder_only_left_padding_changes_nothing(overrides: dict[str, Any]) ->
     torch.testing.assert_close(logits[1:, 2:], decoder(ids[1:]).logits, atol=ATOL, rtol=RTOL)
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("overrides", TRANSFORMER_VARIANTS)
 def test_incremental_decoding_with_cache_equals_full_forward(overrides: dict[str, Any]) -> None:
+    """The seq2seq model takes the cache under its transformers 5.24 name `cache`, the decoder under the older
+    `past_key_values`: both names work on every supported release."""
     seq2seq, decoder = build("seq2seq", overrides), build("decoder", overrides)
     source, target = token_ids(), token_ids(length=TARGET_LEN)
     full = _seq2seq_logits(seq2seq, source, target)
@@ -69,22 +73,23 @@ def test_incremental_decoding_with_cache_equals_full_forward(overrides: dict[str
     cache, steps = None, []
     for t in range(TARGET_LEN):
         out = seq2seq(
-            encoder_outputs=encoder_outputs, decoder_input_ids=target[:, t : t + 1], past_key_values=cache, use_cache=True
+            encoder_outputs=encoder_outputs, decoder_input_ids=target[:, t : t + 1], cache=cache, use_cache=True
         )
-        cache = out.past_key_values
+        cache = output_cache(out)
         steps.append(out.logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=ATOL, rtol=RTOL)
 
     full = decoder(target).logits
     out = decoder(target[:, :2], use_cache=True)  # a prefill of two tokens, then single steps
-    steps, cache = [out.logits], out.past_key_values
+    steps, cache = [out.logits], output_cache(out)
     for t in range(2, TARGET_LEN):
         out = decoder(target[:, t : t + 1], past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
+        cache = output_cache(out)
         steps.append(out.logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=ATOL, rtol=RTOL)
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("overrides", TRANSFORMER_VARIANTS)
 def test_generate_is_the_same_with_and_without_cache(overrides: dict[str, Any]) -> None:
     seq2seq, decoder = build("seq2seq", overrides), build("decoder", overrides)

@@ -67,6 +67,7 @@ def test_probability_zero_is_exactly_teacher_forcing(attention_type: str) -> Non
     assert abs(_training_loss(model, 1.0) - teacher_forced) > 1e-3  # feeding predictions does change the loss
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("attention_type", ["bahdanau", "luong_dot", "none"])
 def test_probability_one_with_argmax_is_free_running_greedy_decoding(attention_type: str) -> None:
     feeding = attention_type.startswith("luong")

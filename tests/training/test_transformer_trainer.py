@@ -81,6 +81,7 @@ def test_activation_checkpointing_gives_the_same_gradients(family: str) -> None:
 WORDS = [str(i) for i in range(10)]
 
 
+@pytest.mark.contract
 def test_seq2seq_trainer_trains_and_evaluates_with_generate(tmp_path: Path) -> None:
     tokenizer = word_level_tokenizer(WORDS)
     generator = torch.Generator().manual_seed(0)

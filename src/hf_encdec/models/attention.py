@@ -119,7 +119,7 @@ class MultiHeadAttention(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         key_value_states: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
         position_bias: torch.Tensor | None = None,
         output_attentions: bool = False,
@@ -128,18 +128,10 @@ class MultiHeadAttention(nn.Module):
         batch, length, _ = hidden_states.shape
         query = self._project(self.q_proj, hidden_states)  # (B, H, T, d)
 
-        cache = past_key_values
-        if isinstance(past_key_values, EncoderDecoderCache):
-            cache = (
-                past_key_values.cross_attention_cache
-                if self.is_cross_attention
-                else past_key_values.self_attention_cache
-            )
-        reuse_cross = (
-            self.is_cross_attention
-            and isinstance(past_key_values, EncoderDecoderCache)
-            and past_key_values.is_updated.get(self.layer_idx, False)
-        )
+        pair = cache if isinstance(cache, EncoderDecoderCache) else None
+        if pair is not None:
+            cache = pair.cross_attention_cache if self.is_cross_attention else pair.self_attention_cache
+        reuse_cross = self.is_cross_attention and pair is not None and pair.is_updated.get(self.layer_idx, False)
         if reuse_cross:
             # encoder keys/values were projected at the first decoding step
             key, value = cache.layers[self.layer_idx].keys, cache.layers[self.layer_idx].values
@@ -152,7 +144,7 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 key, value = cache.update(key, value, self.layer_idx)
                 if self.is_cross_attention:
-                    past_key_values.is_updated[self.layer_idx] = True
+                    pair.is_updated[self.layer_idx] = True
         if reuse_cross and position_embeddings is not None:
             raise ValueError("rotary position embeddings apply to self-attention only")
 

@@ -8,6 +8,11 @@ each: two (B, K, L, d) copies per layer and step, the part of a beam-search step
 `ReorderingLayer` only records the beam order and applies it in the next update, gathering the rows straight into
 the concatenated tensor: one copy. Reading `keys`/`values` in between applies the pending order first, so every
 reader sees what a `DynamicLayer` would hold.
+
+`SourceSharedCache` is the encoder-decoder half of the fast path: beam search only ever reorders the beams of one
+source among themselves, and the cross-attention keys/values of those beams are identical rows, so it reorders the
+self-attention cache alone. Both reach `generate` through transformers' public interface: a `Cache` whose
+`reorder_cache` does the work.
 """
 
 from __future__ import annotations
@@ -78,6 +83,23 @@ class ReorderingLayer(DynamicLayer):
             merged.append(out)
         self._keys, self._values = merged
         return self._keys, self._values
+
+
+class SourceSharedCache(EncoderDecoderCache):
+    """`EncoderDecoderCache` whose beam reordering leaves the cross-attention half alone: its rows are the same for
+    every beam of a source (generate repeats each source once per beam, and never moves a beam to another source)."""
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self.self_attention_cache.reorder_cache(beam_idx)
+
+
+def prepare_beam_cache(cache: Cache) -> Cache:
+    """The fast-path version of a cache `generate` has just built (still empty): reordering layers for the
+    self-attention, and a `SourceSharedCache` around an encoder-decoder pair. Other kinds are returned unchanged."""
+    if type(cache) is EncoderDecoderCache and cache.get_seq_length() == 0:
+        cache = SourceSharedCache(cache.self_attention_cache, cache.cross_attention_cache)
+    use_reordering_layers(cache)
+    return cache
 
 
 def use_reordering_layers(cache: Cache | None) -> None:

@@ -13,9 +13,9 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
-from .kv_cache import use_reordering_layers
 from .losses import IGNORE_INDEX, linear_cross_entropy, token_cross_entropy
 from .positions import AlibiBias, RotaryEmbedding, SinusoidalPositionalEmbedding
+from .transformers_contract import ModelHooks
 
 
 class TokenEmbedding(nn.Embedding):
@@ -94,7 +94,7 @@ def next_token_labels(labels: torch.Tensor) -> torch.Tensor:
     return F.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:]
 
 
-class TransformerPreTrainedModel(PreTrainedModel):
+class TransformerPreTrainedModel(ModelHooks, PreTrainedModel):
     """Base of the Transformer families: weight initialisation, kernel flags, and config-driven weight tying.
 
     Families declare `tied_weights()` (target -> source parameter names) from their config. Unlike transformers'
@@ -107,7 +107,7 @@ class TransformerPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = ["TransformerLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -135,17 +135,8 @@ class TransformerPreTrainedModel(PreTrainedModel):
             return super().get_expanded_tied_weights_keys(all_submodels=True)
         return dict(self.tied_weights())
 
-    def _prepare_cache_for_generation(self, generation_config: object, model_kwargs: dict, *args, **kwargs) -> None:
-        """`generate` builds a `DynamicCache`; its self-attention layers become `ReorderingLayer`s (kv_cache.py), which
-        fold each beam reordering into the next append. A cache the caller passed in is left alone."""
-        super()._prepare_cache_for_generation(generation_config, model_kwargs, *args, **kwargs)
-        cache = model_kwargs.get("past_key_values")
-        if cache is not None and not getattr(cache, "_is_user_defined", False):
-            use_reordering_layers(cache)
-
-    def _check_and_adjust_attn_implementation(self, attn_implementation: str | None, *args, **kwargs) -> str:
+    def check_attention_implementation(self, attn_implementation: str | None) -> None:
         check_attention_implementation(self.config.position_type, attn_implementation)
-        return super()._check_and_adjust_attn_implementation(attn_implementation, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

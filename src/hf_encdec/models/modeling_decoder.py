@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers.cache_utils import Cache
-from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.utils import can_return_tuple
 
@@ -20,6 +19,7 @@ from .configuration_decoder import DecoderConfig
 from .linear import Linear
 from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss, next_token_labels
 from .transformer_layers import TransformerStack
+from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
 
 
 class DecoderModel(TransformerPreTrainedModel):
@@ -59,6 +59,7 @@ class DecoderModel(TransformerPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
         past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
@@ -66,12 +67,13 @@ class DecoderModel(TransformerPreTrainedModel):
         output_hidden_states: bool | None = None,
         **kwargs: object,
     ) -> BaseModelOutputWithPast:
+        """`cache` is the `DynamicCache` of earlier steps; `past_key_values` is its name before transformers 5.24."""
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         outputs = self.decoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=resolve_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             output_attentions=output_attentions,
@@ -80,13 +82,13 @@ class DecoderModel(TransformerPreTrainedModel):
         )
         return BaseModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
+            **cache_field(output_cache(outputs)),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
 
 
-class DecoderForCausalLM(TransformerPreTrainedModel, GenerationMixin):
+class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
     """Next-token prediction: `labels` are the input ids themselves (shifted inside), -100 ignored.
 
     >>> import torch
@@ -123,6 +125,7 @@ class DecoderForCausalLM(TransformerPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
         past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
@@ -140,7 +143,7 @@ class DecoderForCausalLM(TransformerPreTrainedModel, GenerationMixin):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=resolve_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             output_attentions=output_attentions,
@@ -163,7 +166,7 @@ class DecoderForCausalLM(TransformerPreTrainedModel, GenerationMixin):
         return CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **cache_field(output_cache(outputs)),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )

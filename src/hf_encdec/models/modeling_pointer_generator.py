@@ -24,6 +24,7 @@ from .configuration_pointer_generator import PointerGeneratorConfig
 from .copy_mechanism import CopyMechanism, copy_cross_entropy, mixture_log_probs
 from .losses import IGNORE_INDEX
 from .modeling_transformer import TransformerForConditionalGeneration
+from .transformers_contract import cache_field, output_cache, resolve_cache
 
 
 @dataclass
@@ -82,6 +83,7 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
         attention_mask: torch.Tensor | None = None,
         decoder_input_ids: torch.LongTensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: Cache | None = None,
         past_key_values: Cache | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -112,7 +114,7 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
             attention_mask=attention_mask,
             decoder_input_ids=decoder_input_ids,
             encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
+            cache=resolve_cache(cache, past_key_values),
             use_cache=use_cache,
             **kwargs,
         )
@@ -144,7 +146,7 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
         return PointerGeneratorOutput(
             loss=loss,
             logits=log_probs,
-            past_key_values=outputs.past_key_values,
+            **cache_field(output_cache(outputs)),
             decoder_hidden_states=outputs.decoder_hidden_states,
             decoder_attentions=outputs.decoder_attentions,
             cross_attentions=outputs.cross_attentions,

@@ -10,9 +10,9 @@ Shapes: B batch, S source length, T target length, E embedding size, H hidden si
     output:   p(y_t | y_<t, x) = softmax(W_o t_t)
 
 The blocks and their formulas are in `rnn_layers.py` (encoder, bridge, readout, decoder, state) and
-`rnn_attention.py` (scores). Generation carries an `RNNDecoderState` as `past_key_values`: batch first, reordered by
-`_reorder_cache` under beam search; without a cache every step re-runs the decoder over the whole prefix from s_0,
-which gives the same tokens.
+`rnn_attention.py` (scores). Generation carries an `RNNDecoderState` as the cache (`cache`, or `past_key_values`
+before transformers 5.24): batch first, reordered in place by its `reorder_cache` under beam search; without a cache
+every step re-runs the decoder over the whole prefix from s_0, which gives the same tokens.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers import initialization as init
-from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.utils import can_return_tuple
 
@@ -38,6 +37,7 @@ from .rnn_layers import (
     build_recurrent,
 )
 from .transformer_layers import TransformerStack
+from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
 
 #: attention_type -> decoder style (how the context enters the recurrence; see rnn_layers.py)
 DECODER_STYLE = {
@@ -256,6 +256,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: RNNEncoderOutput | tuple | None = None,
+        cache: RNNDecoderState | None = None,
         past_key_values: RNNDecoderState | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
@@ -267,7 +268,8 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
     ) -> Seq2SeqModelOutput:
         """`decoder_attention_mask` is accepted and unused: the decoder is causal, so right padding of the target
         cannot change earlier steps. `decoder_input_sampler` (scheduled sampling) picks each step's input from the
-        gold token and the previous step's features; it makes the decoder step one token at a time."""
+        gold token and the previous step's features; it makes the decoder step one token at a time. `cache` (or
+        `past_key_values`, its name before transformers 5.24) is the `RNNDecoderState` after the previous step."""
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
@@ -290,7 +292,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
             encoder_final_hidden=encoder_outputs.final_hidden_state,
             encoder_final_cell=encoder_outputs.final_cell_state,
             encoder_attention_mask=attention_mask,
-            state=past_key_values,
+            state=resolve_cache(cache, past_key_values),
             inputs_embeds=decoder_inputs_embeds,
             input_sampler=decoder_input_sampler,
         )
@@ -299,7 +301,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
             cross_attentions = (decoded.attention_weights[:, None],)  # one layer, one head: (B, 1, T, S)
         return Seq2SeqModelOutput(
             last_hidden_state=decoded.features,
-            past_key_values=decoded.state if use_cache else None,
+            **cache_field(decoded.state if use_cache else None),
             decoder_hidden_states=(decoded.recurrent_states,) if output_hidden_states else None,
             cross_attentions=cross_attentions,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
@@ -308,7 +310,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         )
 
 
-class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMixin):
+class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, CheckedGenerationMixin):
     """The RNN encoder-decoder with its output layer: training with `labels` (-100 ignored), scheduled sampling, and
     `generate()` (greedy, beam, sampling, logits processors) with a beam-reorderable recurrent state.
 
@@ -322,16 +324,13 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
     """
 
     _is_stateful = True
+    generation_cache = "recurrent"
 
     def __init__(self, config: RNNSeq2SeqConfig) -> None:
         super().__init__(config)
         self.model = RNNSeq2SeqModel(config)
         self.lm_head = nn.Linear(decoder_output_size(config), config.decoder_vocab_size, bias=False)
         self.post_init()
-
-    @classmethod
-    def _supports_default_dynamic_cache(cls) -> bool:
-        return False  # the state is an RNNDecoderState, not a key/value cache
 
     def tied_weights(self) -> dict[str, str]:
         if not self.config.tie_word_embeddings:
@@ -355,11 +354,6 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
-    def _reorder_cache(self, past_key_values: RNNDecoderState | None, beam_idx: torch.Tensor) -> RNNDecoderState | None:
-        if past_key_values is None:
-            return None
-        return past_key_values.index_select(beam_idx)
 
     def scheduled_sampler(self, probability: float) -> InputSampler:
         """Bengio et al. 2015: feed the model's own prediction for the previous token with probability `probability`
@@ -386,6 +380,7 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: RNNDecoderState | None = None,
         past_key_values: RNNDecoderState | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
@@ -410,7 +405,7 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
+            cache=resolve_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
@@ -430,7 +425,7 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
         return Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **cache_field(output_cache(outputs)),
             decoder_hidden_states=outputs.decoder_hidden_states,
             cross_attentions=outputs.cross_attentions,
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,

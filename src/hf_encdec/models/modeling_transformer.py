@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache, EncoderDecoderCache
-from transformers.generation import GenerationMixin
+from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.utils import can_return_tuple
 
@@ -20,6 +19,7 @@ from .configuration_transformer import TransformerConfig
 from .linear import Linear
 from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss, shift_tokens_right
 from .transformer_layers import TransformerStack
+from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
 
 
 class TransformerModel(TransformerPreTrainedModel):
@@ -79,6 +79,7 @@ class TransformerModel(TransformerPreTrainedModel):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: Cache | None = None,
         past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
@@ -88,6 +89,8 @@ class TransformerModel(TransformerPreTrainedModel):
         output_hidden_states: bool | None = None,
         **kwargs: object,
     ) -> Seq2SeqModelOutput:
+        """`cache` is the decoder's `EncoderDecoderCache`; `past_key_values` is its name before transformers 5.24."""
+        cache = resolve_cache(cache, past_key_values)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
@@ -107,7 +110,7 @@ class TransformerModel(TransformerPreTrainedModel):
             position_ids=decoder_position_ids,
             encoder_hidden_states=encoder_outputs.last_hidden_state,
             encoder_attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
@@ -115,7 +118,7 @@ class TransformerModel(TransformerPreTrainedModel):
         )
         return Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
-            past_key_values=decoder_outputs.past_key_values,
+            **cache_field(output_cache(decoder_outputs)),
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
             cross_attentions=decoder_outputs.cross_attentions,
@@ -125,7 +128,7 @@ class TransformerModel(TransformerPreTrainedModel):
         )
 
 
-class TransformerForConditionalGeneration(TransformerPreTrainedModel, GenerationMixin):
+class TransformerForConditionalGeneration(TransformerPreTrainedModel, CheckedGenerationMixin):
     """The Transformer with its output layer: training with `labels` (-100 ignored) and `generate()`.
 
     In training mode with labels and `config.fused_loss` (default), the loss is computed in chunks straight from the
@@ -170,16 +173,6 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
-    def _reorder_cache(self, past_key_values: Cache | None, beam_idx: torch.Tensor) -> Cache | None:
-        """Beam search: gather the self-attention cache along the beams. The cross-attention cache is left as it is:
-        `generate` repeats each source for its beams, and beams are only ever reordered among those of one source,
-        so its rows are the same before and after."""
-        if isinstance(past_key_values, EncoderDecoderCache):
-            past_key_values.self_attention_cache.reorder_cache(beam_idx)
-        elif past_key_values is not None:
-            past_key_values.reorder_cache(beam_idx)
-        return past_key_values
-
     @can_return_tuple
     def forward(
         self,
@@ -188,6 +181,7 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: Cache | None = None,
         past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
@@ -200,6 +194,7 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
         **kwargs: object,
     ) -> Seq2SeqLMOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        cache = resolve_cache(cache, past_key_values)
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
@@ -210,7 +205,7 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds,
             decoder_position_ids=decoder_position_ids,
@@ -232,7 +227,7 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
         return Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **cache_field(output_cache(outputs)),
             decoder_hidden_states=outputs.decoder_hidden_states,
             decoder_attentions=outputs.decoder_attentions,
             cross_attentions=outputs.cross_attentions,

@@ -214,26 +214,33 @@ class RNNDecoderState:
     """Everything a decoding step needs from the past, batch first so `generate` can beam-reorder it on dim 0.
 
     hidden, cell: (B, L, H) recurrent state (cell for LSTM); attentional: (B, H) Luong's h~_{t-1} (input feeding);
-    projected_keys: (B, S, A) the key-only part of the attention score, computed once per source.
+    projected_keys: (B, S, A) the key-only part of the attention score, computed once per source; length: the
+    number of target tokens consumed, which `get_seq_length` reports as a key/value cache reports its length.
     """
 
     hidden: torch.Tensor
     cell: torch.Tensor | None = None
     attentional: torch.Tensor | None = None
     projected_keys: torch.Tensor | None = None
+    length: int = 0
 
     # read by transformers' generation loop for Cache objects; a recurrent state cannot be cropped
     is_croppable = False
 
-    def index_select(self, index: torch.Tensor) -> RNNDecoderState:
-        """The state of the rows `index` (beam reordering, batch expansion)."""
-        return RNNDecoderState(
+    def _map_tensors(self, function: Callable[[torch.Tensor], torch.Tensor]) -> RNNDecoderState:
+        return dataclasses.replace(
+            self,
             **{
-                field.name: value.index_select(0, index.to(value.device)) if value is not None else None
+                field.name: function(value)
                 for field in dataclasses.fields(self)
                 for value in [getattr(self, field.name)]
-            }
+                if isinstance(value, torch.Tensor)
+            },
         )
+
+    def index_select(self, index: torch.Tensor) -> RNNDecoderState:
+        """The state of the rows `index` (beam reordering, batch expansion)."""
+        return self._map_tensors(lambda value: value.index_select(0, index.to(value.device)))
 
     def reorder_cache(self, beam_idx: torch.Tensor) -> None:
         """In-place beam reordering, the `Cache.reorder_cache` interface."""
@@ -241,14 +248,12 @@ class RNNDecoderState:
         for field in dataclasses.fields(self):
             setattr(self, field.name, getattr(reordered, field.name))
 
+    def get_seq_length(self) -> int:
+        """Target tokens consumed so far, the `Cache.get_seq_length` interface."""
+        return self.length
+
     def to(self, *args: object, **kwargs: object) -> RNNDecoderState:
-        return RNNDecoderState(
-            **{
-                field.name: value.to(*args, **kwargs) if value is not None else None
-                for field in dataclasses.fields(self)
-                for value in [getattr(self, field.name)]
-            }
-        )
+        return self._map_tensors(lambda value: value.to(*args, **kwargs))
 
 
 @dataclass
@@ -372,6 +377,7 @@ class RNNDecoder(nn.Module):
             hidden=hidden,
             cell=cell,
             attentional=attentional[:, -1] if self.input_feeding else None,
+            length=state.length + embedded.shape[1],
         )
         return features, new_state, weights, outputs
 

@@ -28,6 +28,7 @@ from .dropout import Dropout
 from .feed_forward import build_feed_forward
 from .norms import build_norm
 from .positions import AlibiBias, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEmbedding
+from .transformers_contract import cache_field, resolve_cache
 
 
 class TransformerLayer(GradientCheckpointingLayer):
@@ -61,7 +62,7 @@ class TransformerLayer(GradientCheckpointingLayer):
         attention_mask: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
         position_bias: torch.Tensor | None = None,
         output_attentions: bool = False,
@@ -73,7 +74,7 @@ class TransformerLayer(GradientCheckpointingLayer):
         hidden_states, self_weights = self.self_attn(
             hidden_states,
             attention_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             position_embeddings=position_embeddings,
             position_bias=position_bias,
             output_attentions=output_attentions,
@@ -92,7 +93,7 @@ class TransformerLayer(GradientCheckpointingLayer):
                 hidden_states,
                 encoder_attention_mask,
                 key_value_states=encoder_hidden_states,
-                past_key_values=past_key_values,
+                cache=cache,
                 output_attentions=output_attentions,
                 **kwargs,
             )
@@ -225,6 +226,7 @@ class TransformerStack(nn.Module):
         token_type_ids: torch.LongTensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
         past_key_values: Cache | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
@@ -232,6 +234,9 @@ class TransformerStack(nn.Module):
         return_dict: bool | None = None,
         **kwargs: object,
     ) -> BaseModelOutputWithPastAndCrossAttentions:
+        """`cache` (`past_key_values` before transformers 5.24; either name works) holds the keys and values of
+        earlier steps; with `use_cache` a causal stack builds one when none is given."""
+        cache = resolve_cache(cache, past_key_values)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         if inputs_embeds is None:
@@ -240,11 +245,18 @@ class TransformerStack(nn.Module):
         device = inputs_embeds.device
         has_cross = encoder_hidden_states is not None
 
-        if use_cache and past_key_values is None and self.is_causal:
-            past_key_values = EncoderDecoderCache(DynamicCache(), DynamicCache()) if has_cross else DynamicCache()
+        if use_cache and self.training and torch.is_grad_enabled() and self.layers[0].gradient_checkpointing:
+            use_cache, cache = False, None  # a checkpointed layer runs twice, and would append its keys twice
+        if has_cross and cache is not None and not isinstance(cache, EncoderDecoderCache):
+            raise ValueError(
+                f"a decoder with cross-attention keeps two caches: pass an EncoderDecoderCache (self-attention, "
+                f"cross-attention), not a {type(cache).__name__}"
+            )
+        if use_cache and cache is None and self.is_causal:
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache()) if has_cross else DynamicCache()
         if not use_cache and not self.is_causal:
-            past_key_values = None
-        past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
+            cache = None
+        past_length = cache.get_seq_length() if cache is not None else 0
 
         query_positions, key_positions = self._position_ids(attention_mask, batch, length, past_length, device)
         if position_ids is None:
@@ -267,16 +279,10 @@ class TransformerStack(nn.Module):
         if self.alibi is not None:
             position_bias = self.alibi(position_ids, key_positions, hidden_states.dtype)  # (B, H, T, past + T)
 
-        self_cache = (
-            past_key_values.self_attention_cache if isinstance(past_key_values, EncoderDecoderCache) else past_key_values
-        )
+        self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
         if self.is_causal:
-            self_mask = create_causal_mask(
-                config=self.config,
-                inputs_embeds=hidden_states,
-                attention_mask=attention_mask,
-                past_key_values=self_cache,
-            )
+            # the cache goes by position: its keyword is `cache` from transformers 5.24 on, `past_key_values` before
+            self_mask = create_causal_mask(self.config, hidden_states, attention_mask, self_cache)
         else:
             self_mask = create_bidirectional_mask(
                 config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
@@ -299,7 +305,7 @@ class TransformerStack(nn.Module):
                 self_mask,
                 encoder_hidden_states,
                 encoder_attention_mask=cross_mask,
-                past_key_values=past_key_values,
+                cache=cache,
                 position_embeddings=position_embeddings,
                 position_bias=position_bias,
                 output_attentions=bool(output_attentions),
@@ -318,7 +324,7 @@ class TransformerStack(nn.Module):
 
         return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
+            **cache_field(cache if use_cache else None),
             hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
             attentions=tuple(all_attentions) if output_attentions else None,
             cross_attentions=tuple(all_cross_attentions) if all_cross_attentions is not None else None,

@@ -1,0 +1,184 @@
+"""Where the models meet the parts of transformers that move between releases, all in one file.
+
+1. **The generation cache's name.** Up to 5.23 `generate()` hands the cache to `forward` as `past_key_values` and reads
+   it back from the output field of that name; 5.24 renamed both to `cache` (`past_key_values` stays a deprecated
+   alias until 5.40). A model that knows only the old name still runs under 5.24, with the cache lost in `**kwargs`:
+   every step decodes its newest token without history, and nothing raises. Every forward here therefore takes both
+   names (`resolve_cache`) and fills the output field the installed release declares (`cache_field`, `output_cache`).
+2. **Every override of a private transformers method** lives in the two mixins below, each with the reason it must
+   exist. `tests/hf/test_transformers_contract.py` checks that transformers still calls each of them (a private method
+   can stop being called in any release, silently).
+3. **A watch on `generate()`** (`CacheWatch`). A cache handed to `forward` under a name it does not take, or a cache
+   that does not grow from one decoding step to the next, raises `CacheContractError` naming the installed
+   transformers, instead of returning fluent-looking output decoded without history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any, ClassVar
+
+import torch
+import transformers
+from transformers.cache_utils import Cache
+from transformers.generation import GenerationMixin
+from transformers.modeling_outputs import Seq2SeqLMOutput
+
+from .kv_cache import prepare_beam_cache
+
+#: the releases whose generation contract the test suite checked (constraints.txt pins the first)
+TESTED_TRANSFORMERS = ("5.23.0", "5.24.0")
+
+#: the name transformers gives the generation cache in `ModelOutput`s and in the kwargs `generate()` hands `forward`
+CACHE_FIELD = "cache" if "cache" in {field.name for field in dataclasses.fields(Seq2SeqLMOutput)} else "past_key_values"
+
+#: the names a forward of this library takes the cache under
+CACHE_ARGUMENTS = ("cache", "past_key_values")
+
+
+class CacheContractError(RuntimeError):
+    """The installed transformers and this library disagree about how the generation cache travels."""
+
+
+def resolve_cache(cache: Any, past_key_values: Any) -> Any:
+    """The cache a forward was given, under its 5.24 name `cache` or its older name `past_key_values` (both work on
+    every supported release); two different objects under the two names are an error."""
+    if past_key_values is None:
+        return cache
+    if cache is not None and cache is not past_key_values:
+        raise ValueError(
+            "forward got two different caches, `cache` and `past_key_values` (the same argument under its name "
+            "before transformers 5.24): pass one of them"
+        )
+    return past_key_values
+
+
+def cache_field(cache: Any) -> dict[str, Any]:
+    """`{name: cache}` for building a transformers `ModelOutput`, under the field name of the installed release."""
+    return {CACHE_FIELD: cache}
+
+
+def output_cache(outputs: Any) -> Any:
+    """The cache a `ModelOutput` carries (`outputs.cache` from 5.24 on, `outputs.past_key_values` before)."""
+    return getattr(outputs, CACHE_FIELD, None)
+
+
+def cache_length(cache: Any) -> int:
+    """Tokens a cache holds: a transformers `Cache` (self-attention length) or a recurrent state that counts its steps."""
+    if cache is None:
+        return 0
+    return int(cache.get_seq_length())
+
+
+def _is_cache(value: Any) -> bool:
+    return isinstance(value, Cache) or (hasattr(value, "get_seq_length") and hasattr(value, "reorder_cache"))
+
+
+def _version_advice() -> str:
+    return (
+        f"installed: transformers {transformers.__version__}; hf_encdec is tested with transformers "
+        f"{' and '.join(TESTED_TRANSFORMERS)} (`pip install -c constraints.txt ...` from the repository installs the "
+        "tested set)"
+    )
+
+
+class CacheWatch:
+    """Checks every forward that one `generate()` call makes, through a forward pre-hook on the model.
+
+    - a cache-like value under a keyword that `forward` does not declare raises: it would vanish into `**kwargs`;
+    - with `use_cache`, the cache handed to call k > 0 must hold more tokens than the one handed to call k - 1. A
+      release that stops passing back the cache the previous step returned (or passes it under another name) makes
+      every step decode without its history; that raises too.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.arguments = set(inspect.signature(model.forward).parameters)
+        self.previous_length: int | None = None
+        self.handle: Any = None
+
+    def __enter__(self) -> CacheWatch:
+        self.handle = self.model.register_forward_pre_hook(self._before_forward, with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.remove()
+
+    def _before_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+        name = type(module).__name__
+        for key, value in kwargs.items():
+            if key not in self.arguments and _is_cache(value):
+                raise CacheContractError(
+                    f"generate() passed the decoding cache to {name}.forward as `{key}`, which it does not take "
+                    f"(it takes {' or '.join(f'`{a}`' for a in CACHE_ARGUMENTS)}): every step would decode its newest "
+                    f"token without history. {_version_advice()}"
+                )
+        if not kwargs.get("use_cache", True):
+            return
+        cache = next((kwargs[a] for a in CACHE_ARGUMENTS if kwargs.get(a) is not None), None)
+        length = cache_length(cache)
+        if self.previous_length is not None and length <= self.previous_length:
+            raise CacheContractError(
+                f"the decoding cache did not grow between two generate() steps of {name} (it held {length} tokens, "
+                f"after {self.previous_length} at the step before): generate() did not hand forward the cache the "
+                f"previous step returned, so this step would decode without history. {_version_advice()}"
+            )
+        self.previous_length = length
+
+
+class ModelHooks:
+    """Private `PreTrainedModel` methods the library's base model overrides (mix in before `PreTrainedModel`)."""
+
+    def check_attention_implementation(self, attn_implementation: str | None) -> None:
+        """Raise for a kernel this model cannot run (families override; by default every kernel is fine)."""
+
+    def _check_and_adjust_attn_implementation(self, attn_implementation: str | None, *args: Any, **kwargs: Any) -> str:
+        # Private: the one method that sees `attn_implementation` in every path that sets it (`from_pretrained`,
+        # `_from_config`, `set_attn_implementation`), so a kernel the config cannot run (ALiBi on flash) fails there
+        # with our message, not later inside the kernel.
+        self.check_attention_implementation(attn_implementation)
+        return super()._check_and_adjust_attn_implementation(attn_implementation, *args, **kwargs)  # type: ignore[misc]
+
+
+class CheckedGenerationMixin(GenerationMixin):
+    """`GenerationMixin` with the library's cache: every generating model takes this in its place.
+
+    `generation_cache` says what the model decodes with: `"key_value"` (transformers' `DynamicCache`, in an
+    `EncoderDecoderCache` for encoder-decoders, built by `generate`) or `"recurrent"` (the model's own state, built by
+    its first forward and carried back through the output's cache field).
+    """
+
+    generation_cache: ClassVar[str] = "key_value"
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # Private, and the only switch that stops generate() from building a DynamicCache (and handing a recurrent
+        # decoder an EncoderDecoderCache it cannot use); transformers itself decides it by class name.
+        return cls.generation_cache == "key_value"
+
+    def _prepare_cache_for_generation(self, generation_config: Any, model_kwargs: dict, *args: Any, **kwargs: Any) -> Any:
+        # Private: the only place where the cache generate() builds itself can be swapped before the first step (a
+        # cache the caller passes in is left as it is). The swap is the beam-search fast path of kv_cache.py:
+        # reordering folded into the next append, and the cross-attention half never reordered.
+        result = super()._prepare_cache_for_generation(generation_config, model_kwargs, *args, **kwargs)
+        for key in CACHE_ARGUMENTS:
+            cache = model_kwargs.get(key)
+            if cache is not None and not getattr(cache, "_is_user_defined", False):
+                model_kwargs[key] = prepare_beam_cache(cache)
+        return result
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        """`GenerationMixin.generate`, watched by `CacheWatch`: a cache that transformers hands the model in a way
+        it does not consume raises `CacheContractError` instead of decoding without history."""
+        with CacheWatch(self):
+            return super().generate(*args, **kwargs)
+
+
+#: every private transformers method overridden above, with the class that overrides it; the contract test checks
+#: that transformers still calls each one
+PRIVATE_OVERRIDES: dict[str, type] = {
+    "_check_and_adjust_attn_implementation": ModelHooks,
+    "_supports_default_dynamic_cache": CheckedGenerationMixin,
+    "_prepare_cache_for_generation": CheckedGenerationMixin,
+}

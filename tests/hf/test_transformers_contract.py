@@ -1,0 +1,288 @@
+"""The generation contract with transformers (models/transformers_contract.py): the cache under both of its names,
+every private override still called by transformers, and loud errors when transformers hands the cache over in a way
+the models would not consume (the drift of 5.24, simulated on whatever release is installed)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import transformers
+from packaging.version import Version
+from transformers import GenerationMixin, PreTrainedModel
+
+from helpers import build, token_ids
+from hf_encdec.models import transformers_contract as contract
+from hf_encdec.models.kv_cache import ReorderingLayer, SourceSharedCache
+from hf_encdec.models.rnn_layers import RNNDecoderState
+from hf_encdec.registration import AUTO_CLASSES
+from rnn_helpers import build_rnn, padded_sources
+
+pytestmark = pytest.mark.contract
+
+FAMILIES = ["seq2seq", "pointer_generator", "decoder", "rnn"]
+
+
+def _model(family: str) -> torch.nn.Module:
+    if family == "rnn":
+        return build_rnn({"attention_type": "bahdanau", "input_feeding": False})
+    return build(family)
+
+
+def _generate(model: torch.nn.Module, **kwargs: Any) -> torch.Tensor:
+    source = token_ids(length=5)
+    return model.generate(source, max_new_tokens=4, min_new_tokens=4, **kwargs)
+
+
+def test_the_cache_field_is_the_installed_releases_name() -> None:
+    renamed = Version(transformers.__version__) >= Version("5.24")
+    assert contract.CACHE_FIELD == ("cache" if renamed else "past_key_values")
+
+
+def test_the_pinned_transformers_is_a_tested_release() -> None:
+    constraints = (Path(__file__).parents[2] / "constraints.txt").read_text()
+    pinned = re.search(r"^transformers==(\S+)$", constraints, flags=re.MULTILINE).group(1)
+    assert pinned in contract.TESTED_TRANSFORMERS
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_both_cache_names_decode_incrementally_like_the_full_forward(family: str) -> None:
+    model = _model(family)
+    source, target = token_ids(length=5), token_ids(length=4)
+    if family == "decoder":
+        full = model(target).logits
+        steps = {}
+        for name in contract.CACHE_ARGUMENTS:
+            cache, logits = None, []
+            for t in range(target.shape[1]):
+                out = model(target[:, t : t + 1], use_cache=True, **{name: cache})
+                cache = contract.output_cache(out)
+                logits.append(out.logits)
+            steps[name] = torch.cat(logits, dim=1)
+    else:
+        full = model(input_ids=source, decoder_input_ids=target).logits
+        encoder_outputs = model.get_encoder()(input_ids=source, return_dict=True)
+        steps = {}
+        for name in contract.CACHE_ARGUMENTS:
+            cache, logits = None, []
+            for t in range(target.shape[1]):
+                out = model(
+                    input_ids=source if family == "pointer_generator" else None,
+                    encoder_outputs=encoder_outputs,
+                    decoder_input_ids=target[:, t : t + 1],
+                    use_cache=True,
+                    **{name: cache},
+                )
+                cache = contract.output_cache(out)
+                logits.append(out.logits)
+            steps[name] = torch.cat(logits, dim=1)
+    assert cache is not None and contract.cache_length(cache) == target.shape[1]
+    for name in contract.CACHE_ARGUMENTS:
+        torch.testing.assert_close(steps[name], full, atol=1e-5, rtol=1e-4)
+
+
+def test_two_different_caches_under_the_two_names_are_refused() -> None:
+    model = _model("decoder")
+    first = contract.output_cache(model(token_ids(length=2), use_cache=True))
+    second = contract.output_cache(model(token_ids(length=2), use_cache=True))
+    with pytest.raises(ValueError, match="two different caches"):
+        model(token_ids(length=1), cache=first, past_key_values=second, use_cache=True)
+    model(token_ids(length=1), cache=first, past_key_values=first, use_cache=True)  # the same object twice is fine
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_generate_hands_back_the_cache_the_model_returned(family: str) -> None:
+    """One generate() call, every forward recorded: step k > 0 receives the object step k - 1 returned (or, for a
+    cache updated in place, the same object), grown by one token."""
+    model = _model(family)
+    seen: list[tuple[Any, Any, int]] = []  # (cache given, cache returned, its length right after the step)
+
+    def record(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        given = next((kwargs[a] for a in contract.CACHE_ARGUMENTS if kwargs.get(a) is not None), None)
+        returned = contract.output_cache(output)
+        seen.append((given, returned, contract.cache_length(returned)))
+
+    handle = model.register_forward_hook(record, with_kwargs=True)
+    try:
+        _generate(model, num_beams=2)
+    finally:
+        handle.remove()
+    assert len(seen) == 4
+    for (_, returned, _), (given, _, _) in zip(seen, seen[1:]):
+        assert given is returned
+    lengths = [length for _, _, length in seen]
+    assert lengths == list(range(lengths[0], lengths[0] + 4)) and lengths[0] >= 1
+    expected = RNNDecoderState if family == "rnn" else transformers.cache_utils.Cache
+    assert isinstance(seen[-1][1], expected)
+
+
+# ---- every private override is still called by transformers ----
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    """Count the calls transformers makes to `PRIVATE_OVERRIDES[name]`."""
+    owner = contract.PRIVATE_OVERRIDES[name]
+    original = owner.__dict__[name]
+    calls: list[str] = []
+    if isinstance(original, classmethod):
+
+        def counted(cls: type, *args: Any, **kwargs: Any) -> Any:
+            calls.append(cls.__name__)
+            return original.__func__(cls, *args, **kwargs)
+
+        monkeypatch.setattr(owner, name, classmethod(counted))
+    else:
+
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(type(self).__name__)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+def _trigger_attention_check() -> None:
+    model = _model("seq2seq")
+    model.set_attn_implementation("eager")
+    assert model.config._attn_implementation == "eager"
+
+
+def _trigger_default_cache_switch() -> None:
+    _generate(_model("rnn"), num_beams=2)
+
+
+def _trigger_cache_preparation() -> None:
+    model = _model("seq2seq")
+    out = model.generate(token_ids(length=5), max_new_tokens=3, num_beams=2, return_dict_in_generate=True)
+    cache = contract.output_cache(out)
+    assert isinstance(cache, SourceSharedCache) and isinstance(cache.self_attention_cache.layers[0], ReorderingLayer)
+
+
+TRIGGERS = {
+    "_check_and_adjust_attn_implementation": _trigger_attention_check,
+    "_supports_default_dynamic_cache": _trigger_default_cache_switch,
+    "_prepare_cache_for_generation": _trigger_cache_preparation,
+}
+
+
+@pytest.mark.parametrize("name", sorted(contract.PRIVATE_OVERRIDES))
+def test_transformers_still_calls_each_private_override(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _spy(monkeypatch, name)
+    TRIGGERS[name]()
+    assert calls, (
+        f"transformers {transformers.__version__} no longer calls {name}: the override in "
+        "models/transformers_contract.py has no effect; find what replaced it before trusting generate()"
+    )
+
+
+def test_alibi_on_flash_is_refused_by_the_attention_check() -> None:
+    with pytest.raises(ValueError, match="alibi"):
+        build("seq2seq", {"position_type": "alibi"}).set_attn_implementation("flash_attention_2")
+
+
+def _private_transformers_methods(cls: type) -> set[str]:
+    """Names of private methods of PreTrainedModel / GenerationMixin that `cls` itself defines."""
+    names = set()
+    for name, value in vars(cls).items():
+        if not name.startswith("_") or name.startswith("__"):
+            continue
+        if not (inspect.isfunction(value) or isinstance(value, (classmethod, staticmethod))):
+            continue
+        if hasattr(PreTrainedModel, name) or hasattr(GenerationMixin, name):
+            names.add(name)
+    return names
+
+
+#: private methods transformers documents as the place to override (not drift-prone glue)
+DOCUMENTED_EXTENSION_POINTS = {"_init_weights"}
+
+
+def test_every_private_override_lives_in_the_contract_module_and_has_a_trigger() -> None:
+    assert set(TRIGGERS) == set(contract.PRIVATE_OVERRIDES)
+    for name, owner in contract.PRIVATE_OVERRIDES.items():
+        assert name in vars(owner) and owner.__module__ == contract.__name__
+    model_classes = {model for table in AUTO_CLASSES.values() for model in table.values()}
+    for model_class in model_classes:
+        for cls in model_class.__mro__:
+            if not cls.__module__.startswith("hf_encdec.models") or cls.__module__ == contract.__name__:
+                continue
+            stray = _private_transformers_methods(cls) - DOCUMENTED_EXTENSION_POINTS
+            assert not stray, f"{cls.__module__}.{cls.__name__} overrides private transformers methods {stray}"
+
+
+# ---- drift, simulated: a release that hands the cache over differently must fail loudly ----
+
+
+def _rename_cache_input(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch, new_name: str | None) -> None:
+    """Make generate() hand forward the cache under `new_name` (None: not at all), as a future release might."""
+    prepare = model.prepare_inputs_for_generation
+
+    def drifted(*args: Any, **kwargs: Any) -> dict:
+        inputs = prepare(*args, **kwargs)
+        for name in contract.CACHE_ARGUMENTS:
+            cache = inputs.pop(name, None)
+            if cache is not None and new_name is not None:
+                inputs[new_name] = cache
+        return inputs
+
+    monkeypatch.setattr(model, "prepare_inputs_for_generation", drifted)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_cache_under_a_name_forward_does_not_take_raises(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model(family)
+    _rename_cache_input(model, monkeypatch, "kv_state")
+    with pytest.raises(contract.CacheContractError, match=rf"`kv_state`.*transformers {re.escape(transformers.__version__)}"):
+        _generate(model)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_cache_that_does_not_grow_raises(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model(family)
+    _rename_cache_input(model, monkeypatch, None)
+    with pytest.raises(contract.CacheContractError, match=rf"did not grow.*transformers {re.escape(transformers.__version__)}"):
+        _generate(model, num_beams=2)
+
+
+def test_a_release_that_stops_reading_the_returned_state_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recurrent state is a new object each step: if generate() stopped reading it from the output, the next
+    step would get the stale one. Simulated by dropping it from the model kwargs between steps."""
+    model = _model("rnn")
+    update = model._update_model_kwargs_for_generation
+
+    def forgetful(outputs: Any, model_kwargs: dict, *args: Any, **kwargs: Any) -> dict:
+        updated = update(outputs, model_kwargs, *args, **kwargs)
+        for name in contract.CACHE_ARGUMENTS:
+            updated.pop(name, None)
+        return updated
+
+    monkeypatch.setattr(model, "_update_model_kwargs_for_generation", forgetful)
+    with pytest.raises(contract.CacheContractError, match="did not grow"):
+        _generate(model)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_watch_stays_quiet_without_a_cache(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model(family)
+    _rename_cache_input(model, monkeypatch, None)
+    assert _generate(model, use_cache=False).shape[1] >= 4
+
+
+def test_the_watch_is_removed_after_generate() -> None:
+    model = _model("seq2seq")
+    _generate(model)
+    assert not model._forward_pre_hooks
+
+
+def test_recurrent_state_counts_its_tokens_through_beam_reordering() -> None:
+    model = _model("rnn")
+    ids, mask = padded_sources()
+    out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=token_ids(length=3), use_cache=True)
+    state = contract.output_cache(out)
+    assert state.get_seq_length() == 3
+    state.reorder_cache(torch.tensor([2, 0, 1]))
+    assert state.get_seq_length() == 3 and state.index_select(torch.tensor([0, 0])).hidden.shape[0] == 2
