@@ -22,7 +22,7 @@ class DecoderConfig(TransformerBlockConfig):
     """
 
     model_type = "hf_encdec_decoder"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache by its 5.24 name and its older one
 
     vocab_size: int = 50257
     hidden_size: int = 768

@@ -77,7 +77,7 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
     """
 
     model_type = "hf_encdec_rnn_seq2seq"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache by its 5.24 name and its older one
     # the Transformer family's base class reads these names when a Transformer encoder is used
     attribute_map = {
         "position_type": "transformer_position_type",

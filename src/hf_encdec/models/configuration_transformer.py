@@ -182,7 +182,7 @@ class TransformerConfig(TransformerBlockConfig):
     """
 
     model_type = "hf_encdec_transformer"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache by its 5.24 name and its older one
     attribute_map = {"d_model": "hidden_size", "num_heads": "num_attention_heads"}
 
     encoder_layers: int = 6
