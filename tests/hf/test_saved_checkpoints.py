@@ -48,3 +48,15 @@ def test_a_saved_checkpoint_gives_the_outputs_it_gave_when_saved(folder: Path) -
             beam = model.generate(source, attention_mask=mask, max_new_tokens=6, num_beams=3, do_sample=False)
             assert torch.equal(greedy, saved["greedy"]) and torch.equal(beam, saved["beam"])
     torch.testing.assert_close(logits, saved["logits"], atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[folder.name for folder in FOLDERS])
+def test_training_settings_of_an_old_config_load_but_are_not_saved_again(folder: Path, tmp_path: Path) -> None:
+    saved = json.loads((folder / "config.json").read_text())
+    model = _load(folder)
+    for name in model.config.training_settings:
+        if name in saved:
+            assert getattr(model.config, name) == saved[name]  # read as before, for a run that continues training
+    model.save_pretrained(tmp_path)
+    resaved = json.loads((tmp_path / "config.json").read_text())
+    assert model.config.training_settings and not set(model.config.training_settings) & set(resaved)

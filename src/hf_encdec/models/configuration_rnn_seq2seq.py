@@ -26,8 +26,8 @@ from __future__ import annotations
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
-from transformers import PreTrainedConfig
 
+from .configuration_common import EncDecConfig
 from .configuration_transformer import NORM_POSITIONS, TransformerBlockConfig
 from .feed_forward import HIDDEN_ACTS
 from .positions import POSITION_TYPES
@@ -49,7 +49,7 @@ FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
 
 
 @strict
-class RNNSeq2SeqConfig(PreTrainedConfig):
+class RNNSeq2SeqConfig(EncDecConfig):
     """The RNN encoder-decoder: recurrent (or Transformer) encoder, recurrent decoder with optional global attention.
 
     Sizes: `embedding_size` (token embeddings, and the readout of `none`/`bahdanau`), `hidden_size` (encoder output
@@ -61,11 +61,12 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
     fields (heads, feed-forward width and activation, norm placement, positions); the RNN switches then shape only the
     decoder, and `bidirectional_encoder` is ignored (self-attention already sees both sides).
 
-    Training: `label_smoothing`, `fused_loss` (chunked output layer + loss in training) as in the Transformer family,
-    and scheduled sampling (Bengio et al. 2015, 1506.03099): in training mode with labels, each decoder input is the
-    model's own previous prediction with probability `scheduled_sampling_probability` (0 = teacher forcing, the
-    default), drawn by `scheduled_sampling_mode` (`sample` from the predicted distribution, or `argmax`). A
+    Training settings (read while training, never saved with the model): `label_smoothing` as in the Transformer
+    family, and scheduled sampling (Bengio et al. 2015, 1506.03099): in training mode with labels, each decoder input
+    is the model's own previous prediction with probability `scheduled_sampling_probability` (0 = teacher forcing,
+    the default), drawn by `scheduled_sampling_mode` (`sample` from the predicted distribution, or `argmax`). A
     `hf_encdec.training.ScheduledSamplingCallback` moves the probability along a schedule during training.
+    `fused_loss` (the chunked output layer + loss in training) is as in the Transformer family.
 
     Initialisation: RNN-family weights uniform in [-`uniform_init_range`, +`uniform_init_range`] (Sutskever 2014,
     Luong 2015); the Transformer encoder as in the Transformer family (normal, std `initializer_range`).
@@ -77,6 +78,11 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
     """
 
     model_type = "hf_encdec_rnn_seq2seq"
+    training_settings = ("label_smoothing", "scheduled_sampling_probability", "scheduled_sampling_mode")
+    card_fields = (
+        "rnn_type", "attention_type", "input_feeding", "bridge", "encoder_type", "bidirectional_encoder",
+        "embedding_size", "hidden_size", "encoder_layers", "decoder_layers", "vocab_size",
+    )
     keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache by its 5.24 name and its older one
     # the Transformer family's base class reads these names when a Transformer encoder is used
     attribute_map = {
@@ -181,11 +187,9 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
                     f"a Transformer encoder embeds tokens at hidden_size={self.hidden_size}, so sharing its embeddings "
                     f"with the decoder needs embedding_size == hidden_size, got embedding_size={self.embedding_size}"
                 )
-        smallest_vocab = min(self.vocab_size, self.decoder_vocab_size)
-        for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id"):
-            value = getattr(self, name, None)
-            if isinstance(value, int) and not 0 <= value < smallest_vocab:
-                raise ValueError(f"{name}={value} is outside the vocabulary [0, {smallest_vocab})")
+        self.check_token_ids(
+            min(self.vocab_size, self.decoder_vocab_size), ("pad_token_id", "bos_token_id", "decoder_start_token_id")
+        )
         if self.encoder_type == "transformer":
             self.transformer_block_config()  # the Transformer checks (heads divide the width, ...) raise here
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
-from transformers import PreTrainedConfig
 
+from .configuration_common import EncDecConfig
 from .feed_forward import HIDDEN_ACTS
 from .norms import NORM_TYPES
 from .positions import POSITION_TYPES
@@ -47,12 +47,20 @@ def check_attention_implementation(position_type: str, attn_implementation: str 
 
 
 @strict
-class TransformerBlockConfig(PreTrainedConfig):
+class TransformerBlockConfig(EncDecConfig):
     """Fields shared by the encoder-decoder, encoder-only and decoder-only stacks (not registered on its own).
 
     Derived defaults: `num_key_value_heads` = heads (MHA), `head_dim` = hidden_size / heads, `final_norm` = True
     for pre-LN (the residual stream is otherwise never normalised) and False for post-LN.
+
+    `label_smoothing` (Szegedy et al. 2016, 1512.00567) is a training setting: read by the loss, never saved.
     """
+
+    training_settings = ("label_smoothing",)
+    card_fields = (
+        "hidden_size", "num_attention_heads", "num_key_value_heads", "intermediate_size", "num_hidden_layers",
+        "encoder_layers", "decoder_layers", "norm_type", "norm_position", "position_type", "hidden_act", "vocab_size",
+    )
 
     vocab_size: int = 37000
     hidden_size: int = 512
@@ -123,10 +131,7 @@ class TransformerBlockConfig(PreTrainedConfig):
                 raise ValueError(f"{field} must be in [0, 1), got {getattr(self, field)}")
         if self.max_position_embeddings < 1:
             raise ValueError(f"max_position_embeddings must be positive, got {self.max_position_embeddings}")
-        for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id"):
-            value = getattr(self, name, None)
-            if isinstance(value, int) and not 0 <= value < self.vocab_size:
-                raise ValueError(f"{name}={value} is outside the vocabulary [0, {self.vocab_size})")
+        self.check_token_ids(self.vocab_size, ("pad_token_id", "bos_token_id", "decoder_start_token_id"))
 
     @classmethod
     def llama_kwargs(cls) -> dict[str, Any]:

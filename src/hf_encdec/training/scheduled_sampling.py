@@ -9,8 +9,8 @@ prediction with probability p_i = 1 - eps_i (per token). The paper's decay sched
 
 `ScheduledSamplingCallback` writes p_i into `model.config.scheduled_sampling_probability` at the start of every
 optimizer step, which the RNN seq2seq model reads in training mode (0, the default, is exactly teacher forcing), and
-restores the value it found when training ends, so a saved model decodes as before. The decoder then feeds back one
-token at a time, as the paper does for recurrent decoders.
+restores the value it found when training ends; like every training setting it is never written to config.json. The
+decoder then feeds back one token at a time, as the paper does for recurrent decoders.
 
 >>> schedule = SamplingSchedule("inverse_sigmoid", k=100.0)
 >>> [round(schedule.sampling_probability(step), 3) for step in (0, 500, 1000)]
