@@ -19,3 +19,11 @@ def test_the_readme_has_snippets() -> None:
 def test_readme_snippet_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     exec(compile(SNIPPETS[index], f"README.md snippet {index}", "exec"), {"__name__": "__readme__"})
+
+
+def test_the_family_table_is_the_registration_table() -> None:
+    from hf_encdec.registration import readme_table
+
+    assert readme_table() in README.read_text(encoding="utf-8"), (
+        "README.md's family table differs from hf_encdec.registration.FAMILIES; paste registration.readme_table()"
+    )
