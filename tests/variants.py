@@ -75,10 +75,10 @@ TINY_RNN: dict[str, Any] = {
     "encoder_layers": 2,
     "decoder_layers": 3,
     "dropout": 0.0,
-    "transformer_attention_heads": 4,
-    "transformer_intermediate_size": 37,
     "max_position_embeddings": 64,
 }
+# the Transformer encoder of the hybrid rows (encoder_type="transformer")
+TINY_RNN_ENCODER: dict[str, Any] = {"num_attention_heads": 4, "intermediate_size": 37}
 
 # switch -> every value it takes (DESIGN.md's switch table; defaults: lstm, luong_general + input feeding, linear)
 RNN_SWITCHES: dict[str, list[Any]] = {
@@ -97,6 +97,8 @@ def _rnn_row(overrides: dict[str, Any]) -> dict[str, Any]:
     """Complete a row with what its switch value implies: input feeding only with Luong attention, bridge='last'
     only with as many decoder as encoder layers."""
     row = dict(overrides)
+    if row.get("encoder_type") == "transformer":
+        row["encoder_config"] = {**TINY_RNN_ENCODER, **row.get("encoder_config", {})}
     if not str(row.get("attention_type", "luong")).startswith("luong"):
         row.setdefault("input_feeding", False)
     if row.get("bridge") == "last":
@@ -128,13 +130,13 @@ RNN_VARIANTS = [
         id="elman-concat-tied-projection",
     ),
     pytest.param(
-        {"encoder_type": "transformer", "rnn_type": "gru", "attention_type": "bahdanau", "input_feeding": False,
-         "transformer_norm_position": "pre", "transformer_position_type": "rope", "attn_implementation": "eager"},
+        _rnn_row({"encoder_type": "transformer", "rnn_type": "gru", "attention_type": "bahdanau", "input_feeding": False,
+                  "encoder_config": {"norm_position": "pre", "position_type": "rope"}, "attn_implementation": "eager"}),
         id="transformer-gru-bahdanau-eager",
     ),
     pytest.param(
-        {"encoder_type": "transformer", "attention_type": "none", "input_feeding": False, "bridge": "zero",
-         "embedding_size": 32, "share_encoder_decoder_embeddings": True, "tie_word_embeddings": True},
+        _rnn_row({"encoder_type": "transformer", "attention_type": "none", "input_feeding": False, "bridge": "zero",
+                  "embedding_size": 32, "share_encoder_decoder_embeddings": True, "tie_word_embeddings": True}),
         id="transformer-lstm-context-shared",
     ),
 ]

@@ -18,9 +18,10 @@ from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNS
 from hf_encdec.models.rnn_layers import RNNDecoderState, RNNEncoderOutput
 from hf_encdec.models.transformers_contract import output_cache
 from rnn_helpers import build_rnn, padded_sources, token_ids
-from variants import TINY_RNN
+from variants import TINY_RNN, TINY_RNN_ENCODER
 
-HYBRID = {"encoder_type": "transformer", "attention_type": "bahdanau", "input_feeding": False, "rnn_type": "gru"}
+HYBRID = {"encoder_type": "transformer", "attention_type": "bahdanau", "input_feeding": False, "rnn_type": "gru",
+          "encoder_config": TINY_RNN_ENCODER}
 
 
 def test_model_type_and_auto_classes() -> None:
@@ -183,3 +184,24 @@ def test_pure_rnn_models_refuse_activation_checkpointing_clearly() -> None:
     with pytest.raises(ValueError, match="not compatible with gradient checkpointing"):
         build_rnn().activation_checkpointing_enable()
     build_rnn(HYBRID).activation_checkpointing_enable()  # the Transformer encoder layers checkpoint
+
+
+def test_the_hybrid_encoder_follows_the_models_attention_implementation() -> None:
+    model = build_rnn({**HYBRID, "attn_implementation": "eager"})
+    encoder = model.get_encoder()
+    assert encoder.config is model.config.encoder_config
+    assert encoder.config._attn_implementation == "eager"
+    model.set_attn_implementation("sdpa")
+    assert encoder.config._attn_implementation == "sdpa"
+    ids, mask = padded_sources()
+    decoder_ids = token_ids(length=4)
+    sdpa = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+    model.set_attn_implementation("eager")
+    eager = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+    torch.testing.assert_close(sdpa, eager, atol=1e-5, rtol=1e-4)
+
+
+def test_the_hybrid_encoder_refuses_a_kernel_its_positions_cannot_run() -> None:
+    with pytest.raises(ValueError, match="alibi"):
+        build_rnn({**HYBRID, "encoder_config": {**TINY_RNN_ENCODER, "position_type": "alibi"},
+                   "attn_implementation": "flash_attention_2"})

@@ -138,10 +138,14 @@ def test_decoder_state_reorders_every_tensor_on_the_batch_axis() -> None:
         ({"hidden_size": 33}, "even hidden_size, got 33"),
         ({"bridge": "last"}, "encoder_layers == decoder_layers, got 2 and 3"),
         ({"bridge": "last", "encoder_type": "transformer", "decoder_layers": 2}, "Transformer encoder does not have"),
+        ({"encoder_config": {"num_attention_heads": 4}}, "encoder_type='rnn'"),
+        ({"encoder_type": "transformer", "encoder_config": {"num_attention_heads": 4}, "transformer_hidden_act": "gelu"},
+         "set twice"),
         ({"share_encoder_decoder_embeddings": True, "decoder_vocab_size": 50}, "needs one vocabulary"),
         ({"share_encoder_decoder_embeddings": True, "encoder_type": "transformer"}, "embedding_size == hidden_size"),
-        ({"encoder_type": "transformer", "transformer_attention_heads": 5}, "not divisible by num_attention_heads=5"),
-        ({"encoder_type": "transformer", "transformer_position_type": "spiral"}, "transformer_position_type='spiral'"),
+        ({"encoder_type": "transformer", "encoder_config": {"num_attention_heads": 5}}, "not divisible by num_attention_heads=5"),
+        ({"encoder_type": "transformer", "encoder_config": {"position_type": "spiral"}}, "position_type='spiral'"),
+        ({"encoder_type": "transformer", "transformer_position_type": "spiral"}, "position_type='spiral'"),  # old spelling
         ({"dropout": 1.0}, "dropout must be in"),
         ({"scheduled_sampling_probability": 1.5}, "scheduled_sampling_probability must be in"),
         ({"decoder_layers": 0}, "decoder_layers must be a positive integer"),
@@ -156,7 +160,17 @@ def test_impossible_configs_raise_clear_errors(overrides: dict, message: str) ->
 
 def test_a_transformer_encoder_ignores_an_odd_width_check_meant_for_bidirectional_rnns() -> None:
     config = RNNSeq2SeqConfig(
-        **{**TINY_RNN, "encoder_type": "transformer", "hidden_size": 33, "transformer_attention_heads": 3,
-           "transformer_position_type": "learned"}
+        **{**TINY_RNN, "encoder_type": "transformer", "hidden_size": 33,
+           "encoder_config": {"num_attention_heads": 3, "position_type": "learned"}}
     )
-    assert config.transformer_block_config().head_dim == 11
+    assert config.encoder_config.head_dim == 11
+
+
+def test_the_flat_fields_of_older_configs_become_the_encoder_config() -> None:
+    old = RNNSeq2SeqConfig(**{**TINY_RNN, "encoder_type": "transformer", "transformer_attention_heads": 2,
+                              "transformer_hidden_act": "gelu", "transformer_scale_embedding": False})
+    new = RNNSeq2SeqConfig(**{**TINY_RNN, "encoder_type": "transformer",
+                              "encoder_config": {"num_attention_heads": 2, "hidden_act": "gelu", "scale_embedding": False}})
+    assert old.encoder_config.to_dict() == new.encoder_config.to_dict()
+    assert old.encoder_config.hidden_size == 32 and old.encoder_config.intermediate_size == 4 * 32
+    assert not any(key.startswith("transformer_") for key in old.to_dict())

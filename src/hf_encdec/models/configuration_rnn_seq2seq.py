@@ -12,7 +12,7 @@ Each variant is one field (see `FIELD_CHOICES`):
 | `attention_type` | none, bahdanau, luong_dot, luong_general, luong_concat | Cho 2014; Bahdanau 2015; Luong 2015 |
 | `input_feeding` | True (luong_* only), False | Luong et al. 2015, section 3.3 |
 | `bridge` | zero, last, linear | zero state; Sutskever et al. 2014 (1409.3215) copy; Cho / Bahdanau tanh(W h) |
-| `encoder_type` | rnn, transformer | Vaswani 2017 (1706.03762) encoder + RNN decoder: Chen et al. 2018 (1804.09849) |
+| `encoder_type` | rnn, transformer (settings in `encoder_config`) | Vaswani 2017 (1706.03762) encoder + RNN decoder: Chen et al. 2018 (1804.09849) |
 | `bidirectional_encoder` | True, False | Schuster & Paliwal 1997; Bahdanau et al. 2015 |
 
 Departures from the papers, each named by a field: a bidirectional encoder splits `hidden_size` between its two
@@ -26,11 +26,11 @@ from __future__ import annotations
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_common import EncDecConfig
-from .configuration_transformer import NORM_POSITIONS, TransformerBlockConfig
-from .feed_forward import HIDDEN_ACTS
-from .positions import POSITION_TYPES
+from .configuration_transformer import TransformerBlockConfig
 from .rnn_attention import ATTENTION_TYPES
 from .rnn_layers import BRIDGES, RNN_TYPES
 
@@ -42,10 +42,20 @@ FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
     "bridge": BRIDGES,
     "encoder_type": ENCODER_TYPES,
     "scheduled_sampling_mode": SCHEDULED_SAMPLING_MODES,
-    "transformer_position_type": POSITION_TYPES,
-    "transformer_norm_position": NORM_POSITIONS,
-    "transformer_hidden_act": HIDDEN_ACTS,
 }
+#: the hybrid encoder's settings as flat fields, as configs saved before `encoder_config` spell them (still read)
+LEGACY_ENCODER_FIELDS = {
+    "transformer_attention_heads": "num_attention_heads",
+    "transformer_intermediate_size": "intermediate_size",
+    "transformer_hidden_act": "hidden_act",
+    "transformer_norm_position": "norm_position",
+    "transformer_position_type": "position_type",
+    "transformer_scale_embedding": "scale_embedding",
+}
+#: fields the Transformer encoder always takes from the RNN config itself, so the two never disagree
+SHARED_ENCODER_FIELDS = (
+    "vocab_size", "hidden_size", "max_position_embeddings", "dropout", "initializer_range", "pad_token_id",
+)
 
 
 @strict
@@ -57,9 +67,12 @@ class RNNSeq2SeqConfig(EncDecConfig):
     same) the target one; `share_encoder_decoder_embeddings` uses one matrix for both (needs equal vocabularies, and
     `embedding_size == hidden_size` with a Transformer encoder, whose embeddings have the model width).
 
-    `encoder_type="transformer"` builds the encoder from the Transformer family's blocks with the `transformer_*`
-    fields (heads, feed-forward width and activation, norm placement, positions); the RNN switches then shape only the
-    decoder, and `bidirectional_encoder` is ignored (self-attention already sees both sides).
+    `encoder_type="transformer"` builds the encoder from the Transformer family's blocks, set by `encoder_config` (a
+    `TransformerBlockConfig` or a dict of its fields: heads, feed-forward width and activation, norm placement,
+    positions; its width, vocabulary, dropout and padding id are this config's). The RNN switches then shape only the
+    decoder, and `bidirectional_encoder` is ignored (self-attention already sees both sides). The flat
+    `transformer_*` fields of configs saved by earlier versions (`transformer_attention_heads`, ...) are still read
+    into `encoder_config`.
 
     Training settings (read while training, never saved with the model): `label_smoothing` as in the Transformer
     family, and scheduled sampling (Bengio et al. 2015, 1506.03099): in training mode with labels, each decoder input
@@ -75,6 +88,9 @@ class RNNSeq2SeqConfig(EncDecConfig):
     >>> config = RNNSeq2SeqConfig()
     >>> (config.rnn_type, config.attention_type, config.input_feeding, config.hidden_size, config.encoder_layers)
     ('lstm', 'luong_general', True, 512, 2)
+    >>> hybrid = RNNSeq2SeqConfig(encoder_type="transformer", hidden_size=64, encoder_config={"num_attention_heads": 4})
+    >>> (hybrid.encoder_config.num_attention_heads, hybrid.encoder_config.hidden_size)
+    (4, 64)
     """
 
     model_type = "hf_encdec_rnn_seq2seq"
@@ -84,11 +100,8 @@ class RNNSeq2SeqConfig(EncDecConfig):
         "embedding_size", "hidden_size", "encoder_layers", "decoder_layers", "vocab_size",
     )
     keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache by its 5.24 name and its older one
-    # the Transformer family's base class reads these names when a Transformer encoder is used
-    attribute_map = {
-        "position_type": "transformer_position_type",
-        "scale_embedding": "transformer_scale_embedding",
-    }
+    # transformers hands the attention implementation (and dtype) to sub-configs, and so to the hybrid's encoder
+    sub_configs_defaults = {"encoder_config": SubConfigSpec(config_class=TransformerBlockConfig, optional=True)}
 
     vocab_size: int = 32000
     decoder_vocab_size: int | None = None
@@ -104,12 +117,7 @@ class RNNSeq2SeqConfig(EncDecConfig):
     bridge: str = "linear"
     dropout: float = 0.2
     encoder_type: str = "rnn"
-    transformer_attention_heads: int = 8
-    transformer_intermediate_size: int | None = None
-    transformer_hidden_act: str = "relu"
-    transformer_norm_position: str = "post"
-    transformer_position_type: str = "sinusoidal"
-    transformer_scale_embedding: bool = True
+    encoder_config: dict | PreTrainedConfig | None = None
     max_position_embeddings: int = 1024
     uniform_init_range: float = 0.1
     initializer_range: float = 0.02
@@ -128,10 +136,34 @@ class RNNSeq2SeqConfig(EncDecConfig):
     def __post_init__(self, **kwargs: Any) -> None:
         if self.decoder_vocab_size is None:
             self.decoder_vocab_size = self.vocab_size
-        if self.transformer_intermediate_size is None:
-            self.transformer_intermediate_size = 4 * self.hidden_size
+        legacy = {LEGACY_ENCODER_FIELDS[key]: kwargs.pop(key) for key in list(kwargs) if key in LEGACY_ENCODER_FIELDS}
+        if self.encoder_type == "transformer":
+            self.encoder_config = self._encoder_config(legacy)
+        elif self.encoder_config is not None:
+            raise ValueError(
+                f"encoder_config sets up a Transformer encoder, but encoder_type={self.encoder_type!r}; "
+                "use encoder_type='transformer' or drop encoder_config"
+            )
         super().__post_init__(**kwargs)
         self.check_switches()
+
+    def _encoder_config(self, legacy: dict[str, Any]) -> TransformerBlockConfig:
+        """The Transformer encoder's config: `encoder_config` (or the legacy flat fields) plus the shared fields."""
+        given = self.encoder_config
+        if isinstance(given, PreTrainedConfig):
+            given = given.to_dict()
+        given = {key: value for key, value in (given or {}).items() if key not in ("model_type", "transformers_version")}
+        if legacy and given:
+            raise ValueError(
+                f"the Transformer encoder is set twice: by encoder_config and by the flat fields "
+                f"{sorted(k for k, v in LEGACY_ENCODER_FIELDS.items() if v in legacy)}; use encoder_config alone"
+            )
+        # the shared fields always follow this config (a resized vocabulary, say, reaches the encoder too)
+        values = {"num_attention_heads": 8, "hidden_act": "relu", **legacy, **given}
+        values.update({name: getattr(self, name) for name in SHARED_ENCODER_FIELDS})
+        if values.get("intermediate_size") is None:
+            values["intermediate_size"] = 4 * self.hidden_size
+        return TransformerBlockConfig(**values)
 
     def check_switches(self) -> None:
         """Raise a ValueError naming every unknown value or impossible combination."""
@@ -189,25 +221,4 @@ class RNNSeq2SeqConfig(EncDecConfig):
                 )
         self.check_token_ids(
             min(self.vocab_size, self.decoder_vocab_size), ("pad_token_id", "bos_token_id", "decoder_start_token_id")
-        )
-        if self.encoder_type == "transformer":
-            self.transformer_block_config()  # the Transformer checks (heads divide the width, ...) raise here
-
-    def transformer_block_config(self) -> TransformerBlockConfig:
-        """The config of the Transformer encoder stack (`encoder_type="transformer"`), built from the `transformer_*`
-        fields; not saved on its own. The stack reads `_attn_implementation` from it, which the model keeps in step
-        with its own."""
-        return TransformerBlockConfig(
-            vocab_size=self.vocab_size,
-            hidden_size=self.hidden_size,
-            num_attention_heads=self.transformer_attention_heads,
-            intermediate_size=self.transformer_intermediate_size,
-            max_position_embeddings=self.max_position_embeddings,
-            hidden_act=self.transformer_hidden_act,
-            norm_position=self.transformer_norm_position,
-            position_type=self.transformer_position_type,
-            scale_embedding=self.transformer_scale_embedding,
-            dropout=self.dropout,
-            initializer_range=self.initializer_range,
-            pad_token_id=self.pad_token_id,
         )

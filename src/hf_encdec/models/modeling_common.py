@@ -1,5 +1,6 @@
-"""Pieces every model family shares: the pre-trained base class of the Transformer families, token embeddings, label
-shifting and the LM-head loss.
+"""Pieces every model family shares: the library's pre-trained base class (`EncDecPreTrainedModel`), the base of the
+families built from Transformer blocks, the output-layer helpers of the seq2seq heads (`Seq2SeqLMHeadMixin`), token
+embeddings, label shifting and the LM-head loss.
 
 Shapes: B batch, T length, D hidden, V vocabulary.
 """
@@ -11,11 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
 
 from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
 from .losses import IGNORE_INDEX, linear_cross_entropy, token_cross_entropy
 from .positions import AlibiBias, RotaryEmbedding, SinusoidalPositionalEmbedding
-from .transformers_contract import ModelHooks
+from .transformers_contract import ModelHooks, cache_field, output_cache
 
 
 class TokenEmbedding(nn.Embedding):
@@ -44,6 +46,12 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_s
     return shifted.masked_fill(shifted == IGNORE_INDEX, pad_token_id)
 
 
+def resolve_skip_logits(skip_logits: bool | None, *, fused: bool, training: bool, labels: torch.Tensor | None) -> bool:
+    """The fused kernels' switch `skip_logits`: unless given, a loss taken without the (B, T, V) logits (`fused`) skips
+    them in training, where only the loss is needed."""
+    return fused and training and labels is not None if skip_logits is None else skip_logits
+
+
 def lm_head_loss(
     hidden_states: torch.Tensor,
     head: nn.Linear,
@@ -63,8 +71,7 @@ def lm_head_loss(
     fused loss, computed without autograd (for inspection; the loss's backward does not need them), True skips them
     also in evaluation, which then takes the fused loss too.
     """
-    if skip_logits is None:
-        skip_logits = fused and training and labels is not None
+    skip_logits = resolve_skip_logits(skip_logits, fused=fused, training=training, labels=labels)
     if labels is not None and fused and (skip_logits or training):
         loss = linear_cross_entropy(
             hidden_states,
@@ -94,24 +101,18 @@ def next_token_labels(labels: torch.Tensor) -> torch.Tensor:
     return F.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:]
 
 
-class TransformerPreTrainedModel(ModelHooks, PreTrainedModel):
-    """Base of the Transformer families: weight initialisation, kernel flags, and config-driven weight tying.
+class EncDecPreTrainedModel(ModelHooks, PreTrainedModel):
+    """Base of every family: config-driven weight tying, `auto_map` written on save, the output layer's loss.
 
     Families declare `tied_weights()` (target -> source parameter names) from their config. Unlike transformers'
     default, the encoder/decoder embedding sharing does not depend on `tie_word_embeddings`, which here means only
     "output layer = decoder input embedding".
     """
 
-    config_class = TransformerBlockConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["TransformerLayer"]
     _skip_keys_device_placement = ["cache", "past_key_values"]
-    _supports_sdpa = True
-    _supports_flash_attn = True
-    _supports_flex_attn = True
-    _supports_attention_backend = True
 
     def tied_weights(self) -> dict[str, str]:
         return {}
@@ -135,6 +136,40 @@ class TransformerPreTrainedModel(ModelHooks, PreTrainedModel):
             return super().get_expanded_tied_weights_keys(all_submodels=True)
         return dict(self.tied_weights())
 
+    def logits_and_loss(
+        self,
+        hidden_states: torch.Tensor,
+        labels: torch.Tensor | None,
+        *,
+        head: nn.Linear | None = None,
+        skip_logits: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(logits, loss) of the output layer (`head`, default `get_output_embeddings()`) with the config's loss
+        settings (`fused_loss`, `label_smoothing`); see `lm_head_loss`."""
+        return lm_head_loss(
+            hidden_states,
+            head if head is not None else self.get_output_embeddings(),
+            labels,
+            fused=self.config.fused_loss,
+            training=self.training,
+            skip_logits=skip_logits,
+            label_smoothing=self.config.label_smoothing,
+            num_items_in_batch=num_items_in_batch,
+        )
+
+
+class TransformerPreTrainedModel(EncDecPreTrainedModel):
+    """Base of the families built from Transformer blocks: kernel flags, the ALiBi/flash check, and the
+    initialisation of scaled embeddings and of the position tables."""
+
+    config_class = TransformerBlockConfig
+    _no_split_modules = ["TransformerLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
     def check_attention_implementation(self, attn_implementation: str | None) -> None:
         check_attention_implementation(self.config.position_type, attn_implementation)
 
@@ -147,3 +182,61 @@ class TransformerPreTrainedModel(ModelHooks, PreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=self.config.hidden_size**-0.5)
             if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
                 init.zeros_(module.weight[module.padding_idx])
+
+
+class Seq2SeqLMHeadMixin:
+    """What the seq2seq heads (`*ForConditionalGeneration`: `self.model` with an encoder and a decoder, `self.lm_head`)
+    share: the accessors, teacher forcing from labels, and the output assembly."""
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return self.model.get_encoder()
+
+    def get_decoder(self, modality: str | None = None) -> nn.Module:
+        return self.model.get_decoder()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def teacher_forcing(
+        self,
+        labels: torch.Tensor | None,
+        decoder_input_ids: torch.Tensor | None,
+        decoder_inputs_embeds: torch.Tensor | None,
+        use_cache: bool | None,
+    ) -> tuple[torch.Tensor | None, bool | None]:
+        """(decoder_input_ids, use_cache) for a forward: with labels, the labels shifted right (unless decoder inputs
+        are given) and no cache, since the whole target is decoded in one pass."""
+        if labels is None:
+            return decoder_input_ids, use_cache
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        return decoder_input_ids, False
+
+    @staticmethod
+    def seq2seq_lm_output(
+        outputs: Seq2SeqModelOutput,
+        *,
+        loss: torch.Tensor | None,
+        logits: torch.Tensor | None,
+        output_class: type[Seq2SeqLMOutput] = Seq2SeqLMOutput,
+        **extra: object,
+    ) -> Seq2SeqLMOutput:
+        """The head's output: its loss and logits next to everything the base model returned."""
+        return output_class(
+            loss=loss,
+            logits=logits,
+            **cache_field(output_cache(outputs)),
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+            **extra,
+        )

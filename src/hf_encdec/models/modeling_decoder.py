@@ -17,7 +17,7 @@ from transformers.utils import can_return_tuple
 
 from .configuration_decoder import DecoderConfig
 from .linear import Linear
-from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss, next_token_labels
+from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, next_token_labels
 from .transformer_layers import TransformerStack
 from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
 
@@ -153,14 +153,10 @@ class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
         hidden_states = outputs.last_hidden_state
         if labels is None and logits_to_keep:
             hidden_states = hidden_states[:, -logits_to_keep:]  # generate only needs the last position
-        logits, loss = lm_head_loss(
+        logits, loss = self.logits_and_loss(
             hidden_states,
-            self.lm_head,
             next_token_labels(labels) if labels is not None else None,
-            fused=self.config.fused_loss,
-            training=self.training,
             skip_logits=skip_logits,
-            label_smoothing=self.config.label_smoothing,
             num_items_in_batch=num_items_in_batch,
         )
         return CausalLMOutputWithPast(

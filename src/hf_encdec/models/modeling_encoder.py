@@ -25,7 +25,7 @@ from .configuration_encoder import EncoderConfig
 from .dropout import Dropout
 from .feed_forward import GATED_ACTIVATIONS
 from .losses import token_cross_entropy
-from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss
+from .modeling_common import TokenEmbedding, TransformerPreTrainedModel
 from .norms import build_norm
 from .transformer_layers import TransformerStack
 
@@ -163,14 +163,11 @@ class EncoderForMaskedLM(TransformerPreTrainedModel):
             output_hidden_states=output_hidden_states,
             **kwargs,
         )
-        logits, loss = lm_head_loss(
+        logits, loss = self.logits_and_loss(
             self.lm_head.transform(outputs.last_hidden_state),
-            self.lm_head.decoder,
             labels,
-            fused=self.config.fused_loss,
-            training=self.training,
+            head=self.lm_head.decoder,
             skip_logits=skip_logits,
-            label_smoothing=self.config.label_smoothing,
             num_items_in_batch=num_items_in_batch,
         )
         return MaskedLMOutput(

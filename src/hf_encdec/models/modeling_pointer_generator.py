@@ -23,8 +23,9 @@ from transformers.utils import ModelOutput, can_return_tuple
 from .configuration_pointer_generator import PointerGeneratorConfig
 from .copy_mechanism import CopyMechanism, copy_cross_entropy, mixture_log_probs
 from .losses import IGNORE_INDEX
+from .modeling_common import resolve_skip_logits
 from .modeling_transformer import TransformerForConditionalGeneration
-from .transformers_contract import cache_field, output_cache, resolve_cache
+from .transformers_contract import resolve_cache
 
 
 @dataclass
@@ -92,19 +93,17 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
         **kwargs: object,
     ) -> PointerGeneratorOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        skip_logits = kwargs.pop("skip_logits", None)
-        if skip_logits is None:  # as the plain Transformer: training takes the loss without building the logits
-            skip_logits = self.training and labels is not None
+        # as a fused loss: training takes the loss without building the logits (copy_cross_entropy)
+        skip_logits = resolve_skip_logits(kwargs.pop("skip_logits", None), fused=True, training=self.training, labels=labels)
         source_ids = input_ids if source_ids is None else source_ids
         if source_ids is None:
             raise ValueError("the pointer-generator needs source_ids (or input_ids) to copy from")
         if num_source_oovs < 0:
             raise ValueError(f"num_source_oovs must be >= 0, got {num_source_oovs}")
         vocab_size = self.config.vocab_size
-        if labels is not None:
-            use_cache = False
-            if decoder_input_ids is None and kwargs.get("decoder_inputs_embeds") is None:
-                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        decoder_input_ids, use_cache = self.teacher_forcing(
+            labels, decoder_input_ids, kwargs.get("decoder_inputs_embeds"), use_cache
+        )
         if num_source_oovs > 0 and decoder_input_ids is not None:
             if self.config.unk_token_id is None:
                 raise ValueError("num_source_oovs > 0 needs config.unk_token_id: extended ids are fed back as unknown")
@@ -143,16 +142,11 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
             log_probs = mixture_log_probs(
                 vocab_logits, copy_attentions, gate_logits, source_ids, vocab_size + num_source_oovs
             )  # (B, T, V+)
-        return PointerGeneratorOutput(
+        return self.seq2seq_lm_output(
+            outputs,
             loss=loss,
             logits=log_probs,
-            **cache_field(output_cache(outputs)),
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions,
+            output_class=PointerGeneratorOutput,
             p_gen=torch.sigmoid(gate_logits),
             copy_attentions=copy_attentions,
         )

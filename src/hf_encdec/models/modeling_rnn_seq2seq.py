@@ -24,7 +24,8 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2
 from transformers.utils import can_return_tuple
 
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
-from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss, shift_tokens_right
+from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
+from .modeling_common import EncDecPreTrainedModel, Seq2SeqLMHeadMixin, TokenEmbedding, TransformerPreTrainedModel
 from .rnn_attention import build_scorer
 from .rnn_layers import (
     Bridge,
@@ -49,25 +50,36 @@ DECODER_STYLE = {
 }
 
 
-class TransformerSourceEncoder(nn.Module):
+class TransformerSourceEncoder(TransformerPreTrainedModel):
     """The Transformer family's encoder stack behind an RNN decoder, returning an `RNNEncoderOutput` whose final state
     is the mean of the states of the real tokens, (B, 1, H).
 
-    Keeps the family config only to hand its attention implementation to the stack's own config before each call:
-    transformers switches the kernel on the model's config (`attn_implementation=...`), and the stack's masks and
-    kernels read theirs (a None implementation would silently drop the padding mask).
+    A model of its own, with `RNNSeq2SeqConfig.encoder_config` as its config: transformers hands a sub-config the
+    attention implementation chosen for the whole model, and initialises a sub-model with its own `_init_weights`.
     """
 
-    main_input_name = "input_ids"
+    config_class = TransformerBlockConfig
 
-    def __init__(self, stack: TransformerStack, config: RNNSeq2SeqConfig) -> None:
-        super().__init__()
-        self.stack = stack
-        self.config = config
+    def __init__(self, config: TransformerBlockConfig, num_layers: int) -> None:
+        super().__init__(config)
+        self.stack = TransformerStack(
+            config,
+            embed_tokens=TokenEmbedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id),
+            num_layers=num_layers,
+            causal=False,
+            cross_attention=False,
+        )
+        self.post_init()
 
     @property
     def embed_tokens(self) -> nn.Embedding:
         return self.stack.embed_tokens
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.stack.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.stack.embed_tokens = value
 
     def forward(
         self,
@@ -79,7 +91,6 @@ class TransformerSourceEncoder(nn.Module):
         return_dict: bool | None = None,
         **kwargs: object,
     ) -> RNNEncoderOutput | tuple:
-        self.stack.config._attn_implementation_internal = self.config._attn_implementation or "sdpa"
         outputs = self.stack(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -103,18 +114,22 @@ class TransformerSourceEncoder(nn.Module):
         return result if return_dict is not False else result.to_tuple()
 
 
-class RNNSeq2SeqPreTrainedModel(TransformerPreTrainedModel):
-    """Base of the RNN family: uniform initialisation of the recurrent parts, the Transformer family's initialisation
-    (and kernel checks, auto_map seeding on save, config-driven tying) for the Transformer encoder."""
+class RNNSeq2SeqPreTrainedModel(EncDecPreTrainedModel):
+    """Base of the RNN family: uniform initialisation of the recurrent parts (a Transformer encoder is a sub-model and
+    initialises itself). The kernel flags are for that encoder's attention; the recurrent parts have none."""
 
     config_class = RNNSeq2SeqConfig
     _no_split_modules = ["RNNEncoder", "RNNDecoder", "TransformerLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+
+    def check_attention_implementation(self, attn_implementation: str | None) -> None:
+        if self.config.encoder_config is not None:  # checked here too: transformers checks the parent model first
+            check_attention_implementation(self.config.encoder_config.position_type, attn_implementation)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        if getattr(module, "_transformer_family_init", False):
-            super()._init_weights(module)  # a part of the Transformer encoder (also rebuilds position buffers)
-            return
         bound = self.config.uniform_init_range
         if isinstance(module, (nn.RNNBase, nn.Linear)):
             for parameter in module.parameters(recurse=False):
@@ -128,19 +143,7 @@ class RNNSeq2SeqPreTrainedModel(TransformerPreTrainedModel):
 def build_encoder(config: RNNSeq2SeqConfig) -> RNNEncoder | TransformerSourceEncoder:
     """The encoder of `config.encoder_type`: a recurrent stack, or the Transformer family's encoder stack."""
     if config.encoder_type == "transformer":
-        block_config = config.transformer_block_config()
-        stack = TransformerStack(
-            block_config,
-            embed_tokens=TokenEmbedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id),
-            num_layers=config.encoder_layers,
-            causal=False,
-            cross_attention=False,
-        )
-        # transformers calls _init_weights on each parameter-holding module, never on the stack as a whole: mark
-        # its parts so they get the Transformer family's initialisation rather than the RNN family's
-        for module in stack.modules():
-            module._transformer_family_init = True
-        return TransformerSourceEncoder(stack, config)
+        return TransformerSourceEncoder(config.encoder_config, num_layers=config.encoder_layers)
     directions = 2 if config.bidirectional_encoder else 1
     return RNNEncoder(
         embed_tokens=nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id),
@@ -310,7 +313,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         )
 
 
-class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, CheckedGenerationMixin):
+class RNNSeq2SeqForConditionalGeneration(Seq2SeqLMHeadMixin, RNNSeq2SeqPreTrainedModel, CheckedGenerationMixin):
     """The RNN encoder-decoder with its output layer: training with `labels` (-100 ignored), scheduled sampling, and
     `generate()` (greedy, beam, sampling, logits processors) with a beam-reorderable recurrent state.
 
@@ -339,21 +342,6 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, CheckedGener
         if self.config.share_encoder_decoder_embeddings:
             return {"lm_head.weight": f"model.{self.model.encoder_embedding_key}"}
         return {"lm_head.weight": "model.decoder.embed_tokens.weight"}
-
-    def get_encoder(self, modality: str | None = None) -> nn.Module:
-        return self.model.encoder
-
-    def get_decoder(self, modality: str | None = None) -> RNNDecoder:
-        return self.model.decoder
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.lm_head = value
-
-    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
     def scheduled_sampler(self, probability: float) -> InputSampler:
         """Bengio et al. 2015: feed the model's own prediction for the previous token with probability `probability`
@@ -388,17 +376,15 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, CheckedGener
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        skip_logits: bool | None = None,
         **kwargs: object,
     ) -> Seq2SeqLMOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        decoder_input_ids, use_cache = self.teacher_forcing(labels, decoder_input_ids, decoder_inputs_embeds, use_cache)
         sampler = None
-        if labels is not None:
-            use_cache = False
-            if decoder_input_ids is None and decoder_inputs_embeds is None:
-                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-            probability = self.config.scheduled_sampling_probability
-            if self.training and probability > 0.0:
-                sampler = self.scheduled_sampler(probability)
+        probability = self.config.scheduled_sampling_probability
+        if labels is not None and self.training and probability > 0.0:
+            sampler = self.scheduled_sampler(probability)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -414,21 +400,7 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, CheckedGener
             decoder_input_sampler=sampler,
             **kwargs,
         )
-        logits, loss = lm_head_loss(
-            outputs.last_hidden_state,
-            self.lm_head,
-            labels,
-            fused=self.training and self.config.fused_loss,
-            label_smoothing=self.config.label_smoothing,
-            num_items_in_batch=num_items_in_batch,
+        logits, loss = self.logits_and_loss(
+            outputs.last_hidden_state, labels, skip_logits=skip_logits, num_items_in_batch=num_items_in_batch
         )
-        return Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            **cache_field(output_cache(outputs)),
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions,
-        )
+        return self.seq2seq_lm_output(outputs, loss=loss, logits=logits)

@@ -17,7 +17,7 @@ from transformers.utils import can_return_tuple
 
 from .configuration_transformer import TransformerConfig
 from .linear import Linear
-from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, lm_head_loss, shift_tokens_right
+from .modeling_common import Seq2SeqLMHeadMixin, TokenEmbedding, TransformerPreTrainedModel
 from .transformer_layers import TransformerStack
 from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
 
@@ -128,7 +128,7 @@ class TransformerModel(TransformerPreTrainedModel):
         )
 
 
-class TransformerForConditionalGeneration(TransformerPreTrainedModel, CheckedGenerationMixin):
+class TransformerForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel, CheckedGenerationMixin):
     """The Transformer with its output layer: training with `labels` (-100 ignored) and `generate()`.
 
     In training mode with labels and `config.fused_loss` (default), the loss is computed in chunks straight from the
@@ -158,21 +158,6 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, CheckedGen
         source = "encoder" if self.config.share_encoder_decoder_embeddings else "decoder"
         return {"lm_head.weight": f"model.{source}.embed_tokens.weight"}
 
-    def get_encoder(self, modality: str | None = None) -> nn.Module:
-        return self.model.encoder
-
-    def get_decoder(self, modality: str | None = None) -> nn.Module:
-        return self.model.decoder
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.lm_head = value
-
-    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
     @can_return_tuple
     def forward(
         self,
@@ -194,18 +179,14 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, CheckedGen
         **kwargs: object,
     ) -> Seq2SeqLMOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        cache = resolve_cache(cache, past_key_values)
-        if labels is not None:
-            use_cache = False
-            if decoder_input_ids is None and decoder_inputs_embeds is None:
-                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        decoder_input_ids, use_cache = self.teacher_forcing(labels, decoder_input_ids, decoder_inputs_embeds, use_cache)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            cache=cache,
+            cache=resolve_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds,
             decoder_position_ids=decoder_position_ids,
@@ -214,24 +195,7 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, CheckedGen
             output_hidden_states=output_hidden_states,
             **kwargs,
         )
-        logits, loss = lm_head_loss(
-            outputs.last_hidden_state,
-            self.lm_head,
-            labels,
-            fused=self.config.fused_loss,
-            training=self.training,
-            skip_logits=skip_logits,
-            label_smoothing=self.config.label_smoothing,
-            num_items_in_batch=num_items_in_batch,
+        logits, loss = self.logits_and_loss(
+            outputs.last_hidden_state, labels, skip_logits=skip_logits, num_items_in_batch=num_items_in_batch
         )
-        return Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            **cache_field(output_cache(outputs)),
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions,
-        )
+        return self.seq2seq_lm_output(outputs, loss=loss, logits=logits)
