@@ -173,7 +173,7 @@ FAMILIES: tuple[Family, ...] = (
             "hybrid-transformer-lstm": {
                 "encoder_type": "transformer", "rnn_type": "lstm", "attention_type": "luong_general",
                 "input_feeding": True, "embedding_size": 256, "hidden_size": 256, "encoder_layers": 3,
-                "decoder_layers": 1, "transformer_attention_heads": 4, "bridge": "zero", "dropout": 0.1,
+                "decoder_layers": 1, "encoder_config": {"num_attention_heads": 4}, "bridge": "zero", "dropout": 0.1,
                 "share_encoder_decoder_embeddings": True, "tie_word_embeddings": True,
             },
         },
