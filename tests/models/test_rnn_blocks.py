@@ -134,7 +134,7 @@ def test_decoder_state_reorders_every_tensor_on_the_batch_axis() -> None:
         ({"encoder_type": "cnn"}, "encoder_type='cnn' is not supported"),
         ({"scheduled_sampling_mode": "beam"}, "scheduled_sampling_mode='beam' is not supported"),
         ({"attention_type": "none", "input_feeding": True}, "input_feeding=True .* needs a luong_"),
-        ({"attention_type": "bahdanau"}, "input_feeding=True .* attention_type='bahdanau'"),
+        ({"attention_type": "bahdanau", "input_feeding": True}, "input_feeding=True .* attention_type='bahdanau'"),
         ({"hidden_size": 33}, "even hidden_size, got 33"),
         ({"bridge": "last"}, "encoder_layers == decoder_layers, got 2 and 3"),
         ({"bridge": "last", "encoder_type": "transformer", "decoder_layers": 2}, "Transformer encoder does not have"),
@@ -174,3 +174,10 @@ def test_the_flat_fields_of_older_configs_become_the_encoder_config() -> None:
     assert old.encoder_config.to_dict() == new.encoder_config.to_dict()
     assert old.encoder_config.hidden_size == 32 and old.encoder_config.intermediate_size == 4 * 32
     assert not any(key.startswith("transformer_") for key in old.to_dict())
+
+
+@pytest.mark.parametrize("attention_type", ["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"])
+def test_input_feeding_defaults_follow_the_attention_type(attention_type: str) -> None:
+    config = RNNSeq2SeqConfig(**TINY_RNN, attention_type=attention_type)
+    assert config.input_feeding == attention_type.startswith("luong")
+    assert RNNSeq2SeqConfig.from_dict(config.to_dict()).input_feeding == config.input_feeding

@@ -10,7 +10,7 @@ Each variant is one field (see `FIELD_CHOICES`):
 |---|---|---|
 | `rnn_type` | rnn, gru, lstm | Elman 1990; Cho et al. 2014 (1406.1078); Hochreiter & Schmidhuber 1997 |
 | `attention_type` | none, bahdanau, luong_dot, luong_general, luong_concat | Cho 2014; Bahdanau 2015; Luong 2015 |
-| `input_feeding` | True (luong_* only), False | Luong et al. 2015, section 3.3 |
+| `input_feeding` | True (luong_* only; their default), False (the default otherwise) | Luong et al. 2015, section 3.3 |
 | `bridge` | zero, last, linear | zero state; Sutskever et al. 2014 (1409.3215) copy; Cho / Bahdanau tanh(W h) |
 | `encoder_type` | rnn, transformer (settings in `encoder_config`) | Vaswani 2017 (1706.03762) encoder + RNN decoder: Chen et al. 2018 (1804.09849) |
 | `bidirectional_encoder` | True, False | Schuster & Paliwal 1997; Bahdanau et al. 2015 |
@@ -113,7 +113,7 @@ class RNNSeq2SeqConfig(EncDecConfig):
     decoder_layers: int = 2
     bidirectional_encoder: bool = True
     attention_type: str = "luong_general"
-    input_feeding: bool = True
+    input_feeding: bool | None = None  # default: on with Luong attention (the paper's), off otherwise
     bridge: str = "linear"
     dropout: float = 0.2
     encoder_type: str = "rnn"
@@ -136,6 +136,8 @@ class RNNSeq2SeqConfig(EncDecConfig):
     def __post_init__(self, **kwargs: Any) -> None:
         if self.decoder_vocab_size is None:
             self.decoder_vocab_size = self.vocab_size
+        if self.input_feeding is None:
+            self.input_feeding = self.attention_type.startswith("luong")
         legacy = {LEGACY_ENCODER_FIELDS[key]: kwargs.pop(key) for key in list(kwargs) if key in LEGACY_ENCODER_FIELDS}
         if self.encoder_type == "transformer":
             self.encoder_config = self._encoder_config(legacy)

@@ -320,7 +320,7 @@ class RNNSeq2SeqForConditionalGeneration(Seq2SeqLMHeadMixin, RNNSeq2SeqPreTraine
     >>> import torch
     >>> from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration
     >>> config = RNNSeq2SeqConfig(vocab_size=99, embedding_size=24, hidden_size=32, attention_type="bahdanau",
-    ...                           input_feeding=False, rnn_type="gru")
+    ...                           rnn_type="gru")
     >>> model = RNNSeq2SeqForConditionalGeneration(config).eval()
     >>> model.generate(torch.tensor([[5, 6, 7, 2]]), max_new_tokens=4, num_beams=3).shape[0]
     1
