@@ -17,7 +17,7 @@ from transformers import GenerationMixin, PreTrainedModel
 
 from helpers import build, token_ids
 from hf_encdec.models import transformers_contract as contract
-from hf_encdec.models.kv_cache import ReorderingLayer, SourceSharedCache
+from hf_encdec.models.speed_paths import ReorderingLayer, SourceSharedCache
 from hf_encdec.models.rnn_layers import RNNDecoderState
 from hf_encdec.registration import AUTO_CLASSES
 from rnn_helpers import build_rnn, padded_sources

@@ -12,7 +12,7 @@ from hf_encdec import TransformerConfig
 from hf_encdec.models.attention import MultiHeadAttention
 from hf_encdec.models.feed_forward import build_feed_forward
 from hf_encdec.models.losses import linear_cross_entropy, token_cross_entropy
-from hf_encdec.models.linear import FEW_ROWS, Linear
+from hf_encdec.models.speed_paths import FEW_ROWS, ProjectionLinear
 from hf_encdec.models.norms import RMSNorm, build_norm
 from hf_encdec.models.positions import (
     AlibiBias,
@@ -219,7 +219,7 @@ def test_fused_loss_hands_its_gradients_over_and_refuses_a_second_backward() -> 
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize(("in_features", "out_features"), [(16, 37), (37, 16), (16, 160)])
 def test_linear_few_row_path_equals_nn_linear(rows: int, bias: bool, in_features: int, out_features: int) -> None:
-    ours = Linear(in_features, out_features, bias=bias)
+    ours = ProjectionLinear(in_features, out_features, bias=bias)
     plain = torch.nn.Linear(in_features, out_features, bias=bias)
     plain.load_state_dict(ours.state_dict())
     hidden = torch.randn(rows, 1, in_features)

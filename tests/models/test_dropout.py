@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hf_encdec.models.dropout import Dropout, dropout
+from hf_encdec.models.speed_paths import Dropout, dropout
 
 
 def _saved_dtypes(function) -> list[torch.dtype]:

@@ -7,7 +7,7 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache
 
 from helpers import build, token_ids
-from hf_encdec.models.kv_cache import ReorderingLayer, SourceSharedCache, use_reordering_layers
+from hf_encdec.models.speed_paths import ReorderingLayer, SourceSharedCache, use_reordering_layers
 from hf_encdec.models.transformers_contract import CACHE_FIELD, output_cache
 
 pytestmark = pytest.mark.contract

@@ -11,8 +11,7 @@ grouped-query attention (Ainslie et al. 2023, 2305.13245), head h reading key/va
 
 The kernel comes from transformers' attention interface (`config._attn_implementation`: `sdpa` by default, `eager`,
 `flex_attention`, `flash_attention_2`). Asking for attention weights runs the eager kernel for that call, since the
-fused kernels do not return them; so does training with attention dropout on CPU, where torch's sdpa falls back to
-the same math and keeps a four times larger (float) dropout mask.
+fused kernels do not return them (and `speed_paths.attention_kernel` may pick eager for training on CPU).
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ from torch import nn
 from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from .dropout import dropout as attention_dropout
-from .linear import Linear
 from .positions import apply_rotary
+from .speed_paths import ProjectionLinear, attention_kernel
+from .speed_paths import dropout as attention_dropout
 
 
 def repeat_kv(hidden_states: torch.Tensor, groups: int) -> torch.Tensor:
@@ -105,10 +104,10 @@ class MultiHeadAttention(nn.Module):
         self.layer_idx = layer_idx
         self.is_cross_attention = is_cross_attention
         self.is_causal = is_causal  # read by sdpa/flash when no mask is given
-        self.q_proj = Linear(hidden_size, num_heads * head_dim, bias=bias)
-        self.k_proj = Linear(hidden_size, num_key_value_heads * head_dim, bias=bias)
-        self.v_proj = Linear(hidden_size, num_key_value_heads * head_dim, bias=bias)
-        self.o_proj = Linear(num_heads * head_dim, hidden_size, bias=bias)
+        self.q_proj = ProjectionLinear(hidden_size, num_heads * head_dim, bias=bias)
+        self.k_proj = ProjectionLinear(hidden_size, num_key_value_heads * head_dim, bias=bias)
+        self.v_proj = ProjectionLinear(hidden_size, num_key_value_heads * head_dim, bias=bias)
+        self.o_proj = ProjectionLinear(num_heads * head_dim, hidden_size, bias=bias)
 
     def _project(self, projection: nn.Linear, states: torch.Tensor) -> torch.Tensor:
         batch, length, _ = states.shape
@@ -145,19 +144,16 @@ class MultiHeadAttention(nn.Module):
                 key, value = cache.update(key, value, self.layer_idx)
                 if self.is_cross_attention:
                     pair.is_updated[self.layer_idx] = True
-        if reuse_cross and position_embeddings is not None:
-            raise ValueError("rotary position embeddings apply to self-attention only")
 
         implementation = self.config._attn_implementation or "sdpa"
         if output_attentions:
-            implementation = "eager"
-        elif implementation == "sdpa" and self.training and self.dropout > 0 and query.device.type == "cpu":
-            # on CPU torch runs sdpa with dropout through its math kernel, which keeps a float32 dropout mask of
-            # (B, H, T, S) for backward; the eager kernel is the same math and keeps a bool one
-            implementation = "eager"
+            implementation = "eager"  # the only kernel that returns the weights
+        else:
+            implementation = attention_kernel(
+                implementation, training=self.training, dropout=self.dropout, device=query.device
+            )
+        # "eager" is not in the interface's table: it returns the default, this module's eager kernel
         attention: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-        if implementation == "eager":
-            attention = eager_attention_forward
         output, weights = attention(
             self,
             query,

@@ -2,8 +2,9 @@
 
 A Transformer encoder-decoder (every switch of `TransformerConfig`) whose output mixes generating from the vocabulary
 with copying source tokens (See et al. 2017, arXiv 1704.04368; copy_mechanism.py). Copying a source id as a target id
-needs one vocabulary for both sides, so `decoder_vocab_size` must equal `vocab_size`. The loss needs the whole mixed
-distribution, so the fused output-layer loss of the plain Transformer does not apply (`fused_loss=False`).
+needs one vocabulary for both sides, so `decoder_vocab_size` must equal `vocab_size`. The loss has its own sparse
+form (`copy_mechanism.copy_cross_entropy`, which never builds the mixture), so the plain Transformer's chunked
+output-layer loss (`fused_loss`) does not apply and is off.
 """
 
 from __future__ import annotations

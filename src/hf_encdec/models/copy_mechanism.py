@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .linear import Linear
 from .losses import IGNORE_INDEX, loss_normaliser
+from .speed_paths import ProjectionLinear
 
 # floor of a copy probability before its log: log 0 = -inf would turn gradients into NaN; e^-69 is far below anything
 # the vocabulary part contributes
@@ -49,7 +49,7 @@ class CopyMechanism(nn.Module):
 
     def __init__(self, hidden_size: int, encoder_hidden_size: int) -> None:
         super().__init__()
-        self.query = Linear(hidden_size, encoder_hidden_size, bias=False)  # W_a
+        self.query = ProjectionLinear(hidden_size, encoder_hidden_size, bias=False)  # W_a
         self.gate = nn.Linear(hidden_size + encoder_hidden_size, 1)  # [w_s; w_c], b
         self.scaling = encoder_hidden_size**-0.5
 

@@ -6,19 +6,16 @@ Shapes: (B, T, D) -> (B, T, D), inner width F.
 - Gated (Shazeer 2020, arXiv 2002.05202):          FFN(x) = W_down (act(W_gate x) * W_up x),
   SwiGLU with act = SiLU (Llama), GEGLU with act = GELU.
 
-The gated product keeps only W_gate x and W_up x for the backward pass and recomputes act(W_gate x) there: autograd
-would also keep act(W_gate x), one more (B, T, F) tensor per layer (the largest activations of a Llama block).
+The gated product (`speed_paths.gated_product`) keeps only W_gate x and W_up x for the backward pass.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
-from .dropout import Dropout
-from .linear import Linear
+from .speed_paths import Dropout, ProjectionLinear, gated_product
 
 PLAIN_ACTIVATIONS = ("relu", "gelu", "silu")
 GATED_ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu"}
@@ -30,40 +27,13 @@ class FeedForward(nn.Module):
 
     def __init__(self, hidden_size: int, intermediate_size: int, activation: str, *, dropout: float, bias: bool) -> None:
         super().__init__()
-        self.fc1 = Linear(hidden_size, intermediate_size, bias=bias)
+        self.fc1 = ProjectionLinear(hidden_size, intermediate_size, bias=bias)
         self.act = ACT2FN[activation]
         self.dropout = Dropout(dropout)
-        self.fc2 = Linear(intermediate_size, hidden_size, bias=bias)
+        self.fc2 = ProjectionLinear(intermediate_size, hidden_size, bias=bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.dropout(self.act(self.fc1(hidden_states))))
-
-
-def _activate(gate: torch.Tensor, activation: str) -> torch.Tensor:
-    return F.silu(gate) if activation == "silu" else F.gelu(gate)
-
-
-class _GatedProduct(torch.autograd.Function):
-    """act(gate) * up, saving gate and up only; act(gate) is recomputed in backward."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, gate: torch.Tensor, up: torch.Tensor, activation: str
-    ) -> torch.Tensor:
-        ctx.save_for_backward(gate, up)
-        ctx.activation = activation
-        return _activate(gate, activation).mul_(up)
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad_output: torch.Tensor):  # type: ignore[override]
-        gate, up = ctx.saved_tensors
-        grad_activated = grad_output * up  # d loss / d act(gate)
-        if ctx.activation == "silu":
-            grad_gate = torch.ops.aten.silu_backward(grad_activated, gate)
-        else:
-            grad_gate = torch.ops.aten.gelu_backward(grad_activated, gate, approximate="none")
-        grad_up = grad_output * _activate(gate, ctx.activation)
-        return grad_gate, grad_up, None
 
 
 class GatedFeedForward(nn.Module):
@@ -73,20 +43,15 @@ class GatedFeedForward(nn.Module):
         super().__init__()
         if activation not in ("silu", "gelu"):
             raise ValueError(f"gated feed-forward activation must be 'silu' or 'gelu', got {activation!r}")
-        self.gate_proj = Linear(hidden_size, intermediate_size, bias=bias)
-        self.up_proj = Linear(hidden_size, intermediate_size, bias=bias)
+        self.gate_proj = ProjectionLinear(hidden_size, intermediate_size, bias=bias)
+        self.up_proj = ProjectionLinear(hidden_size, intermediate_size, bias=bias)
         self.activation = activation
-        self.act = ACT2FN[activation]
         self.dropout = Dropout(dropout)
-        self.down_proj = Linear(intermediate_size, hidden_size, bias=bias)
+        self.down_proj = ProjectionLinear(intermediate_size, hidden_size, bias=bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_proj(hidden_states), self.up_proj(hidden_states)  # (B, T, F) each
-        if torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad):
-            gated = _GatedProduct.apply(gate, up, self.activation)
-        else:
-            gated = self.act(gate) * up
-        return self.down_proj(self.dropout(gated))
+        return self.down_proj(self.dropout(gated_product(gate, up, self.activation)))
 
 
 def build_feed_forward(

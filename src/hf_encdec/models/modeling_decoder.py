@@ -16,10 +16,10 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from transformers.utils import can_return_tuple
 
 from .configuration_decoder import DecoderConfig
-from .linear import Linear
 from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, next_token_labels
 from .transformer_layers import TransformerStack
 from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
+from .speed_paths import ProjectionLinear
 
 
 class DecoderModel(TransformerPreTrainedModel):
@@ -104,7 +104,7 @@ class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
     def __init__(self, config: DecoderConfig) -> None:
         super().__init__(config)
         self.model = DecoderModel(config)
-        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = ProjectionLinear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
     def tied_weights(self) -> dict[str, str]:

@@ -22,12 +22,12 @@ from transformers.modeling_outputs import (
 from transformers.utils import can_return_tuple
 
 from .configuration_encoder import EncoderConfig
-from .dropout import Dropout
 from .feed_forward import GATED_ACTIVATIONS
 from .losses import token_cross_entropy
 from .modeling_common import TokenEmbedding, TransformerPreTrainedModel
 from .norms import build_norm
 from .transformer_layers import TransformerStack
+from .speed_paths import Dropout
 
 
 class EncoderModel(TransformerPreTrainedModel):

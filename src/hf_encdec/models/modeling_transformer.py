@@ -16,10 +16,10 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2
 from transformers.utils import can_return_tuple
 
 from .configuration_transformer import TransformerConfig
-from .linear import Linear
 from .modeling_common import Seq2SeqLMHeadMixin, TokenEmbedding, TransformerPreTrainedModel
 from .transformer_layers import TransformerStack
 from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
+from .speed_paths import ProjectionLinear
 
 
 class TransformerModel(TransformerPreTrainedModel):
@@ -149,7 +149,7 @@ class TransformerForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrai
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__(config)
         self.model = TransformerModel(config)
-        self.lm_head = Linear(config.hidden_size, config.decoder_vocab_size, bias=False)
+        self.lm_head = ProjectionLinear(config.hidden_size, config.decoder_vocab_size, bias=False)
         self.post_init()
 
     def tied_weights(self) -> dict[str, str]:

@@ -13,24 +13,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class RMSNorm(nn.Module):
-    """Root-mean-square norm without re-centring or bias; computed in float32 for half-precision inputs."""
+class RMSNorm(nn.RMSNorm):
+    """torch's RMSNorm (gain g, no re-centring, no bias); half-precision inputs are normalised in float32 and cast
+    back, as Llama does, where torch would normalise in the input's precision."""
 
     def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(hidden_size))
-        self.eps = eps
+        super().__init__(hidden_size, eps=eps)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         dtype = hidden_states.dtype
         if dtype == torch.float32 and self.weight.dtype == torch.float32:
-            # the same numbers in one call, which keeps one (..., D) tensor fewer for the backward pass
-            return F.rms_norm(hidden_states, self.weight.shape, self.weight, self.eps)
-        normed = F.rms_norm(hidden_states.float(), self.weight.shape, eps=self.eps)
+            return super().forward(hidden_states)
+        normed = F.rms_norm(hidden_states.float(), self.normalized_shape, eps=self.eps)
         return self.weight * normed.to(dtype)
-
-    def extra_repr(self) -> str:
-        return f"{self.weight.shape[0]}, eps={self.eps}"
 
 
 NORM_TYPES = ("layernorm", "rmsnorm")

@@ -24,11 +24,11 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
 
 from .attention import MultiHeadAttention
-from .dropout import Dropout
 from .feed_forward import build_feed_forward
 from .norms import build_norm
 from .positions import AlibiBias, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEmbedding
 from .transformers_contract import cache_field, resolve_cache
+from .speed_paths import Dropout
 
 
 class TransformerLayer(GradientCheckpointingLayer):

@@ -25,7 +25,7 @@ from transformers.cache_utils import Cache
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import Seq2SeqLMOutput
 
-from .kv_cache import prepare_beam_cache
+from .speed_paths import prepare_beam_cache
 
 #: the releases whose generation contract the test suite checked (constraints.txt pins the first)
 TESTED_TRANSFORMERS = ("5.23.0", "5.24.0")
@@ -159,7 +159,7 @@ class CheckedGenerationMixin(GenerationMixin):
 
     def _prepare_cache_for_generation(self, generation_config: Any, model_kwargs: dict, *args: Any, **kwargs: Any) -> Any:
         # Private: the only place where the cache generate() builds itself can be swapped before the first step (a
-        # cache the caller passes in is left as it is). The swap is the beam-search fast path of kv_cache.py:
+        # cache the caller passes in is left as it is). The swap is the beam-search fast path of speed_paths.py:
         # reordering folded into the next append, and the cross-attention half never reordered.
         result = super()._prepare_cache_for_generation(generation_config, model_kwargs, *args, **kwargs)
         for key in CACHE_ARGUMENTS:

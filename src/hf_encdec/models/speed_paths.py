@@ -1,0 +1,291 @@
+"""The speed paths: every place where the library computes what a plain `torch.nn` layer or a transformers cache
+would compute, in a cheaper way, gathered in one module behind one switch.
+
+The plain path is the reference: with `HF_ENCDEC_SPEED_PATHS=0` in the environment, or inside
+`speed_paths_enabled(False)`, every function here falls back to it, and tests/models/test_speed_paths.py checks that
+both paths give the same outputs for every family. Nothing here changes a parameter or a saved checkpoint.
+
+| speed path | what it saves | plain path |
+|---|---|---|
+| `ProjectionLinear`: a decoding step's few-row CPU product as (W x^T)^T | MKL packs the rows, not the weight | `nn.Linear` |
+| `Dropout` / `dropout`: a bool mask on CPU | 1 byte per element kept for backward, not 4 | `F.dropout` |
+| `gated_product`: act(gate) * up recomputed in backward | one (B, T, F) tensor per gated layer | autograd |
+| `attention_kernel`: eager attention when training with dropout on CPU | torch's sdpa math fallback keeps a float mask | sdpa |
+| `prepare_beam_cache`: reordering folded into the next append, cross-attention never reordered | two cache copies per beam step | `DynamicCache` |
+
+Shapes: N rows, D_in / D_out features; B batch (times beams), K key/value heads, L cached length, d head dim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
+
+_enabled = os.environ.get("HF_ENCDEC_SPEED_PATHS", "1") != "0"
+
+
+def speed_paths_on() -> bool:
+    """Whether the speed paths run (default on; `HF_ENCDEC_SPEED_PATHS=0` turns them off)."""
+    return _enabled
+
+
+@contextlib.contextmanager
+def speed_paths_enabled(enabled: bool) -> Iterator[None]:
+    """Run the speed paths (True) or the plain reference path (False) inside the block.
+
+    >>> import torch
+    >>> layer = ProjectionLinear(4, 3)
+    >>> x = torch.randn(2, 4)
+    >>> with torch.no_grad(), speed_paths_enabled(False):
+    ...     plain = layer(x)
+    >>> with torch.no_grad():
+    ...     torch.allclose(layer(x), plain)
+    True
+    """
+    global _enabled
+    previous, _enabled = _enabled, enabled
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+# ---- projections ----------------------------------------------------------------------------------------------------
+# A decoding step multiplies only a few rows (sequences x beams) by each weight. MKL's CPU matrix product packs its
+# second operand into blocks first, and for x W^T that operand is the whole (D_out, D_in) weight: with few rows the
+# packing costs more than the product. Computing the same product as (W x^T)^T packs the rows instead. Which row
+# counts gain depends on MKL's kernel choice (measured on one machine with bench/projections.py; see bench/README.md).
+
+# rows of a product that take the (W x^T)^T path on CPU in float32 without autograd
+FEW_ROWS = frozenset(range(2, 9)) | frozenset({16, 32})
+# the same for an output layer (D_out >= 8 D_in), whose weight packing dominates up to 10 rows
+WIDE_FEW_ROWS = FEW_ROWS | frozenset(range(2, 11))
+
+
+class ProjectionLinear(nn.Linear):
+    """`nn.Linear` (same parameters, same results) whose few-row float32 CPU product without autograd runs as
+    (W x^T)^T."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        rows = input.numel() // self.in_features if input.dim() else 0
+        if (
+            not _enabled
+            or rows not in (WIDE_FEW_ROWS if self.out_features >= 8 * self.in_features else FEW_ROWS)
+            or input.device.type != "cpu"
+            or input.dtype != torch.float32
+            or self.weight.dtype != torch.float32
+            or (torch.is_grad_enabled() and (input.requires_grad or self.weight.requires_grad))
+        ):
+            return super().forward(input)
+        flat = input.reshape(rows, self.in_features)  # (N, D_in)
+        if self.bias is None:
+            output = torch.mm(self.weight, flat.t())  # (D_out, N)
+        else:
+            output = torch.addmm(self.bias[:, None], self.weight, flat.t())
+        return output.t().contiguous().view(*input.shape[:-1], self.out_features)
+
+
+# ---- dropout --------------------------------------------------------------------------------------------------------
+# Inverted dropout (Hinton et al. 2012, arXiv 1207.0580): y = x * m / (1 - p), m_i ~ Bernoulli(1 - p). On CPU,
+# `F.dropout` keeps its mask for backward as a tensor of the input's dtype (4 bytes per element in float32, as much as
+# the activation); here it is kept as bool and drawn as `uniform >= p`, which is also faster on CPU. Other devices
+# already keep a bool mask in torch's fused kernel.
+
+class _MaskedScale(torch.autograd.Function):
+    """y = x * keep * scale with a bool `keep` saved for backward (dy/dx = keep * scale)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, hidden_states: torch.Tensor, keep: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return hidden_states.mul(keep).mul_(scale)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad_output: torch.Tensor):  # type: ignore[override]
+        (keep,) = ctx.saved_tensors
+        return grad_output.mul(keep).mul_(ctx.scale), None, None
+
+
+def dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout with probability `p`; identity outside training or for p = 0."""
+    if not training or p == 0.0:
+        return hidden_states
+    if not _enabled or hidden_states.device.type != "cpu" or p >= 1.0:
+        return F.dropout(hidden_states, p, training=True)
+    keep = torch.rand(hidden_states.shape, dtype=torch.float32, device=hidden_states.device) >= p  # (...,) bool
+    return _MaskedScale.apply(hidden_states, keep, 1.0 / (1.0 - p))
+
+
+class Dropout(nn.Dropout):
+    """`nn.Dropout` with a bool mask kept for backward on CPU."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.inplace:
+            return super().forward(hidden_states)
+        return dropout(hidden_states, self.p, self.training)
+
+
+# ---- gated feed-forward product ---------------------------------------------------------------------------------------
+# act(W_gate x) * W_up x (Shazeer 2020, 2002.05202): autograd would keep act(gate) next to gate and up, one more
+# (B, T, F) tensor per layer, the largest activation of a Llama block; it is recomputed in backward instead.
+
+def _activate(gate: torch.Tensor, activation: str) -> torch.Tensor:
+    return F.silu(gate) if activation == "silu" else F.gelu(gate)
+
+
+class _GatedProduct(torch.autograd.Function):
+    """act(gate) * up, saving gate and up only; act(gate) is recomputed in backward."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, gate: torch.Tensor, up: torch.Tensor, activation: str
+    ) -> torch.Tensor:
+        ctx.save_for_backward(gate, up)
+        ctx.activation = activation
+        return _activate(gate, activation).mul_(up)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad_output: torch.Tensor):  # type: ignore[override]
+        gate, up = ctx.saved_tensors
+        grad_activated = grad_output * up  # d loss / d act(gate)
+        if ctx.activation == "silu":
+            grad_gate = torch.ops.aten.silu_backward(grad_activated, gate)
+        else:
+            grad_gate = torch.ops.aten.gelu_backward(grad_activated, gate, approximate="none")
+        grad_up = grad_output * _activate(gate, ctx.activation)
+        return grad_gate, grad_up, None
+
+
+def gated_product(gate: torch.Tensor, up: torch.Tensor, activation: str) -> torch.Tensor:
+    """act(gate) * up for `activation` in ("silu", "gelu")."""
+    if _enabled and torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad):
+        return _GatedProduct.apply(gate, up, activation)
+    return _activate(gate, activation) * up
+
+
+# ---- attention kernel -----------------------------------------------------------------------------------------------
+
+
+def attention_kernel(implementation: str, *, training: bool, dropout: float, device: torch.device) -> str:
+    """The kernel to run for `implementation`: on CPU, torch runs sdpa with dropout through its math kernel, which
+    keeps a float32 dropout mask of (B, H, T, S) for backward; the eager kernel is the same math with a bool one."""
+    if _enabled and implementation == "sdpa" and training and dropout > 0 and device.type == "cpu":
+        return "eager"
+    return implementation
+
+
+# ---- beam-search cache ----------------------------------------------------------------------------------------------
+# Beam search reorders the cache after every step (`reorder_cache`: gather the rows of the surviving beams) and the
+# next step appends one token to it (`update`: concatenate). transformers' `DynamicLayer` makes a full copy of the
+# cache for each: two (B, K, L, d) copies per layer and step. `ReorderingLayer` only records the beam order and
+# applies it in the next update, gathering the rows straight into the concatenated tensor: one copy. Reading
+# `keys`/`values` in between applies the pending order first, so every reader sees what a `DynamicLayer` would hold.
+# `SourceSharedCache` never reorders the cross-attention half: beam search moves beams only among those of one
+# source, whose encoder keys/values are identical rows. Both reach `generate` through transformers' public interface,
+# a `Cache` whose `reorder_cache` does the work.
+
+class ReorderingLayer(DynamicLayer):
+    """`DynamicLayer` whose beam reordering is applied lazily, inside the next concatenation."""
+
+    def __init__(self, **kwargs: object) -> None:
+        self._pending: torch.Tensor | None = None  # (B,) rows to gather before the cached states are used
+        self._keys: torch.Tensor | None = None
+        self._values: torch.Tensor | None = None
+        super().__init__(**kwargs)
+
+    def _apply_pending(self) -> None:
+        if self._pending is not None:
+            order, self._pending = self._pending, None
+            self._keys = self._keys.index_select(0, order)
+            self._values = self._values.index_select(0, order)
+
+    @property
+    def keys(self) -> torch.Tensor | None:  # type: ignore[override]
+        self._apply_pending()
+        return self._keys
+
+    @keys.setter
+    def keys(self, value: torch.Tensor | None) -> None:
+        self._apply_pending()
+        self._keys = value
+
+    @property
+    def values(self) -> torch.Tensor | None:  # type: ignore[override]
+        self._apply_pending()
+        return self._values
+
+    @values.setter
+    def values(self, value: torch.Tensor | None) -> None:
+        self._apply_pending()
+        self._values = value
+
+    def get_seq_length(self) -> int:
+        if not self.is_initialized or self._keys is None or self._keys.numel() == 0:
+            return 0
+        return self._keys.shape[-2]
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        if self.get_seq_length() == 0:
+            return
+        beam_idx = beam_idx.to(self._keys.device)
+        self._pending = beam_idx if self._pending is None else self._pending.index_select(0, beam_idx)
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._pending is None or self.get_seq_length() == 0:
+            return super().update(key_states, value_states, *args, **kwargs)
+        order, self._pending = self._pending, None
+        length = self._keys.shape[-2]
+        merged = []
+        for past, new in ((self._keys, key_states), (self._values, value_states)):
+            batch, heads, _, head_dim = new.shape
+            out = new.new_empty((batch, heads, length + new.shape[-2], head_dim))  # (B, K, L + T, d)
+            torch.index_select(past, 0, order, out=out[:, :, :length])
+            out[:, :, length:] = new
+            merged.append(out)
+        self._keys, self._values = merged
+        return self._keys, self._values
+
+
+class SourceSharedCache(EncoderDecoderCache):
+    """`EncoderDecoderCache` whose beam reordering leaves the cross-attention half alone: its rows are the same for
+    every beam of a source (generate repeats each source once per beam, and never moves a beam to another source)."""
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self.self_attention_cache.reorder_cache(beam_idx)
+
+
+def prepare_beam_cache(cache: Cache) -> Cache:
+    """The fast-path version of a cache `generate` has just built (still empty): reordering layers for the
+    self-attention, and a `SourceSharedCache` around an encoder-decoder pair. Other kinds are returned unchanged."""
+    if not _enabled:
+        return cache
+    if type(cache) is EncoderDecoderCache and cache.get_seq_length() == 0:
+        cache = SourceSharedCache(cache.self_attention_cache, cache.cross_attention_cache)
+    use_reordering_layers(cache)
+    return cache
+
+
+def use_reordering_layers(cache: Cache | None) -> None:
+    """Give a freshly built `DynamicCache` (or the self-attention half of an `EncoderDecoderCache`) reordering layers.
+
+    Only plain, still empty `DynamicLayer`s are swapped; caches of other kinds (static, quantized, sliding, offloaded)
+    and layers already holding states are left as they are."""
+    if isinstance(cache, EncoderDecoderCache):
+        cache = cache.self_attention_cache
+    if type(cache) is not DynamicCache or cache.offloading:
+        return
+    if cache.layer_class_to_replicate is DynamicLayer:
+        cache.layer_class_to_replicate = ReorderingLayer
+    cache.layers = [
+        ReorderingLayer() if type(layer) is DynamicLayer and not layer.is_initialized else layer for layer in cache.layers
+    ]
