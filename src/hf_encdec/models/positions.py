@@ -14,11 +14,11 @@ Shapes: B batch, T positions (query length), K key length, D hidden, H heads, d 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
-
-POSITION_TYPES = ("sinusoidal", "learned", "rope", "alibi")
 
 
 def inverse_frequencies(dim: int, base: float) -> torch.Tensor:
@@ -107,3 +107,18 @@ class AlibiBias(nn.Module):
         distance = (query_positions.unsqueeze(-1) - key_positions.unsqueeze(-2)).abs()  # (B, T, K)
         bias = -self.slopes.view(1, -1, 1, 1) * distance.unsqueeze(1).float()  # (B, H, T, K)
         return bias.to(dtype)
+
+
+#: position_type -> (where it acts, builder from a config). Where it acts is the attribute of the Transformer stack
+#: that holds it: `embed_positions` (added to the token embeddings), `rotary` (rotates self-attention queries and
+#: keys) or `alibi` (a score bias).
+POSITIONS: dict[str, tuple[str, Callable[[Any], nn.Module]]] = {
+    "sinusoidal": ("embed_positions", lambda config: SinusoidalPositionalEmbedding(config.hidden_size)),
+    "learned": (
+        "embed_positions",
+        lambda config: LearnedPositionalEmbedding(config.max_position_embeddings, config.hidden_size),
+    ),
+    "rope": ("rotary", lambda config: RotaryEmbedding(config.head_dim, config.rope_theta)),
+    "alibi": ("alibi", lambda config: AlibiBias(config.num_attention_heads)),
+}
+POSITION_TYPES = tuple(POSITIONS)

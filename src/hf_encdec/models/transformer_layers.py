@@ -15,6 +15,8 @@ learned) or hands them to every self-attention (RoPE angles, ALiBi bias), applie
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import nn
@@ -26,7 +28,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttenti
 from .attention import MultiHeadAttention
 from .feed_forward import build_feed_forward
 from .norms import build_norm
-from .positions import AlibiBias, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEmbedding
+from .positions import POSITIONS, AlibiBias, RotaryEmbedding
 from .transformers_contract import cache_field, resolve_cache
 from .speed_paths import Dropout
 
@@ -56,6 +58,16 @@ class TransformerLayer(GradientCheckpointingLayer):
         self.dropout = Dropout(dropout)
         self.pre_norm = pre_norm
 
+    def _residual(
+        self, hidden_states: torch.Tensor, norm: nn.Module, sublayer: Callable[[torch.Tensor], object]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One residual branch: x + Dropout(Sublayer(Norm(x))) (pre-LN) or Norm(x + Dropout(Sublayer(x)))
+        (post-LN). Returns the new states and the attention weights an attention sublayer hands back (else None)."""
+        output = sublayer(norm(hidden_states) if self.pre_norm else hidden_states)
+        output, weights = output if isinstance(output, tuple) else (output, None)
+        hidden_states = hidden_states + self.dropout(output)
+        return (hidden_states if self.pre_norm else norm(hidden_states)), weights
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -68,45 +80,34 @@ class TransformerLayer(GradientCheckpointingLayer):
         output_attentions: bool = False,
         **kwargs: object,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        residual = hidden_states
-        if self.pre_norm:
-            hidden_states = self.self_attn_norm(hidden_states)
-        hidden_states, self_weights = self.self_attn(
+        hidden_states, self_weights = self._residual(
             hidden_states,
-            attention_mask,
-            cache=cache,
-            position_embeddings=position_embeddings,
-            position_bias=position_bias,
-            output_attentions=output_attentions,
-            **kwargs,
-        )
-        hidden_states = residual + self.dropout(hidden_states)
-        if not self.pre_norm:
-            hidden_states = self.self_attn_norm(hidden_states)
-
-        cross_weights = None
-        if self.cross_attn is not None:
-            residual = hidden_states
-            if self.pre_norm:
-                hidden_states = self.cross_attn_norm(hidden_states)
-            hidden_states, cross_weights = self.cross_attn(
-                hidden_states,
-                encoder_attention_mask,
-                key_value_states=encoder_hidden_states,
+            self.self_attn_norm,
+            partial(
+                self.self_attn,
+                attention_mask=attention_mask,
                 cache=cache,
+                position_embeddings=position_embeddings,
+                position_bias=position_bias,
                 output_attentions=output_attentions,
                 **kwargs,
+            ),
+        )
+        cross_weights = None
+        if self.cross_attn is not None:
+            hidden_states, cross_weights = self._residual(
+                hidden_states,
+                self.cross_attn_norm,
+                partial(
+                    self.cross_attn,
+                    attention_mask=encoder_attention_mask,
+                    key_value_states=encoder_hidden_states,
+                    cache=cache,
+                    output_attentions=output_attentions,
+                    **kwargs,
+                ),
             )
-            hidden_states = residual + self.dropout(hidden_states)
-            if not self.pre_norm:
-                hidden_states = self.cross_attn_norm(hidden_states)
-
-        residual = hidden_states
-        if self.pre_norm:
-            hidden_states = self.feed_forward_norm(hidden_states)
-        hidden_states = residual + self.dropout(self.feed_forward(hidden_states))
-        if not self.pre_norm:
-            hidden_states = self.feed_forward_norm(hidden_states)
+        hidden_states, _ = self._residual(hidden_states, self.feed_forward_norm, self.feed_forward)
         return hidden_states, self_weights, cross_weights
 
 
@@ -174,14 +175,8 @@ class TransformerStack(nn.Module):
         self.embed_positions: nn.Module | None = None
         self.rotary: RotaryEmbedding | None = None
         self.alibi: AlibiBias | None = None
-        if config.position_type == "sinusoidal":
-            self.embed_positions = SinusoidalPositionalEmbedding(config.hidden_size)
-        elif config.position_type == "learned":
-            self.embed_positions = LearnedPositionalEmbedding(config.max_position_embeddings, config.hidden_size)
-        elif config.position_type == "rope":
-            self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)
-        else:
-            self.alibi = AlibiBias(config.num_attention_heads)
+        where, build = POSITIONS[config.position_type]  # the one place the positions act
+        setattr(self, where, build(config))
         self.token_type_embeddings = nn.Embedding(type_vocab_size, config.hidden_size) if type_vocab_size else None
         self.embedding_norm = (
             build_norm(config.norm_type, config.hidden_size, config.layer_norm_eps) if config.embedding_norm else None
