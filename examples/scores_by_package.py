@@ -1,6 +1,6 @@
 """BLEU and chrF of a main-job run per held-out package, next to the copy-the-source baseline.
 
-    python examples/scores_by_package.py runs/gettext-de              # the run's test_translations.tsv
+    python examples/scores_by_package.py runs/gettext-de              # the run's test_translations.jsonl
     python examples/scores_by_package.py runs/gettext-de --data gettext:fr
 
 The packages come from the corpus (rebuilt from the machine's catalogs, deterministically the same split); the
@@ -23,10 +23,10 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a folder written by hf-encdec train")
     parser.add_argument("--data", default="gettext:de")
     args = parser.parse_args()
-    rows = read_translations(args.run / "test_translations.tsv")
+    rows = read_translations(args.run)  # test_translations.jsonl, or the .tsv of runs from earlier versions
     test = load_corpus(args.data)["test"]
     if len(rows) != len(test) or any(row["source"] != source for row, source in zip(rows, test["source"])):
-        raise SystemExit(f"{args.run}/test_translations.tsv does not hold the {args.data} test split in order "
+        raise SystemExit(f"the translations in {args.run} do not hold the {args.data} test split in order "
                          f"({len(rows)} rows, the split has {len(test)}); was the run trained on other data or --test-size?")
     groups: dict[str, list[int]] = defaultdict(list)
     for index, package in enumerate(test["package"]):

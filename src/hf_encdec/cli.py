@@ -67,7 +67,7 @@ def _parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def _train(args: argparse.Namespace) -> int:
     """Train a translation model: corpus, tokenizer, model, evaluation, model card, Hub-ready folder."""
-    from .training.recipe import TrainOptions, run_training
+    from .training.recipe import RunFolderExistsError, TrainOptions, run_training
 
     fields = {f.name for f in dataclasses.fields(TrainOptions)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None and v is not False}  # 0 is a value
@@ -75,7 +75,13 @@ def _train(args: argparse.Namespace) -> int:
     if given.get("config_file"):
         given["preset"] = None
     options = TrainOptions.quick(**given) if args.quick else TrainOptions(**given)
-    report = run_training(options)
+    try:
+        report = run_training(options)
+    except RunFolderExistsError as error:
+        raise FileExistsError(
+            f"{error.path} already holds a run; pass --resume to continue it, --overwrite to start over "
+            "(deletes it), or choose another --output-dir"
+        ) from error
     if report:
         _print_report(report)
     return 0
@@ -159,9 +165,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from .hub import push_to_hub
+    from .hub import MissingHubTokenError, push_to_hub
 
-    url = push_to_hub(args.model, args.repo_id, private=args.private)
+    try:
+        url = push_to_hub(args.model, args.repo_id, private=args.private)
+    except MissingHubTokenError as error:
+        raise RuntimeError(
+            "cannot push to the Hub: no Hugging Face token found (HF_TOKEN unset and no saved login). Create a token "
+            "with write access at https://huggingface.co/settings/tokens, run `hf auth login` or export "
+            "HF_TOKEN=<token>, then rerun `hf-encdec push`"
+        ) from error
     print(url)
     return 0
 

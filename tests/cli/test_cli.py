@@ -20,7 +20,7 @@ from hf_encdec.cli import main
 from hf_encdec.evaluation import corpus_scores
 from hf_encdec.inference import load_translator, translate
 from hf_encdec.training import TrainOptions, run_training
-from hf_encdec.training.recipe import LENGTH_PENALTIES, _write_translations, read_translations
+from hf_encdec.training.recipe import LENGTH_PENALTIES, RunFolderExistsError, _write_translations, read_translations
 
 TINY = [
     "--data", "synthetic:reverse", "--preset", "transformer-tiny", "--vocab-size", "300", "--max-tokens", "512",
@@ -54,8 +54,8 @@ def test_train_writes_a_hub_ready_folder(trained: Path) -> None:
     chosen = next(trial for trial in trials if trial["length_penalty"] == penalty)
     assert chosen["bleu"] + chosen["chrf"] == best and report["decoding"]["length_penalty"] == penalty
     # every test pair's translation is written; scoring the file gives the reported scores
-    rows = read_translations(trained / "test_translations.tsv")
-    assert len(rows) == 24 and list(rows[0]) == ["source", "reference", "translation"]
+    rows = read_translations(trained / "test_translations.jsonl")
+    assert len(rows) == 24 and read_translations(trained) == rows and list(rows[0]) == ["source", "reference", "translation"]
     rescored = corpus_scores([row["translation"] for row in rows], [row["reference"] for row in rows])
     assert rescored["chrf"] == pytest.approx(report["test"]["chrf"]) and rescored["bleu"] == pytest.approx(report["test"]["bleu"])
     card = (trained / "README.md").read_text()
@@ -106,12 +106,31 @@ def test_translate_reads_stdin_and_evaluate_writes_a_report(trained: Path, tmp_p
 def test_translations_file_round_trips_tabs_newlines_and_backslashes(tmp_path: Path) -> None:
     texts = {"source": ["a\tb", "line\nbreak", "back\\slash \\t"], "target": ["x", "y\\n", "z"]}
     hypotheses = ["h\t1", "h\\2", "h\n3"]
-    path = tmp_path / "t.tsv"
+    path = tmp_path / "t.jsonl"
     _write_translations(path, datasets.Dataset.from_dict(texts), hypotheses)
-    assert len(path.read_text(encoding="utf-8").splitlines()) == 4
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 3  # one line a pair
     rows = read_translations(path)
     assert [row["source"] for row in rows] == texts["source"] and [row["reference"] for row in rows] == texts["target"]
     assert [row["translation"] for row in rows] == hypotheses
+
+
+
+def test_translations_of_earlier_versions_still_read(tmp_path: Path) -> None:
+    """Runs written before the JSON Lines file hold test_translations.tsv: a header, tabs, backslash escapes."""
+    lines = ["source\treference\ttranslation", "a\\tb\tx\th\\t1", "line\\nbreak\ty\\\\n\th\\\\2"]
+    (tmp_path / "test_translations.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert read_translations(tmp_path) == [
+        {"source": "a\tb", "reference": "x", "translation": "h\t1"},
+        {"source": "line\nbreak", "reference": "y\\n", "translation": "h\\2"},
+    ]
+
+
+def test_an_existing_run_folder_is_a_library_error_in_library_terms(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "eval_results.json").write_text("{}")
+    with pytest.raises(RunFolderExistsError, match="resume=True") as error:
+        run_training(_options(tmp_path / "run"))
+    assert error.value.path == tmp_path / "run" and "--" not in str(error.value)
 
 
 def test_explicit_zeros_on_the_command_line_are_kept(tmp_path: Path) -> None:
@@ -140,7 +159,7 @@ def test_bad_input_fails_clearly_and_overwrites_nothing(trained: Path, tmp_path:
     with pytest.raises(RuntimeError, match="corrupt or partial"):
         load_translator(broken)
     errors = caplog.text
-    assert "already holds a run" in errors and "missing.tsv" in errors and "language 'xx'" in errors
+    assert "already holds a run" in errors and "--resume" in errors and "missing.tsv" in errors and "language 'xx'" in errors
 
 
 class _Crash(TrainerCallback):

@@ -1,4 +1,4 @@
-"""write_model_card: YAML front matter that parses, every passed number in the card, nothing hard-coded."""
+"""write_model_card: YAML front matter that parses, every number of the facts in the card, nothing hard-coded."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hf_encdec.hub import load_model_card_template, write_model_card
+from hf_encdec.model_card import ModelCardFacts, load_model_card_template, write_model_card
 
 VASWANI = """@inproceedings{vaswani2017attention,
   title = {Attention Is All You Need},
@@ -20,11 +20,12 @@ VASWANI = """@inproceedings{vaswani2017attention,
 }"""
 
 
-def _card_arguments(**overrides: Any) -> dict[str, Any]:
+def _facts(**overrides: Any) -> ModelCardFacts:
     arguments: dict[str, Any] = {
         "model_name": "tiny-transformer-de-en",
         "family": "transformer",
-        "config_summary": {"encoder_layers": 3, "hidden_size": 48, "position_type": "rope"},
+        "family_summary": "encoder-decoder Transformer (Vaswani et al. 2017)",
+        "configuration": {"encoder_layers": 3, "hidden_size": 48, "position_type": "rope"},
         "metrics": {
             "bleu": 27.1828,
             "chrf": 53.1415,
@@ -32,8 +33,8 @@ def _card_arguments(**overrides: Any) -> dict[str, Any]:
             "num_segments": 321,
         },
         "baseline_metrics": {"bleu": 3.25, "chrf": 21.5},
-        "data_description": {"dataset": "toy/gettext-de-en", "eval_split": "validation", "train_pairs": 4567},
-        "training_summary": {"epochs": 17, "learning_rate": 0.00071, "train_runtime_s": 654.3},
+        "data": {"dataset": "toy/gettext-de-en", "eval_split": "validation", "train_pairs": 4567},
+        "training": {"epochs": 17, "learning_rate": 0.00071, "train_runtime_s": 654.3},
         "samples": [
             ("Der Hund läuft .", "The dog runs .", "The dog is running ."),
             ("a | b", "<unk> c", "d"),
@@ -44,7 +45,7 @@ def _card_arguments(**overrides: Any) -> dict[str, Any]:
         "model_id": "someone/tiny-transformer-de-en",
     }
     arguments.update(overrides)
-    return arguments
+    return ModelCardFacts(**arguments)
 
 
 def _split_card(text: str) -> tuple[dict[str, Any], str]:
@@ -57,7 +58,7 @@ def _write(tmp_path: Path, **overrides: Any) -> str:
     (tmp_path / "plots").mkdir(parents=True, exist_ok=True)
     for image in ("attention.png", "plots/loss.png"):
         (tmp_path / image).write_bytes(b"\x89PNG\r\n\x1a\n")
-    path = write_model_card(tmp_path, **_card_arguments(**overrides))
+    path = write_model_card(tmp_path, _facts(**overrides))
     assert path == tmp_path / "README.md"
     return path.read_text(encoding="utf-8")
 
@@ -115,7 +116,7 @@ def test_body_has_every_section_and_the_passed_values(tmp_path: Path) -> None:
     assert "![Cross-attention heatmap](attention.png)" in body
     assert "![Loss curve](plots/loss.png)" in body
     assert "Attention Is All You Need" in body and "```bibtex" in body
-    assert not re.search(r"\$[A-Za-z_]", body), "unfilled template placeholder"
+    assert "{{" not in body and "{%" not in body, "unfilled template placeholder"
 
 
 def test_usage_snippet_loads_with_remote_code(tmp_path: Path) -> None:
@@ -159,27 +160,48 @@ def test_custom_license_and_language_pair(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad_path", ["/abs/attention.png", "../outside.png"], ids=["absolute", "parent"])
 def test_image_paths_must_stay_inside_the_folder(tmp_path: Path, bad_path: str) -> None:
     with pytest.raises(ValueError, match="relative"):
-        write_model_card(tmp_path, **_card_arguments(images={"heatmap": bad_path}))
+        write_model_card(tmp_path, _facts(images={"heatmap": bad_path}))
     assert not (tmp_path / "README.md").exists()
 
 
 def test_bad_language_pair_and_missing_scores_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="language_pair"):
-        write_model_card(tmp_path, **_card_arguments(language_pair=("de",)))
+        write_model_card(tmp_path, _facts(language_pair=("de",)))
     with pytest.raises(ValueError, match="no numeric value"):
-        write_model_card(tmp_path, **_card_arguments(metrics={"bleu_signature": "x"}))
+        write_model_card(tmp_path, _facts(metrics={"bleu_signature": "x"}))
 
 
 def test_template_is_package_data_with_one_copy_in_the_repository() -> None:
     template = load_model_card_template()
-    assert "$front_matter" in template.template and "$results_section" in template.template
+    assert "{{ card_data }}" in template and "{{ results_section }}" in template
     repo_copy = Path(__file__).resolve().parents[2] / "model_cards" / "translation.md"
     if repo_copy.exists():  # absent when the tests run from an installed sdist without the repo folders
-        assert repo_copy.read_text(encoding="utf-8") == template.template
+        assert repo_copy.read_text(encoding="utf-8") == template
 
 
 def test_missing_image_file_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("WARNING", logger="hf_encdec.hub"):
-        write_model_card(tmp_path, **_card_arguments(images={"Loss curve": "not-written-yet.png"}))
+    with caplog.at_level("WARNING", logger="hf_encdec.model_card"):
+        write_model_card(tmp_path, _facts(images={"Loss curve": "not-written-yet.png"}))
     assert "not-written-yet.png" in caplog.text
     assert "![Loss curve](not-written-yet.png)" in (tmp_path / "README.md").read_text(encoding="utf-8")
+
+
+def test_family_line_carries_the_summary(tmp_path: Path) -> None:
+    _, body = _split_card(_write(tmp_path))
+    assert "- **Architecture family:** transformer: encoder-decoder Transformer (Vaswani et al. 2017)" in body
+    _, plain = _split_card(_write(tmp_path / "plain", family_summary=""))
+    assert re.search(r"^- \*\*Architecture family:\*\* transformer$", plain, flags=re.MULTILINE)
+
+
+def test_a_placeholder_without_value_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Jinja would render an unknown name as an empty string; the card must not silently lose a section.
+    template = load_model_card_template().replace("{{ results_section }}", "{{ results_sektion }}")
+    monkeypatch.setattr("hf_encdec.model_card.load_model_card_template", lambda: template)
+    with pytest.raises(ValueError, match="results_sektion"):
+        write_model_card(tmp_path, _facts())
+    assert not (tmp_path / "README.md").exists()
+
+
+def test_a_sample_must_be_a_triple() -> None:
+    with pytest.raises(ValueError, match="sample 1 must be"):
+        _facts(samples=[("a", "b", "c"), ("a", "b")])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -17,7 +18,8 @@ import huggingface_hub
 import pytest
 from huggingface_hub import HfApi, constants
 
-from hf_encdec.hub import push_to_hub
+from hf_encdec.cli import main
+from hf_encdec.hub import HubConnectionError, HubOfflineError, MissingHubTokenError, push_to_hub
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE")
@@ -179,3 +181,35 @@ def test_valid_token_creates_repo_and_uploads_folder(
     assert calls["upload_folder"]["folder_path"] == str(model_dir)
     assert calls["upload_folder"]["repo_id"] == "someone/model"
     assert "checkpoint-*/*" in calls["upload_folder"]["ignore_patterns"]
+
+
+def test_errors_are_typed_and_the_cli_names_its_own_remedy(
+    model_dir: Path, no_saved_token: None, no_network: list[Any], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(MissingHubTokenError, match="pass token="):
+        push_to_hub(model_dir, "someone/model")
+    # the command has no token argument: its message says how to log in instead
+    assert main(["push", str(model_dir), "someone/model"]) == 2
+    assert "hf auth login" in caplog.text and "token=" not in caplog.text
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubOfflineError):
+        push_to_hub(model_dir, "someone/model", token="hf_dummy")
+    assert no_network == []
+
+
+def test_a_silent_endpoint_fails_after_the_timeout(model_dir: Path, loopback_only: None) -> None:
+    # accepts connections but never answers, like a blackholed network
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+    started = time.monotonic()
+    try:
+        with pytest.raises(HubConnectionError, match="no answer within 0.5 s"):
+            push_to_hub(model_dir, "someone/model", token="hf_dummy", endpoint=endpoint, timeout=0.5)
+        assert time.monotonic() - started < 5
+    finally:
+        server.close()

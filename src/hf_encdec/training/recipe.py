@@ -38,13 +38,16 @@ from transformers import (
     PreTrainedTokenizerBase,
     Seq2SeqTrainingArguments,
     TrainerCallback,
+    TrainerState,
 )
+from transformers.trainer_utils import TrainOutput
 
 from ..data import check_tokenizer_matches_model, iter_corpus_texts, load_corpus, tokenize_pairs, train_tokenizer
 from ..data.gettext_corpus import gettext_corpus_summary
 from ..evaluation import build_compute_metrics, copy_baseline_scores, corpus_scores, plot_attention, plot_loss_curve
-from ..hub import write_model_card
 from ..inference import translate
+from ..model_card import ModelCardFacts, write_model_card
+from ..registration import family_of
 from .presets import build_config
 from .trainer import LENGTH_COLUMN, TranslationTrainer, latest_complete_checkpoint
 
@@ -53,7 +56,10 @@ logger = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 TOKENIZER_DIR = "tokenizer"
 REPORT_FILE = "eval_results.json"
-TRANSLATIONS_FILE = "test_translations.tsv"
+TRANSLATIONS_FILE = "test_translations.jsonl"
+# what versions before the JSON Lines file wrote; read_translations still reads it
+LEGACY_TRANSLATIONS_FILE = "test_translations.tsv"
+LEGACY_TRANSLATIONS_HEADER = "source\treference\ttranslation"
 # beam length penalties tried on the validation split after training (HF's score / length ** penalty)
 LENGTH_PENALTIES = (0.6, 1.0, 1.5, 2.0)
 TUNING_SENTENCES = 1000
@@ -121,21 +127,31 @@ class _PrintLossCallback(TrainerCallback):
             logger.info("step %d: %s", state.global_step, shown)
 
 
-def _prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    existing = output_dir.is_dir() and any(output_dir.iterdir())
-    if existing and not resume and not overwrite:
-        raise FileExistsError(
-            f"{output_dir} already holds a run; pass --resume to continue it, --overwrite to start over "
-            "(deletes it), or choose another --output-dir"
+class RunFolderExistsError(FileExistsError):
+    """The output folder already holds a run, and neither `resume` nor `overwrite` is set."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} already holds a run; set resume=True to continue it, overwrite=True to start over (deletes it), "
+            "or choose another output_dir"
         )
-    if existing and overwrite and not resume:
-        logger.warning("deleting the previous run in %s (--overwrite)", output_dir)
+
+
+def _start_run_folder(output_dir: Path, options: TrainOptions) -> None:
+    """Create the run folder (resumed, emptied or new, as `options` say) and record the options in it."""
+    existing = output_dir.is_dir() and any(output_dir.iterdir())
+    if existing and not options.resume and not options.overwrite:
+        raise RunFolderExistsError(output_dir)
+    if existing and options.overwrite and not options.resume:
+        logger.warning("deleting the previous run in %s (overwrite=True)", output_dir)
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / OPTIONS_FILE).write_text(json.dumps(dataclasses.asdict(options), indent=2))
 
 
 def _tokenizer(corpus: datasets.DatasetDict, options: TrainOptions, folder: Path) -> PreTrainedTokenizerBase:
-    """Train the tokenizer on the train split, or reload the one of the run being resumed."""
+    """Stage 2, tokenizer: train it on the train split, or reload the one of the run being resumed."""
     if (folder / "tokenizer.json").is_file():
         logger.info("reusing the tokenizer in %s", folder)
         return AutoTokenizer.from_pretrained(folder)
@@ -229,29 +245,41 @@ def _tune_length_penalty(
 
 
 def _write_translations(path: Path, test: datasets.Dataset, hypotheses: list[str]) -> None:
-    """source, reference and translation of every test pair, one per line, tab-separated (tabs and newlines in the
-    texts escaped as \\t and \\n)."""
-    def clean(text: str) -> str:
-        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-
-    lines = ["source\treference\ttranslation"]
-    lines += [f"{clean(s)}\t{clean(r)}\t{clean(h)}" for s, r, h in zip(test["source"], test["target"], hypotheses)]
+    """source, reference and translation of every test pair as JSON Lines, one pair a line; written to a temporary
+    file first, so a crash never leaves a half-written file."""
+    rows = [{"source": s, "reference": r, "translation": h} for s, r, h in zip(test["source"], test["target"], hypotheses)]
     temporary = path.with_suffix(".tmp")
-    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    temporary.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     os.replace(temporary, path)
 
 
-def read_translations(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a run's test_translations.tsv as {"source", "reference", "translation"} dicts, unescaped."""
+def _read_escaped_tsv(lines: list[str]) -> list[dict[str, str]]:
+    """The test_translations.tsv of earlier versions: a header line, tab-separated, with \\t \\n \\\\ escapes."""
     def unescape(text: str) -> str:
         out, chars = [], iter(text)
         for char in chars:
             out.append({"t": "\t", "n": "\n", "\\": "\\"}[next(chars)] if char == "\\" else char)
         return "".join(out)
 
-    header, *rows = Path(path).read_text(encoding="utf-8").splitlines()
+    header, *rows = lines
     names = header.split("\t")
     return [dict(zip(names, map(unescape, row.split("\t")))) for row in rows]
+
+
+def read_translations(path: str | Path) -> list[dict[str, str]]:
+    """The test translations of a run as {"source", "reference", "translation"} dicts, in test-split order.
+
+    `path` is a run folder or a translations file: test_translations.jsonl, or the test_translations.tsv that
+    earlier versions wrote.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / TRANSLATIONS_FILE if (path / TRANSLATIONS_FILE).is_file() else path / LEGACY_TRANSLATIONS_FILE
+    # split on "\n" only: json escapes it inside texts, and splitlines() would also break at U+2028 and the like
+    lines = [line for line in path.read_text(encoding="utf-8").split("\n") if line]
+    if lines and lines[0] == LEGACY_TRANSLATIONS_HEADER:
+        return _read_escaped_tsv(lines)
+    return [json.loads(line) for line in lines]
 
 
 def _pick_samples(test: datasets.Dataset, count: int) -> list[int]:
@@ -289,22 +317,38 @@ def _data_description(options: TrainOptions, corpus: datasets.DatasetDict, token
     return description
 
 
-def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | None = None) -> dict[str, Any]:
-    """Run the whole job and return its report (also written to `<output_dir>/eval_results.json`).
+@dataclass
+class _RunData:
+    """The data of a run: the raw corpus, its tokenized train and validation splits, and the three sets used."""
 
-    `callbacks` are added to the Trainer's (e.g. a `ScheduledSamplingCallback` for RNN models)."""
-    started = time.perf_counter()
-    output_dir = Path(options.output_dir)
-    args = _training_arguments(options, output_dir)
-    if args.process_index == 0:
-        _prepare_output_dir(output_dir, resume=options.resume, overwrite=options.overwrite)
-        (output_dir / OPTIONS_FILE).write_text(json.dumps(dataclasses.asdict(options), indent=2))
+    corpus: datasets.DatasetDict
+    tokenized: datasets.DatasetDict
+    train: datasets.Dataset  # tokenized, with the length column the token batches sort by
+    validation: datasets.Dataset  # the in-training evaluation subset
+    test: datasets.Dataset  # raw text, never filtered by length: every held-out pair is translated and scored
+
+
+@dataclass
+class _TestResult:
+    """The model's scores on the test set next to the copy baseline's, and a few sample translations."""
+
+    scores: dict[str, Any]
+    baseline: dict[str, Any]
+    samples: list[tuple[str, str, str]]  # (source, reference, translation)
+    seconds: float
+
+
+def _prepare_data(
+    options: TrainOptions, args: Seq2SeqTrainingArguments, tokenizer_folder: Path
+) -> tuple[_RunData, PreTrainedTokenizerBase]:
+    """Stage 1, data: load the corpus, check it has all three splits, get the tokenizer, tokenize train and
+    validation, and pick the subsets. The main process goes first, so the others reuse its tokenizer."""
     with args.main_process_first(desc="corpus and tokenizer"):
         corpus = load_corpus(options.data)
         for split in ("train", "validation", "test"):
             if split not in corpus or len(corpus[split]) == 0:
                 raise ValueError(f"the corpus {options.data!r} has no {split} pairs; it needs train, validation and test")
-        tokenizer = _tokenizer(corpus, options, output_dir / TOKENIZER_DIR)
+        tokenizer = _tokenizer(corpus, options, tokenizer_folder)
         # the test split is translated from its raw text (below), never tokenized or length-filtered here
         tokenized = tokenize_pairs(
             datasets.DatasetDict({split: corpus[split] for split in ("train", "validation")}),
@@ -317,41 +361,68 @@ def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | No
         lambda batch: {LENGTH_COLUMN: [max(len(s), len(t)) for s, t in zip(batch["input_ids"], batch["labels"])]},
         batched=True,
     )
-    validation = _evenly_spaced(tokenized["validation"], options.eval_size)
-    # the test set is never filtered by length: every held-out pair is translated and scored
-    test = _evenly_spaced(corpus["test"], options.test_size)
+    data = _RunData(
+        corpus=corpus,
+        tokenized=tokenized,
+        train=train,
+        validation=_evenly_spaced(tokenized["validation"], options.eval_size),
+        test=_evenly_spaced(corpus["test"], options.test_size),
+    )
+    return data, tokenizer
 
-    special = {
+
+def _special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int | None]:
+    return {
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "decoder_start_token_id": tokenizer.bos_token_id,
     }
-    overrides = {"label_smoothing": options.label_smoothing, **options.model_overrides}
+
+
+def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """Stage 3, model: the config of the preset or config file, sized to the tokenizer, and a fresh model from it."""
     if options.preset is not None and options.config_file is not None:
-        raise ValueError("give either --preset or --config, not both")
+        raise ValueError(
+            f"TrainOptions has both preset={options.preset!r} and config_file={options.config_file!r}; "
+            "set one of them and the other to None"
+        )
+    special = _special_token_ids(tokenizer)
     config = build_config(
         preset=None if options.config_file else options.preset,
         config_file=options.config_file,
         vocab_size=len(tokenizer),
         special_tokens=special,
-        overrides=overrides,
+        overrides={"label_smoothing": options.label_smoothing, **options.model_overrides},
     )
     check_tokenizer_matches_model(tokenizer, config)
     torch.manual_seed(options.seed)
     model = AutoModelForSeq2SeqLM.from_config(config, attn_implementation=options.attn_implementation)
     # validation during training decodes greedily up to the longest target; the saved model gets the beam settings
     model.generation_config = GenerationConfig(**special, num_beams=1, max_length=options.max_target_length + 1)
+    return model
+
+
+def _train(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    data: _RunData,
+    options: TrainOptions,
+    args: Seq2SeqTrainingArguments,
+    callbacks: list[TrainerCallback] | None,
+) -> tuple[TranslationTrainer, TrainOutput]:
+    """Stage 4, train: the Trainer with validation, early stopping and checkpoints; resumes the last complete
+    checkpoint when `options.resume` is set."""
     logger.info(
         "%s with %.1fM parameters; %d training pairs, %d validation (in-training eval), %d test; %d process(es)",
-        type(model).__name__, model.num_parameters() / 1e6, len(train), len(validation), len(test), args.world_size,
+        type(model).__name__, model.num_parameters() / 1e6, len(data.train), len(data.validation), len(data.test),
+        args.world_size,
     )
-
     trainer = TranslationTrainer(
         model=model,
         args=args,
-        train_dataset=train,
-        eval_dataset=validation,
+        train_dataset=data.train,
+        eval_dataset=data.validation,
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
         processing_class=tokenizer,
         compute_metrics=build_compute_metrics(tokenizer),
@@ -362,100 +433,173 @@ def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | No
         ],
         max_tokens=options.max_tokens,
     )
-    resume_from = latest_complete_checkpoint(output_dir / CHECKPOINTS) if options.resume else None
+    resume_from = latest_complete_checkpoint(Path(options.output_dir) / CHECKPOINTS) if options.resume else None
     if options.resume:
         logger.info("resuming from %s", resume_from or "the start (no complete checkpoint yet)")
     train_result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    train_seconds = time.perf_counter() - started
-    if not trainer.is_world_process_zero():
-        return {}
+    return trainer, train_result
 
-    model = trainer.model.eval()
+
+def _choose_decoding(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, validation: datasets.Dataset, options: TrainOptions
+) -> list[dict[str, float]]:
+    """Stage 5, pick the length penalty: tune it on the validation split unless `options` fix it (or decode
+    greedily), and give the model its final generation config. Returns the validation trials, if any."""
     tuning: list[dict[str, float]] = []
     length_penalty = options.length_penalty
     if length_penalty is None and options.num_beams > 1:
-        length_penalty, tuning = _tune_length_penalty(model, tokenizer, corpus["validation"], options)
+        length_penalty, tuning = _tune_length_penalty(model, tokenizer, validation, options)
         logger.info("length penalty %.1f chosen on the validation split", length_penalty)
     model.generation_config = GenerationConfig(
-        **special, num_beams=options.num_beams, length_penalty=1.0 if length_penalty is None else length_penalty,
-        max_new_tokens=options.max_new_tokens,
+        **_special_token_ids(tokenizer), num_beams=options.num_beams,
+        length_penalty=1.0 if length_penalty is None else length_penalty, max_new_tokens=options.max_new_tokens,
     )
-    _save_final_model(model, tokenizer, output_dir)
+    return tuning
+
+
+def _test(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, test: datasets.Dataset, options: TrainOptions,
+    output_dir: Path,
+) -> _TestResult:
+    """Stage 6, test: translate every test pair with the saved decoding settings, write the translations, score
+    them next to the copy-the-source baseline and pick sample translations."""
     logger.info("translating %d test sentences with beam size %d, length penalty %.1f", len(test),
                 options.num_beams, model.generation_config.length_penalty)
-    eval_started = time.perf_counter()
+    started = time.perf_counter()
     hypotheses = translate(model, tokenizer, test["source"], max_new_tokens=options.max_new_tokens)
-    eval_seconds = time.perf_counter() - eval_started
+    seconds = time.perf_counter() - started
     _write_translations(output_dir / TRANSLATIONS_FILE, test, hypotheses)
-    scores = corpus_scores(hypotheses, test["target"])
-    baseline = copy_baseline_scores(test["source"], test["target"])
-    samples = [(test["source"][i], test["target"][i], hypotheses[i]) for i in _pick_samples(test, options.num_samples)]
-    images = {}
-    if trainer.state.log_history:
-        plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title="training")
-        images["Training and validation loss"] = "loss_curve.png"
-    if samples:
-        _attention_heatmap(model, tokenizer, samples[0][0], output_dir / "attention.png")
-        images["Cross-attention (last decoder layer, mean over heads) for a test sentence"] = "attention.png"
+    return _TestResult(
+        scores=corpus_scores(hypotheses, test["target"]),
+        baseline=copy_baseline_scores(test["source"], test["target"]),
+        samples=[(test["source"][i], test["target"][i], hypotheses[i]) for i in _pick_samples(test, options.num_samples)],
+        seconds=seconds,
+    )
 
+
+def _figures(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, state: TrainerState, result: _TestResult,
+    output_dir: Path,
+) -> dict[str, str]:
+    """The loss curve and an attention heatmap of the first sample, as {caption: file name in output_dir}."""
+    images = {}
+    if state.log_history:
+        plot_loss_curve(state.log_history, output_dir / "loss_curve.png", title="training")
+        images["Training and validation loss"] = "loss_curve.png"
+    if result.samples:
+        _attention_heatmap(model, tokenizer, result.samples[0][0], output_dir / "attention.png")
+        images["Cross-attention (last decoder layer, mean over heads) for a test sentence"] = "attention.png"
+    return images
+
+
+def _hardware() -> str:
+    return f"{platform.machine()} {os.cpu_count()} CPU cores, torch {torch.__version__}" + (
+        f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    )
+
+
+def _card_facts(
+    options: TrainOptions, model: PreTrainedModel, data: _RunData, report: dict[str, Any], images: dict[str, str]
+) -> ModelCardFacts:
+    """What the model card of the run says, from the report and the model's own description of its config."""
+    family = family_of(model.config.model_type)
+    scores, baseline, decoding = report["test"], report["copy_baseline"], report["decoding"]
+    lang = options.data.split(":", 1)[1] if options.data.startswith("gettext:") else ("de" if options.data == "gettext" else "xx")
+    return ModelCardFacts(
+        model_name=Path(options.output_dir).name,
+        family=family.name,
+        family_summary=family.summary,
+        language_pair=("en", lang),
+        configuration=model.config.describe(),
+        metrics={key: scores[key] for key in ("bleu", "chrf", "bleu_signature", "chrf_signature")},
+        baseline_metrics={"bleu": baseline["bleu"], "chrf": baseline["chrf"]},
+        data=_data_description(options, data.corpus, data.tokenized),
+        training={
+            "steps": report["global_step"],
+            "tokens per batch (max)": options.max_tokens,
+            "learning rate": f"{options.learning_rate} ({options.lr_scheduler_type}, {options.warmup_steps} warmup steps)",
+            "label smoothing": options.label_smoothing,
+            "best validation chrF": report["best_validation_chrf"],
+            "training time (minutes)": report["train_minutes"],
+            "test decoding": f"beam {options.num_beams}, length penalty {decoding['length_penalty']}"
+            + (" (chosen on validation)" if decoding["validation_trials"] else "")
+            + f", {report['test_sentences']} sentences, {report['test_translation_minutes']} min",
+            "hardware": report["hardware"],
+        },
+        samples=[(s["source"], s["reference"], s["translation"]) for s in report["samples"]],
+        images=images,
+    )
+
+
+def _package(
+    options: TrainOptions,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    data: _RunData,
+    trainer: TranslationTrainer,
+    train_result: TrainOutput,
+    tuning: list[dict[str, float]],
+    result: _TestResult,
+    *,
+    train_seconds: float,
+    started: float,
+) -> dict[str, Any]:
+    """Stage 7, package: figures, the report (eval_results.json) and the model card next to the saved model."""
+    output_dir = Path(options.output_dir)
+    images = _figures(model, tokenizer, trainer.state, result, output_dir)
     report = {
         "data": options.data,
         "model": type(model).__name__,
         "parameters": model.num_parameters(),
-        "test": scores,
-        "copy_baseline": baseline,
-        "test_sentences": len(test),
+        "test": result.scores,
+        "copy_baseline": result.baseline,
+        "test_sentences": len(data.test),
         "decoding": {"num_beams": options.num_beams, "length_penalty": model.generation_config.length_penalty,
                      "validation_trials": tuning},
         "best_validation_chrf": trainer.state.best_metric,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,
-        "processes": args.world_size,
+        "processes": trainer.args.world_size,
         "train_loss": train_result.training_loss,
         "train_minutes": round(train_seconds / 60, 2),
-        "test_translation_minutes": round(eval_seconds / 60, 2),
+        "test_translation_minutes": round(result.seconds / 60, 2),
         "total_minutes": round((time.perf_counter() - started) / 60, 2),
-        "hardware": f"{platform.machine()} {os.cpu_count()} CPU cores, torch {torch.__version__}"
-        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
-        "samples": [{"source": s, "reference": r, "translation": h} for s, r, h in samples],
+        "hardware": _hardware(),
+        "samples": [{"source": s, "reference": r, "translation": h} for s, r, h in result.samples],
         "options": dataclasses.asdict(options),
     }
     (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    config_summary = {
-        key: getattr(model.config, key)
-        for key in (
-            "hidden_size", "num_attention_heads", "num_key_value_heads", "encoder_layers", "decoder_layers",
-            "intermediate_size", "norm_position", "norm_type", "position_type", "hidden_act", "vocab_size",
-            "rnn_type", "attention_type",
-        )
-        if hasattr(model.config, key)
-    }
-    lang = options.data.split(":", 1)[1] if options.data.startswith("gettext:") else ("de" if options.data == "gettext" else "xx")
-    write_model_card(
-        output_dir,
-        model_name=output_dir.name,
-        family=model.config.model_type.removeprefix("hf_encdec_"),
-        config_summary=config_summary,
-        metrics={"bleu": scores["bleu"], "chrf": scores["chrf"], "bleu_signature": scores["bleu_signature"],
-                 "chrf_signature": scores["chrf_signature"]},
-        baseline_metrics={"bleu": baseline["bleu"], "chrf": baseline["chrf"]},
-        data_description=_data_description(options, corpus, tokenized),
-        training_summary={
-            "steps": trainer.state.global_step,
-            "tokens per batch (max)": options.max_tokens,
-            "learning rate": f"{options.learning_rate} ({options.lr_scheduler_type}, {options.warmup_steps} warmup steps)",
-            "label smoothing": options.label_smoothing,
-            "best validation chrF": trainer.state.best_metric,
-            "training time (minutes)": report["train_minutes"],
-            "test decoding": f"beam {options.num_beams}, length penalty {model.generation_config.length_penalty}"
-            + (" (chosen on validation)" if tuning else "")
-            + f", {len(test)} sentences, {report['test_translation_minutes']} min",
-            "hardware": report["hardware"],
-        },
-        samples=samples,
-        images=images,
-        language_pair=("en", lang),
-    )
+    write_model_card(output_dir, _card_facts(options, model, data, report, images))
     logger.info("test BLEU %.2f chrF %.2f (copy baseline BLEU %.2f chrF %.2f); wrote %s",
-                scores["bleu"], scores["chrf"], baseline["bleu"], baseline["chrf"], output_dir)
+                result.scores["bleu"], result.scores["chrf"], result.baseline["bleu"], result.baseline["chrf"], output_dir)
     return report
+
+
+def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | None = None) -> dict[str, Any]:
+    """Run the whole job and return its report (also written to `<output_dir>/eval_results.json`).
+
+    `callbacks` are added to the Trainer's (e.g. a `ScheduledSamplingCallback` for RNN models). With several
+    processes every one trains; only the main one evaluates and packages the run, the others return {}.
+
+    Raises:
+        RunFolderExistsError: `output_dir` holds a run and neither `resume` nor `overwrite` is set.
+        ValueError: the corpus lacks a split, or the options or model config are invalid.
+    """
+    started = time.perf_counter()
+    output_dir = Path(options.output_dir)
+    args = _training_arguments(options, output_dir)
+    if args.process_index == 0:
+        _start_run_folder(output_dir, options)
+    data, tokenizer = _prepare_data(options, args, output_dir / TOKENIZER_DIR)
+    model = _build_model(options, tokenizer)
+    trainer, train_result = _train(model, tokenizer, data, options, args, callbacks)
+    train_seconds = time.perf_counter() - started
+    if not trainer.is_world_process_zero():
+        return {}
+
+    model = trainer.model.eval()
+    tuning = _choose_decoding(model, tokenizer, data.corpus["validation"], options)
+    _save_final_model(model, tokenizer, output_dir)
+    result = _test(model, tokenizer, data.test, options, output_dir)
+    return _package(options, model, tokenizer, data, trainer, train_result, tuning, result,
+                    train_seconds=train_seconds, started=started)
