@@ -102,6 +102,11 @@ def test_parse_mo_rejects_non_catalogs(mo_compiler: Callable[..., bytes]) -> Non
     truncated = mo_compiler(ENTRIES)[:40]
     with pytest.raises(MoFormatError, match="past the end"):
         parse_mo(truncated, name="truncated.mo")
+    # A major revision other than 0 or 1 means a layout the reader does not know: refuse rather than misread.
+    future = bytearray(mo_compiler(ENTRIES))
+    future[4:8] = (2 << 16).to_bytes(4, "little")
+    with pytest.raises(MoFormatError, match="revision"):
+        parse_mo(bytes(future), name="future.mo")
 
 
 def test_normalize_whitespace_keeps_format_strings_and_no_break_spaces() -> None:

@@ -7,14 +7,16 @@ but real English -> <lang> translation corpus of user-interface strings (``"No s
 
 The module has three layers:
 
-* :func:`read_mo_file` / :func:`parse_mo` - a standard-library reader of the GNU ``.mo`` format (both byte orders,
-  the header's charset, message contexts, plural forms).
+* :func:`read_mo_file` / :func:`parse_mo` - the GNU ``.mo`` format read by ``polib`` (both byte orders, message
+  contexts, plural forms), each entry decoded in the header's charset.
 * :func:`build_gettext_corpus` - finds the catalogs of a language, cleans and deduplicates the pairs and splits them
   **by package** (catalog domain) into ``train`` / ``validation`` / ``test``, so that test messages come from
   software the model never saw during training.
 * :func:`gettext_corpus_summary` - per-split statistics for a model card.
 
-Format reference: GNU gettext manual, section "The Format of GNU MO Files".
+Format reference: GNU gettext manual, section "The Format of GNU MO Files". The standard library's
+``gettext.GNUTranslations`` is no substitute here: it keeps only the singular msgid of a plural entry (the English
+plural form is lost) and decodes the header as UTF-8, which fails on Latin-1 catalogs such as net-tools'.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import polib
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +55,6 @@ __all__ = [
 DEFAULT_LOCALE_DIRS: tuple[str, ...] = ("/usr/share/locale",)
 """Where Debian and its derivatives install compiled message catalogs."""
 
-_MAGIC_LITTLE_ENDIAN = 0x950412DE
-_MAGIC_BIG_ENDIAN = 0xDE120495
-_CONTEXT_SEPARATOR = "\x04"  # msgctxt EOT msgid
-_PLURAL_SEPARATOR = "\x00"  # msgid NUL msgid_plural, msgstr[0] NUL msgstr[1] ...
 _CHARSET_RE = re.compile(r"charset\s*=\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 # ASCII whitespace only: str.split() and \s would also eat no-break spaces.
 _WHITESPACE_RE = re.compile(r"[ \t\n\r\f\v]+")
@@ -117,9 +116,9 @@ class MoMessage:
         return result
 
 
-def _header_charset(header: bytes) -> str:
-    """Return the charset named in a catalog header (``Content-Type: text/plain; charset=...``), default UTF-8."""
-    match = _CHARSET_RE.search(header.decode("ascii", errors="replace"))
+def _header_charset(content_type: str) -> str:
+    """Return the charset named in a catalog's ``Content-Type`` (``text/plain; charset=...``), default UTF-8."""
+    match = _CHARSET_RE.search(content_type)
     if match is None:
         return "utf-8"
     charset = match.group(1)
@@ -133,8 +132,30 @@ def _header_charset(header: bytes) -> str:
     return charset
 
 
+def _decode_entry(entry: polib.MOEntry, charset: str) -> MoMessage:
+    """Turn a polib entry read as Latin-1 into a :class:`MoMessage` decoded in ``charset``.
+
+    Raises:
+        UnicodeDecodeError: If a string of the entry is not valid in ``charset``.
+    """
+
+    def decode(text: str) -> str:
+        # Latin-1 maps each byte to the code point of the same value, so this gives back the file's bytes.
+        return text.encode("latin-1").decode(charset)
+
+    # polib fills msgstr_plural (form index -> translation) only for plural entries.
+    if entry.msgstr_plural:
+        return MoMessage(
+            msgid=decode(entry.msgid),
+            msgstr=tuple(decode(entry.msgstr_plural[form]) for form in sorted(entry.msgstr_plural)),
+            context=decode(entry.msgctxt or ""),
+            msgid_plural=decode(entry.msgid_plural),
+        )
+    return MoMessage(msgid=decode(entry.msgid), msgstr=(decode(entry.msgstr),), context=decode(entry.msgctxt or ""))
+
+
 def parse_mo(data: bytes, *, name: str = "<bytes>") -> tuple[list[MoMessage], int]:
-    """Parse the bytes of a GNU ``.mo`` catalog.
+    """Parse the bytes of a GNU ``.mo`` catalog with ``polib``.
 
     The header entry (empty msgid) is read for its charset and not returned. Entries whose bytes do not decode in
     the header's charset are skipped and counted, never replaced with U+FFFD.
@@ -148,67 +169,25 @@ def parse_mo(data: bytes, *, name: str = "<bytes>") -> tuple[list[MoMessage], in
         they could not be decoded.
 
     Raises:
-        MoFormatError: If the magic number, the revision or a string table entry is invalid.
+        MoFormatError: If the magic number or the revision is invalid, or a string table runs past the end.
     """
-    if len(data) < 28:
-        raise MoFormatError(f"{name}: too short for a .mo file ({len(data)} bytes)")
-    (magic,) = struct.unpack_from("<I", data, 0)
-    if magic == _MAGIC_LITTLE_ENDIAN:
-        order = "<"
-    elif magic == _MAGIC_BIG_ENDIAN:
-        order = ">"
-    else:
-        raise MoFormatError(f"{name}: bad magic number 0x{magic:08x}, not a GNU .mo file")
-    revision, count, originals_offset, translations_offset = struct.unpack_from(f"{order}4I", data, 4)
-    if revision >> 16 not in (0, 1):  # major revision 1 only adds system-dependent strings, ignored here
-        raise MoFormatError(f"{name}: unsupported .mo major revision {revision >> 16}")
-    size = len(data)
-    for table_offset in (originals_offset, translations_offset):
-        if table_offset + 8 * count > size:
-            raise MoFormatError(f"{name}: string table at {table_offset} with {count} entries runs past the end")
-    # Each table is `count` (length, offset) pairs; read both tables in one call each.
-    originals = struct.unpack_from(f"{order}{2 * count}I", data, originals_offset)
-    translations = struct.unpack_from(f"{order}{2 * count}I", data, translations_offset)
-
-    raw: list[tuple[bytes, bytes]] = []
-    for index in range(count):
-        id_length, id_offset = originals[2 * index], originals[2 * index + 1]
-        str_length, str_offset = translations[2 * index], translations[2 * index + 1]
-        if id_offset + id_length > size or str_offset + str_length > size:
-            raise MoFormatError(f"{name}: entry {index} points past the end of the file")
-        raw.append((data[id_offset : id_offset + id_length], data[str_offset : str_offset + str_length]))
-
-    charset = "utf-8"
-    for raw_id, raw_str in raw:
-        if raw_id == b"":
-            charset = _header_charset(raw_str)
-            break
-
+    try:
+        # polib decodes a whole catalog in one charset and stops at the first bad byte. Latin-1 never fails and
+        # keeps every byte, so each entry can then be decoded in the real charset on its own and a bad one skipped.
+        catalog = polib.mofile(data, encoding="latin-1")
+    except struct.error as error:  # polib's unpacking of a table that the file is too short for
+        raise MoFormatError(f"{name}: a string table runs past the end of the file ({error})") from error
+    except OSError as error:  # polib's wrong magic number or major revision
+        raise MoFormatError(f"{name}: {error}") from error
+    content_type = next((value for key, value in catalog.metadata.items() if key.lower() == "content-type"), "")
+    charset = _header_charset(content_type)
     messages: list[MoMessage] = []
     undecodable = 0
-    for raw_id, raw_str in raw:
-        if raw_id == b"":
-            continue  # the header
+    for entry in catalog:
         try:
-            msgid_full = raw_id.decode(charset)
-            msgstr_full = raw_str.decode(charset)
+            messages.append(_decode_entry(entry, charset))
         except UnicodeDecodeError:
             undecodable += 1
-            continue
-        context = ""
-        if _CONTEXT_SEPARATOR in msgid_full:
-            context, msgid_full = msgid_full.split(_CONTEXT_SEPARATOR, 1)
-        msgid_plural: str | None = None
-        if _PLURAL_SEPARATOR in msgid_full:
-            msgid_full, msgid_plural = msgid_full.split(_PLURAL_SEPARATOR, 1)
-        messages.append(
-            MoMessage(
-                msgid=msgid_full,
-                msgstr=tuple(msgstr_full.split(_PLURAL_SEPARATOR)),
-                context=context,
-                msgid_plural=msgid_plural,
-            )
-        )
     return messages, undecodable
 
 
