@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import sacrebleu
 
-from hf_encdec.evaluation import copy_baseline_scores, corpus_scores, reference_streams
+from hf_encdec.evaluation import bleu_score, chrf_score, copy_baseline_scores, corpus_scores, reference_streams
 
 HYPOTHESES = ["the cat sat on the mat", "a dog runs in a park", "the bird sings"]
 REFERENCES = ["the cat sat on a mat", "a dog ran in the park", "the bird sang a song"]
+OTHER_REFERENCES = ["a cat sat on the mat", "the dog ran in a park", "a bird sings a song"]
 SOURCES = ["die Katze sass auf der Matte", "ein Hund rannte im Park", "der Vogel sang ein Lied"]
 
 
@@ -83,3 +84,24 @@ def test_reference_streams_transposes_per_segment_references() -> None:
     assert reference_streams([["a1", "b1"], ["a2", "b2"]]) == [["a1", "a2"], ["b1", "b2"]]
     with pytest.raises(ValueError, match=r"\[1, 2\]"):
         reference_streams([["a1"], ["a2", "b2"]])
+
+
+def test_bleu_and_chrf_score_report_sacrebleu_results_with_several_references() -> None:
+    two_each = [[first, second] for first, second in zip(REFERENCES, OTHER_REFERENCES)]
+    bleu = bleu_score(HYPOTHESES, two_each)
+    direct_bleu = sacrebleu.corpus_bleu(HYPOTHESES, [REFERENCES, OTHER_REFERENCES])
+    assert bleu["score"] == pytest.approx(direct_bleu.score, abs=1e-12)
+    assert bleu["score"] != pytest.approx(corpus_scores(HYPOTHESES, REFERENCES)["bleu"])  # the second stream counts
+    assert (bleu["counts"], bleu["totals"], bleu["sys_len"], bleu["ref_len"]) == (
+        direct_bleu.counts,
+        direct_bleu.totals,
+        direct_bleu.sys_len,
+        direct_bleu.ref_len,
+    )
+    assert "nrefs:2" in bleu["signature"]
+    chrf = chrf_score(HYPOTHESES, two_each)
+    assert chrf["score"] == pytest.approx(sacrebleu.corpus_chrf(HYPOTHESES, [REFERENCES, OTHER_REFERENCES]).score)
+    assert (chrf["char_order"], chrf["word_order"], chrf["beta"]) == (6, 0, 2)
+    for score in (bleu_score, chrf_score):
+        with pytest.raises(ValueError, match="empty"):
+            score([], [])

@@ -2,7 +2,9 @@
 
 from .metrics import (
     METRIC_MODULES,
+    bleu_score,
     build_compute_metrics,
+    chrf_score,
     copy_baseline_scores,
     corpus_scores,
     load_metric,
@@ -13,7 +15,9 @@ from .plots import plot_attention, plot_loss_curve
 
 __all__ = [
     "METRIC_MODULES",
+    "bleu_score",
     "build_compute_metrics",
+    "chrf_score",
     "copy_baseline_scores",
     "corpus_scores",
     "load_metric",

@@ -4,7 +4,8 @@ Scores are corpus-level with sacreBLEU defaults (BLEU: 13a tokenisation, exponen
 6-grams, beta 2), one reference per hypothesis. Every score comes with its sacreBLEU signature so a reported
 number can be reproduced exactly (Post 2018, "A Call for Clarity in Reporting BLEU Scores", arXiv 1804.08771).
 
-- `corpus_scores` is the single place where numbers are computed; everything else here calls it.
+- `bleu_score` and `chrf_score` are the single place where numbers are computed: `corpus_scores`, the copy baseline,
+  `compute_metrics` and the `evaluate` modules in `hf_encdec/metrics/` all call them.
 - `copy_baseline_scores` scores the source sentences as if they were translations. A model that does not beat it
   has learnt nothing beyond copying (relevant for copy-heavy toy tasks and closely related languages).
 - `build_compute_metrics` adapts `corpus_scores` to `Seq2SeqTrainer(predict_with_generate=True)`.
@@ -24,6 +25,7 @@ import numpy as np
 import sacrebleu
 
 if TYPE_CHECKING:
+    import datasets
     import evaluate
     from transformers import EvalPrediction, PreTrainedTokenizerBase
 
@@ -31,9 +33,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "METRIC_MODULES",
+    "bleu_score",
     "build_compute_metrics",
+    "chrf_score",
     "copy_baseline_scores",
     "corpus_scores",
+    "evaluate_features",
     "load_metric",
     "metric_script_path",
     "reference_streams",
@@ -66,6 +71,62 @@ def _check_parallel(first: Sequence[str], second: Sequence[str], first_name: str
         raise ValueError(f"cannot score an empty corpus: {first_name} and {second_name} are both empty")
 
 
+def bleu_score(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]]) -> dict[str, Any]:
+    """Corpus-level sacreBLEU BLEU with default settings (13a tokenisation, exponential smoothing).
+
+    Args:
+        hypotheses: detokenised system outputs, one per segment.
+        references: per segment, one reference or a list of references (the same number for every segment).
+
+    Returns:
+        `{"score", "counts", "totals", "precisions", "bp", "sys_len", "ref_len", "signature"}` as sacreBLEU reports
+        them; `score` is on the 0-100 scale and `signature` makes it reproducible.
+
+    Raises:
+        ValueError: `hypotheses` is empty, or segments have different numbers of references.
+    """
+    if len(hypotheses) == 0:
+        raise ValueError("cannot score an empty corpus")
+    bleu = sacrebleu.BLEU()
+    result = bleu.corpus_score(list(hypotheses), reference_streams(references))
+    return {
+        "score": float(result.score),
+        "counts": list(result.counts),
+        "totals": list(result.totals),
+        "precisions": [float(p) for p in result.precisions],
+        "bp": float(result.bp),
+        "sys_len": int(result.sys_len),
+        "ref_len": int(result.ref_len),
+        "signature": str(bleu.get_signature()),
+    }
+
+
+def chrf_score(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]]) -> dict[str, Any]:
+    """Corpus-level sacreBLEU chrF with default settings (character 6-grams, no word n-grams, beta 2).
+
+    Args:
+        hypotheses: detokenised system outputs, one per segment.
+        references: per segment, one reference or a list of references (the same number for every segment).
+
+    Returns:
+        `{"score", "char_order", "word_order", "beta", "signature"}`; `score` is on the 0-100 scale.
+
+    Raises:
+        ValueError: `hypotheses` is empty, or segments have different numbers of references.
+    """
+    if len(hypotheses) == 0:
+        raise ValueError("cannot score an empty corpus")
+    chrf = sacrebleu.CHRF()
+    result = chrf.corpus_score(list(hypotheses), reference_streams(references))
+    return {
+        "score": float(result.score),
+        "char_order": int(result.char_order),
+        "word_order": int(result.word_order),
+        "beta": int(result.beta),
+        "signature": str(chrf.get_signature()),
+    }
+
+
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
     """Corpus-level sacreBLEU BLEU and chrF of `hypotheses` against one reference each.
 
@@ -82,16 +143,13 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any
         TypeError: an argument is a single string or contains a non-string.
     """
     _check_parallel(hypotheses, references, "hypotheses", "references")
-    bleu = sacrebleu.BLEU()
-    chrf = sacrebleu.CHRF()
-    # sacreBLEU takes references as a list of reference *streams*; one stream = one reference per segment.
-    bleu_score = bleu.corpus_score(list(hypotheses), [list(references)])
-    chrf_score = chrf.corpus_score(list(hypotheses), [list(references)])
+    bleu = bleu_score(hypotheses, references)
+    chrf = chrf_score(hypotheses, references)
     return {
-        "bleu": float(bleu_score.score),
-        "chrf": float(chrf_score.score),
-        "bleu_signature": str(bleu.get_signature()),
-        "chrf_signature": str(chrf.get_signature()),
+        "bleu": bleu["score"],
+        "chrf": chrf["score"],
+        "bleu_signature": bleu["signature"],
+        "chrf_signature": chrf["signature"],
         "num_segments": len(hypotheses),
     }
 
@@ -100,7 +158,7 @@ def reference_streams(references: Sequence[str | Sequence[str]]) -> list[list[st
     """Transpose per-segment references into sacreBLEU's reference streams.
 
     `["r1", "r2"]` (one reference each) becomes `[["r1", "r2"]]`; `[["a1", "b1"], ["a2", "b2"]]` (two each) becomes
-    `[["a1", "a2"], ["b1", "b2"]]`. Used by the `evaluate` modules shipped in `hf_encdec/metrics/`.
+    `[["a1", "a2"], ["b1", "b2"]]`.
 
     Raises:
         ValueError: segments have different numbers of references.
@@ -110,6 +168,21 @@ def reference_streams(references: Sequence[str | Sequence[str]]) -> list[list[st
     if len(counts) > 1:
         raise ValueError(f"every segment needs the same number of references, got counts {counts}")
     return [list(stream) for stream in zip(*per_segment)]
+
+
+def evaluate_features() -> list[datasets.Features]:
+    """The input schemas of the shipped `evaluate` modules: one string prediction with one reference or a list.
+
+    `datasets` is imported here rather than at module level so that scoring alone does not pay for it.
+    """
+    import datasets  # noqa: PLC0415
+
+    return [
+        datasets.Features(
+            {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
+        ),
+        datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+    ]
 
 
 def copy_baseline_scores(sources: list[str], references: list[str]) -> dict[str, Any]:

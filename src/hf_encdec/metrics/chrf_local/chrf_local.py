@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import datasets
 import evaluate
-import sacrebleu
 
-from hf_encdec.evaluation.metrics import reference_streams
+from hf_encdec.evaluation.metrics import chrf_score, evaluate_features
 
 _DESCRIPTION = "Corpus-level chrF computed by sacreBLEU with its default settings (char order 6, beta 2)."
 _INPUTS = """
@@ -35,31 +33,16 @@ _CITATION = """@inproceedings{popovic-2015-chrf,
 
 
 class ChrfLocal(evaluate.Metric):
-    """sacreBLEU chrF with default settings; see the module docstring."""
+    """An `evaluate` wrapper around `hf_encdec.evaluation.metrics.chrf_score`; see the module docstring."""
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_INPUTS,
-            features=[
-                datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
-                ),
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-            ],
+            features=evaluate_features(),
             reference_urls=["https://github.com/mjpost/sacrebleu"],
         )
 
     def _compute(self, predictions: list[str], references: list[Any]) -> dict[str, Any]:
-        if len(predictions) == 0:
-            raise ValueError("cannot score an empty corpus")
-        chrf = sacrebleu.CHRF()
-        result = chrf.corpus_score(list(predictions), reference_streams(references))
-        return {
-            "score": float(result.score),
-            "char_order": int(result.char_order),
-            "word_order": int(result.word_order),
-            "beta": int(result.beta),
-            "signature": str(chrf.get_signature()),
-        }
+        return chrf_score(predictions, references)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import datasets
 import evaluate
-import sacrebleu
 
-from hf_encdec.evaluation.metrics import reference_streams
+from hf_encdec.evaluation.metrics import bleu_score, evaluate_features
 
 _DESCRIPTION = "Corpus-level BLEU computed by sacreBLEU with its default settings (13a tokenisation, exp smoothing)."
 _INPUTS = """
@@ -34,34 +32,16 @@ _CITATION = """@inproceedings{post-2018-call,
 
 
 class SacrebleuLocal(evaluate.Metric):
-    """sacreBLEU BLEU with default settings; see the module docstring."""
+    """An `evaluate` wrapper around `hf_encdec.evaluation.metrics.bleu_score`; see the module docstring."""
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_INPUTS,
-            features=[
-                datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
-                ),
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-            ],
+            features=evaluate_features(),
             reference_urls=["https://github.com/mjpost/sacrebleu"],
         )
 
     def _compute(self, predictions: list[str], references: list[Any]) -> dict[str, Any]:
-        if len(predictions) == 0:
-            raise ValueError("cannot score an empty corpus")
-        bleu = sacrebleu.BLEU()
-        result = bleu.corpus_score(list(predictions), reference_streams(references))
-        return {
-            "score": float(result.score),
-            "counts": list(result.counts),
-            "totals": list(result.totals),
-            "precisions": [float(p) for p in result.precisions],
-            "bp": float(result.bp),
-            "sys_len": int(result.sys_len),
-            "ref_len": int(result.ref_len),
-            "signature": str(bleu.get_signature()),
-        }
+        return bleu_score(predictions, references)
