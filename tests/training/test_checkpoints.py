@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from transformers.trainer_utils import get_last_checkpoint
+
 from hf_encdec.training import latest_complete_checkpoint
 from hf_encdec.training.trainer import COMPLETE_MARKER
 
@@ -40,3 +42,24 @@ def test_no_checkpoint(tmp_path: Path) -> None:
     assert latest_complete_checkpoint(tmp_path / "missing") is None
     _checkpoint(tmp_path, 2, complete=False)
     assert latest_complete_checkpoint(tmp_path) is None
+
+
+def test_after_the_lookup_transformers_resumes_from_the_same_folder(tmp_path: Path) -> None:
+    _checkpoint(tmp_path, 4, complete=True)
+    _checkpoint(tmp_path, 8, complete=False)
+    broken = _checkpoint(tmp_path, 12, complete=True, files=("model.safetensors", "optimizer.pt"))
+    (broken / "optimizer.pt").unlink()
+    found = latest_complete_checkpoint(tmp_path)
+    assert found == tmp_path / "checkpoint-4"
+    assert get_last_checkpoint(str(tmp_path)) == str(found)  # what Trainer.train(resume_from_checkpoint=True) picks
+    assert len(list(tmp_path.glob("checkpoint-*.incomplete-*"))) == 2
+
+
+def test_set_aside_folders_are_not_checkpoints_on_the_next_lookup(tmp_path: Path) -> None:
+    _checkpoint(tmp_path, 4, complete=True)
+    _checkpoint(tmp_path, 8, complete=False)
+    latest_complete_checkpoint(tmp_path)
+    (aside,) = tmp_path.glob("checkpoint-8.incomplete-*")
+    # The set-aside name ends in digits (the time), which must not read as a step number on the next run.
+    assert latest_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-4"
+    assert list(tmp_path.glob("checkpoint-8.incomplete-*")) == [aside]

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 from transformers import Seq2SeqTrainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from .batching import TokenBatchSampler
 
@@ -62,33 +62,35 @@ class TranslationTrainer(Seq2SeqTrainer):
             os.replace(temporary, folder / COMPLETE_MARKER)  # the marker itself appears atomically
 
 
-def _step(folder: Path) -> int:
-    try:
-        return int(folder.name.rsplit("-", 1)[-1])
-    except ValueError:
-        return -1
+def _is_complete(folder: Path) -> bool:
+    """Whether `folder` has a `COMPLETE` marker and every file the marker lists still exists."""
+    marker = folder / COMPLETE_MARKER
+    if not marker.is_file():
+        return False
+    listed = json.loads(marker.read_text()).get("files", [])
+    missing = [name for name in listed if not (folder / name).exists()]
+    if missing:
+        logger.warning("checkpoint %s is missing %s; skipping it", folder, ", ".join(missing))
+    return not missing
 
 
-def latest_complete_checkpoint(checkpoint_dir: str | Path, *, set_aside_incomplete: bool = True) -> Path | None:
+def latest_complete_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     """The newest `checkpoint-N` folder with a `COMPLETE` marker whose listed files all exist, or None.
 
-    Unmarked (interrupted) folders newer than it are renamed `checkpoint-N.incomplete-<time>` so the Trainer never
-    picks them up; nothing is deleted.
+    Unmarked (interrupted) folders newer than it are renamed `checkpoint-N.incomplete-<time>`, so that afterwards
+    transformers' own `get_last_checkpoint` (which `Trainer.train(resume_from_checkpoint=True)` uses) finds the
+    same folder; nothing is deleted.
     """
     root = Path(checkpoint_dir)
     if not root.is_dir():
         return None
-    folders = sorted((p for p in root.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir() and _step(p) >= 0), key=_step)
-    for folder in reversed(folders):
-        marker = folder / COMPLETE_MARKER
-        if marker.is_file():
-            listed = json.loads(marker.read_text()).get("files", [])
-            missing = [name for name in listed if not (folder / name).exists()]
-            if not missing:
-                return folder
-            logger.warning("checkpoint %s is missing %s; skipping it", folder, ", ".join(missing))
-        if set_aside_incomplete:
-            target = folder.with_name(f"{folder.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
-            logger.warning("checkpoint %s was not completely written; moving it to %s", folder, target)
-            folder.rename(target)
+    # Set the newest folder aside until the newest one is complete: the renamed name no longer matches
+    # `checkpoint-<digits>`, so get_last_checkpoint moves on to the next older folder.
+    while (last := get_last_checkpoint(str(root))) is not None:
+        folder = Path(last)
+        if _is_complete(folder):
+            return folder
+        target = folder.with_name(f"{folder.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+        logger.warning("checkpoint %s was not completely written; moving it to %s", folder, target)
+        folder.rename(target)
     return None
