@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .data.tokenizer import check_tokenizer_matches_model
+from .pipelines import Seq2SeqGenerationPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,6 @@ def load_translator(
     return model.to(device).eval(), tokenizer
 
 
-@torch.inference_mode()
 def translate(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -74,9 +74,11 @@ def translate(
 ) -> list[str]:
     """Translate `texts`, longest first in batches of `batch_size` (little padding), returned in input order.
 
-    Sources longer than `max_source_length` tokens are truncated (with a warning), as are sources longer than the
-    model's learned positions. `num_beams` and `length_penalty` default to the model's generation config (a trained
-    folder's beam size and validation-tuned length penalty).
+    A thin wrapper over the `seq2seq-generation` pipeline (:class:`~hf_encdec.pipelines.Seq2SeqGenerationPipeline`),
+    which tokenizes, pads, generates greedily or with beams (no sampling) and decodes. Sources longer than
+    `max_source_length` tokens are truncated (with a warning), as are sources longer than the model's learned
+    positions. `num_beams` and `length_penalty` default to the model's generation config (a trained folder's beam
+    size and validation-tuned length penalty).
     """
     if isinstance(texts, str):
         raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
@@ -85,22 +87,28 @@ def translate(
     limit = max_source_length
     if getattr(model.config, "position_type", None) == "learned":
         limit = min(limit or model.config.max_position_embeddings, model.config.max_position_embeddings)
-    encoded = tokenizer(list(texts), truncation=limit is not None, max_length=limit)["input_ids"]
+    tokenizer_kwargs = {"truncation": True, "max_length": limit} if limit is not None else {}
+    # Token lengths only order the batches and count the cut sources; the pipeline tokenizes again for the model.
+    lengths = [len(ids) for ids in tokenizer(list(texts), **tokenizer_kwargs)["input_ids"]]
     if limit is not None:
-        cut = sum(len(ids) >= limit for ids in encoded)
+        cut = sum(length >= limit for length in lengths)
         if cut:
             logger.warning("%d source(s) were cut to %d tokens", cut, limit)
     search = {key: value for key, value in (("num_beams", num_beams), ("length_penalty", length_penalty)) if value is not None}
-    order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
+    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+    translator = Seq2SeqGenerationPipeline(model=model, tokenizer=tokenizer, device=model.device)
+    # A generator input makes the pipeline stream its outputs (in input order), so the bar moves as batches finish.
+    outputs = translator(
+        (texts[i] for i in order),
+        batch_size=batch_size,
+        tokenizer_kwargs=tokenizer_kwargs,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        **search,
+        **generate_kwargs,
+    )
+    bar = tqdm(outputs, total=len(texts), desc="translating", unit="sent", disable=not progress)
     results: list[str] = [""] * len(texts)
-    device = next(model.parameters()).device
-    bar = tqdm(total=len(texts), desc="translating", unit="sent", disable=not progress)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
-        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **search, **generate_kwargs)
-        for index, text in zip(batch, tokenizer.batch_decode(output, skip_special_tokens=True)):
-            results[index] = text.strip()
-        bar.update(len(batch))
-    bar.close()
+    for output, index in zip(bar, order):  # the bar first, so that it sees the end of the outputs and closes
+        results[index] = output[0]["generated_text"]
     return results

@@ -8,6 +8,9 @@ registers the task `"seq2seq-generation"`:
 >>> translate = pipeline("seq2seq-generation", model="path/to/checkpoint")   # doctest: +SKIP
 >>> translate("Open the file", num_beams=4, max_new_tokens=64)                # doctest: +SKIP
 [{'generated_text': 'Datei öffnen'}]
+
+This pipeline is the library's one path from text to translations: :func:`hf_encdec.inference.translate` runs it
+over length-sorted batches with a progress bar.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ TASK = "seq2seq-generation"
 class Seq2SeqGenerationPipeline(Pipeline):
     """Encode the input text, `generate()` with the given settings, decode each returned sequence.
 
-    Inputs: a string or a list of strings. Keyword arguments go to `generate()` (`num_beams`, `max_new_tokens`,
-    `do_sample`, `num_return_sequences`, ...), except `skip_special_tokens` (decoding) and `truncation`/`max_length`
-    of the tokenizer call, given as `tokenizer_kwargs={...}`.
+    Inputs: a string, a list of strings or a generator of strings (then the outputs come as an iterator). Keyword
+    arguments go to `generate()` (`num_beams`, `max_new_tokens`, `do_sample`, `num_return_sequences`, ...), except
+    `skip_special_tokens` (decoding) and `truncation`/`max_length` of the tokenizer call, given as
+    `tokenizer_kwargs={...}`. Each input gives a list with one `{"generated_text": ...}` per returned sequence.
     """
 
     _pipeline_calls_generate = True
@@ -54,12 +58,17 @@ class Seq2SeqGenerationPipeline(Pipeline):
     def _forward(self, model_inputs: dict[str, torch.Tensor], **generate_kwargs: Any) -> dict[str, torch.Tensor]:
         generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
         model_inputs.pop("token_type_ids", None)
-        return {"output_ids": self.model.generate(**model_inputs, **generate_kwargs)}
+        output_ids = self.model.generate(**model_inputs, **generate_kwargs)  # (B * num_return_sequences, T)
+        # The Pipeline splits a batched output along its first axis, one row per input; grouping the returned
+        # sequences by input keeps all of an input's sequences with it when num_return_sequences > 1.
+        batch_size = model_inputs["input_ids"].shape[0]
+        return {"output_ids": output_ids.reshape(batch_size, -1, output_ids.shape[-1])}  # (B, num_return_sequences, T)
 
     def postprocess(self, model_outputs: dict[str, torch.Tensor], skip_special_tokens: bool = True) -> list[dict[str, str]]:
+        (sequences,) = model_outputs["output_ids"]  # one input: (num_return_sequences, T)
         return [
-            {"generated_text": self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens).strip()}
-            for ids in model_outputs["output_ids"]
+            {"generated_text": text.strip()}
+            for text in self.tokenizer.batch_decode(sequences, skip_special_tokens=skip_special_tokens)
         ]
 
 
