@@ -1,5 +1,6 @@
 """The speed paths (models/speed_paths.py) against the plain torch / transformers path they replace: every family
-gives the same outputs, losses, gradients and generated tokens with the switch on and off."""
+gives the same outputs, losses, gradients and generated tokens with the switch on and off; the dropout block, the
+reordering cache layer against transformers' DynamicLayer and its use by generate."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import sys
 import pytest
 import torch
 from transformers import AutoConfig
-from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache
 
+from helpers import build, token_ids
 from hf_encdec.models import speed_paths
+from hf_encdec.models.speed_paths import Dropout, ReorderingLayer, SourceSharedCache, dropout, use_reordering_layers
+from hf_encdec.models.transformers_contract import CACHE_FIELD, output_cache
 from hf_encdec.registration import FAMILIES, Family
 
 SOURCE = torch.randint(5, 99, (3, 7))
@@ -53,6 +57,7 @@ def _run(model: torch.nn.Module, family: Family, enabled: bool) -> dict[str, obj
     return results
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("family", FAMILIES, ids=[family.name for family in FAMILIES])
 def test_every_family_gives_the_same_results_on_both_paths(family: Family) -> None:
     model = _model(family)
@@ -96,3 +101,122 @@ def test_the_environment_switches_the_speed_paths_off() -> None:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={"HF_ENCDEC_SPEED_PATHS": value, "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
         assert out.stdout.strip() == expected
+
+
+# ---- dropout ----
+
+
+def _saved_dtypes(function) -> list[torch.dtype]:
+    dtypes: list[torch.dtype] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        dtypes.append(tensor.dtype)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        function()
+    return dtypes
+
+
+def test_outside_training_or_without_probability_it_is_the_identity() -> None:
+    x = torch.randn(3, 5)
+    assert dropout(x, 0.3, training=False) is x
+    assert dropout(x, 0.0, training=True) is x
+    assert Dropout(0.3).eval()(x) is x
+
+
+def test_kept_entries_are_scaled_and_the_rest_zeroed_at_rate_p() -> None:
+    x = torch.rand(200, 500) + 0.5  # no zeros of its own
+    y = dropout(x, 0.25, training=True)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / 0.75)
+    assert abs((~kept).float().mean().item() - 0.25) < 0.01
+    # a second draw is a different mask
+    assert not torch.equal(kept, dropout(x, 0.25, training=True) != 0)
+
+
+def test_gradient_is_the_mask_over_keep_probability() -> None:
+    x = (torch.rand(7, 9) + 0.5).requires_grad_()
+    y = dropout(x, 0.4, training=True)
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(x.grad, (y != 0).float() / 0.6)
+
+
+def test_backward_keeps_a_bool_mask_not_a_float_one() -> None:
+    x = torch.randn(4, 6, requires_grad=True)
+    ours = _saved_dtypes(lambda: dropout(x, 0.1, training=True))
+    assert ours == [torch.bool]
+    # torch's own CPU dropout keeps a mask of the input's dtype: what this block avoids
+    assert torch.float32 in _saved_dtypes(lambda: torch.nn.functional.dropout(x, 0.1, training=True))
+
+
+@pytest.mark.parametrize("p", [1.0])
+def test_probability_one_drops_everything(p: float) -> None:
+    assert torch.count_nonzero(dropout(torch.randn(3, 4), p, training=True)) == 0
+
+
+# ---- the beam-search cache ----
+
+
+def _states(batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(batch, 2, length, 3), torch.randn(batch, 2, length, 3)
+
+
+def test_reordering_layer_holds_what_a_dynamic_layer_holds() -> None:
+    ours, plain = ReorderingLayer(), DynamicLayer()
+    generator = torch.Generator().manual_seed(0)
+    for layer in (ours, plain):
+        torch.manual_seed(1)
+        layer.update(*_states(5, 3))  # a prefill
+    for step in range(12):
+        beams = torch.randint(0, 5, (5,), generator=generator)
+        for layer in (ours, plain):
+            layer.reorder_cache(beams)
+        if step % 3 == 0:  # a second reordering before the next append composes with the first
+            beams = torch.randint(0, 5, (5,), generator=generator)
+            for layer in (ours, plain):
+                layer.reorder_cache(beams)
+        assert ours.get_seq_length() == plain.get_seq_length()
+        new = _states(5, 1)
+        got, expected = ours.update(*new), plain.update(*new)
+        for left, right in zip(got, expected):
+            assert torch.equal(left, right)
+        if step % 4 == 1:  # reading in between applies a pending order
+            ours.reorder_cache(beams)
+            plain.reorder_cache(beams)
+            assert torch.equal(ours.keys, plain.keys) and torch.equal(ours.values, plain.values)
+    ours.crop(-2)
+    plain.crop(-2)
+    assert torch.equal(ours.keys, plain.keys) and ours.get_seq_length() == plain.get_seq_length()
+
+
+def test_only_fresh_dynamic_self_attention_layers_are_swapped() -> None:
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    use_reordering_layers(cache)
+    cache.self_attention_cache.update(*_states(2, 1), 0)
+    assert isinstance(cache.self_attention_cache.layers[0], ReorderingLayer)
+    cache.cross_attention_cache.update(*_states(2, 4), 0)
+    assert type(cache.cross_attention_cache.layers[0]) is DynamicLayer
+
+
+def test_source_shared_cache_reorders_only_the_self_attention_half() -> None:
+    cache = SourceSharedCache(DynamicCache(), DynamicCache())
+    self_keys, cross_keys = _states(4, 2), _states(4, 5)
+    cache.self_attention_cache.update(*self_keys, 0)
+    cache.cross_attention_cache.update(*cross_keys, 0)
+    order = torch.tensor([1, 1, 0, 3])
+    cache.reorder_cache(order)
+    assert torch.equal(cache.self_attention_cache.layers[0].keys, self_keys[0][order])
+    assert torch.equal(cache.cross_attention_cache.layers[0].keys, cross_keys[0])
+
+
+@pytest.mark.contract
+def test_generate_uses_reordering_layers_and_keeps_a_cache_it_is_given() -> None:
+    model = build("seq2seq")
+    source = token_ids()
+    out = model.generate(source, num_beams=3, max_new_tokens=4, return_dict_in_generate=True)
+    assert isinstance(output_cache(out), SourceSharedCache)
+    assert isinstance(output_cache(out).self_attention_cache.layers[0], ReorderingLayer)
+    given = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    model.generate(source, num_beams=3, max_new_tokens=4, **{CACHE_FIELD: given})
+    assert type(given.self_attention_cache.layers[0]) is DynamicLayer

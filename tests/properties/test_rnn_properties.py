@@ -159,3 +159,14 @@ def test_every_parameter_gets_a_gradient(overrides: dict[str, Any]) -> None:
     model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
     missing = [name for name, parameter in model.named_parameters() if parameter.grad is None or not parameter.grad.any()]
     assert not missing, missing
+
+
+def test_variant_table_covers_every_value_of_every_switch_the_source_declares() -> None:
+    from hf_encdec.models.configuration_rnn_seq2seq import FIELD_CHOICES, RNNSeq2SeqConfig
+
+    seen = {(k, v) for param in RNN_VARIANTS for k, v in param.values[0].items() if k in FIELD_CHOICES}
+    for switch, values in FIELD_CHOICES.items():
+        if switch in RNNSeq2SeqConfig.training_settings:
+            continue  # scheduled_sampling_mode: tests/training/test_scheduled_sampling.py
+        for value in values:
+            assert (switch, value) in seen, f"{switch}={value} is not exercised by tests/variants.py"
