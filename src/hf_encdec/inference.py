@@ -28,7 +28,7 @@ def check_model_folder(path: str | Path) -> Path:
     """Raise a clear error when `path` is not a complete saved model (config, weights, tokenizer)."""
     folder = Path(path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"model folder {folder} does not exist; pass the --output-dir of a finished `train` run")
+        raise FileNotFoundError(f"model folder {folder} does not exist; give the output folder of a finished training run")
     missing = []
     if not (folder / "config.json").is_file():
         missing.append("config.json")
@@ -39,7 +39,7 @@ def check_model_folder(path: str | Path) -> Path:
     if missing:
         raise FileNotFoundError(
             f"{folder} is not a complete model folder: missing {', '.join(missing)}. A training run writes them at the "
-            "end; an interrupted run can be continued with `hf-encdec train --resume --output-dir ...`"
+            "end; an interrupted run can be resumed (TrainOptions(resume=True) with the same output folder)"
         )
     return folder
 
