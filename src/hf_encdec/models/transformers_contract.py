@@ -6,7 +6,7 @@
    every step decodes its newest token without history, and nothing raises. Every forward here therefore takes both
    names (`resolve_cache`) and fills the output field the installed release declares (`cache_field`, `output_cache`).
 2. **Every override of a private transformers method** lives in the two mixins below, each with the reason it must
-   exist. `tests/hf/test_transformers_contract.py` checks that transformers still calls each of them (a private method
+   exist. `tests/models/test_transformers_contract.py` checks that transformers still calls each of them (a private method
    can stop being called in any release, silently).
 3. **A watch on `generate()`** (`CacheWatch`). A cache handed to `forward` under a name it does not take, or a cache
    that does not grow from one decoding step to the next, raises `CacheContractError` naming the installed

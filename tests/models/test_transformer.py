@@ -1,5 +1,6 @@
-"""The Hugging Face contract of the Transformer families: Auto classes, save/load, remote code, generate(),
-pipelines and clear errors for bad configs and inputs."""
+"""The Transformer families (encoder-decoder, encoder-only, decoder-only): Auto classes, save/load with tying,
+generate(), pipelines and clear errors for bad configs and inputs. Remote code for every family:
+tests/hf/test_families.py."""
 
 from __future__ import annotations
 
@@ -113,44 +114,6 @@ def test_save_and_load_round_trip(family: str, tie: bool, tmp_path: Path) -> Non
     # tied weights are stored once; untied: input and output (and the seq2seq decoder's own input) matrices
     expected = 1 if tie else (3 if family in SEQ2SEQ else 2)
     assert len(vocab_matrices) == expected, vocab_matrices
-
-
-REMOTE_SCRIPT = """
-import json, sys
-sys.modules["hf_encdec"] = None  # hf_encdec must not be importable here
-import torch
-from transformers import {auto_class}
-model = {auto_class}.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
-assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-ids = torch.tensor(json.loads(sys.argv[2]))
-kwargs = {{"decoder_input_ids": ids[:, :4]}} if "{family}" in ("seq2seq", "pointer_generator") else {{}}
-result = {{"logits": model(input_ids=ids, **kwargs).logits.tolist()}}
-if "{family}" != "encoder":
-    result["generated"] = model.generate(ids, max_new_tokens=5, num_beams=2, do_sample=False).tolist()
-print(json.dumps(result))
-"""
-
-
-@pytest.mark.contract
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_remote_code_loads_without_hf_encdec(family: str, tmp_path: Path) -> None:
-    model = build(family, {"position_type": "rope", "norm_position": "pre"})
-    model.save_pretrained(tmp_path)
-    ids = token_ids()
-    auto_class = FAMILIES[family][0].__name__
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE_SCRIPT.format(auto_class=auto_class, family=family), str(tmp_path), json.dumps(ids.tolist())],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf_home")},
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
-    torch.testing.assert_close(torch.tensor(result["logits"]), _logits(family, model, ids), atol=1e-5, rtol=1e-5)
-    if family != "encoder":
-        expected = model.generate(ids, max_new_tokens=5, num_beams=2, do_sample=False)
-        assert result["generated"] == expected.tolist()
 
 
 @pytest.mark.contract
