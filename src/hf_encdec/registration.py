@@ -29,6 +29,7 @@ from transformers import (
 
 from .models.configuration_decoder import DecoderConfig
 from .models.configuration_encoder import EncoderConfig
+from .models.configuration_nat import NATConfig
 from .models.configuration_pointer_generator import PointerGeneratorConfig
 from .models.configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .models.configuration_transformer import TransformerBlockConfig, TransformerConfig
@@ -39,6 +40,7 @@ from .models.modeling_encoder import (
     EncoderForTokenClassification,
     EncoderModel,
 )
+from .models.modeling_nat import NATForConditionalGeneration, NATModel
 from .models.modeling_pointer_generator import PointerGeneratorForConditionalGeneration
 from .models.modeling_rnn_seq2seq import RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
 from .models.modeling_transformer import TransformerForConditionalGeneration, TransformerModel
@@ -129,6 +131,16 @@ FAMILIES: tuple[Family, ...] = (
         # transformer-small with the copy mechanism in its output layer
         presets={"pointer-generator-small": SMALL},
         base_model=TransformerModel,
+    ),
+    Family(
+        name="nat",
+        config_class=NATConfig,
+        models={AutoModelForSeq2SeqLM: NATForConditionalGeneration, AutoModel: NATModel},
+        summary="non-autoregressive Transformer (Gu et al. 2018; Mask-Predict, Ghazvininejad et al. 2019): the whole "
+        "target in parallel, its length predicted, refined by mask-predict",
+        tiny={**TINY_TRANSFORMER, "encoder_layers": 2, "decoder_layers": 2, "mask_token_id": 4},
+        # transformer-small with a non-causal decoder and a length classifier; targets of up to 127 tokens + EOS
+        presets={"nat-small": {**SMALL, "max_position_embeddings": 128}},
     ),
     Family(
         name="encoder",

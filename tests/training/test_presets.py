@@ -11,7 +11,7 @@ from transformers import AutoModelForSeq2SeqLM
 
 from hf_encdec.training import build_config, preset_names
 
-SPECIAL = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "decoder_start_token_id": 1}
+SPECIAL = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "decoder_start_token_id": 1, "mask_token_id": 4}
 
 
 @pytest.mark.parametrize("preset", [name for name in preset_names() if name != "transformer-base"])

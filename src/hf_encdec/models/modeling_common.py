@@ -1,6 +1,6 @@
 """Pieces every model family shares: the library's pre-trained base class (`EncDecPreTrainedModel`), the base of the
-families built from Transformer blocks, the output-layer helpers of the seq2seq heads (`Seq2SeqLMHeadMixin`), token
-embeddings, label shifting and the LM-head loss.
+families built from Transformer blocks, the helpers of the seq2seq heads (`Seq2SeqLMHeadMixin`,
+`AutoregressiveLMHeadMixin`), token embeddings, label shifting and the LM-head loss.
 
 Shapes: B batch, T length, D hidden, V vocabulary.
 """
@@ -186,7 +186,7 @@ class TransformerPreTrainedModel(EncDecPreTrainedModel):
 
 class Seq2SeqLMHeadMixin:
     """What the seq2seq heads (`*ForConditionalGeneration`: `self.model` with an encoder and a decoder, `self.lm_head`)
-    share: the accessors, teacher forcing from labels, and the output assembly."""
+    share: the accessors and the output assembly. Autoregressive heads add `AutoregressiveLMHeadMixin`."""
 
     def get_encoder(self, modality: str | None = None) -> nn.Module:
         return self.model.get_encoder()
@@ -199,24 +199,6 @@ class Seq2SeqLMHeadMixin:
 
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
-
-    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
-    def teacher_forcing(
-        self,
-        labels: torch.Tensor | None,
-        decoder_input_ids: torch.Tensor | None,
-        decoder_inputs_embeds: torch.Tensor | None,
-        use_cache: bool | None,
-    ) -> tuple[torch.Tensor | None, bool | None]:
-        """(decoder_input_ids, use_cache) for a forward: with labels, the labels shifted right (unless decoder inputs
-        are given) and no cache, since the whole target is decoded in one pass."""
-        if labels is None:
-            return decoder_input_ids, use_cache
-        if decoder_input_ids is None and decoder_inputs_embeds is None:
-            decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-        return decoder_input_ids, False
 
     @staticmethod
     def seq2seq_lm_output(
@@ -240,3 +222,26 @@ class Seq2SeqLMHeadMixin:
             encoder_attentions=outputs.encoder_attentions,
             **extra,
         )
+
+
+class AutoregressiveLMHeadMixin(Seq2SeqLMHeadMixin):
+    """Teacher forcing of the autoregressive seq2seq heads: decoder inputs are the labels shifted right.
+    `DataCollatorForSeq2Seq(tokenizer, model=model)` calls `prepare_decoder_input_ids_from_labels` when it exists."""
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def teacher_forcing(
+        self,
+        labels: torch.Tensor | None,
+        decoder_input_ids: torch.Tensor | None,
+        decoder_inputs_embeds: torch.Tensor | None,
+        use_cache: bool | None,
+    ) -> tuple[torch.Tensor | None, bool | None]:
+        """(decoder_input_ids, use_cache) for a forward: with labels, the labels shifted right (unless decoder inputs
+        are given) and no cache, since the whole target is decoded in one pass."""
+        if labels is None:
+            return decoder_input_ids, use_cache
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        return decoder_input_ids, False

@@ -25,7 +25,12 @@ from transformers.utils import can_return_tuple
 
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
-from .modeling_common import EncDecPreTrainedModel, Seq2SeqLMHeadMixin, TokenEmbedding, TransformerPreTrainedModel
+from .modeling_common import (
+    AutoregressiveLMHeadMixin,
+    EncDecPreTrainedModel,
+    TokenEmbedding,
+    TransformerPreTrainedModel,
+)
 from .rnn_attention import build_scorer
 from .rnn_layers import (
     Bridge,
@@ -313,7 +318,9 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         )
 
 
-class RNNSeq2SeqForConditionalGeneration(Seq2SeqLMHeadMixin, RNNSeq2SeqPreTrainedModel, CheckedGenerationMixin):
+class RNNSeq2SeqForConditionalGeneration(
+    AutoregressiveLMHeadMixin, RNNSeq2SeqPreTrainedModel, CheckedGenerationMixin
+):
     """The RNN encoder-decoder with its output layer: training with `labels` (-100 ignored), scheduled sampling, and
     `generate()` (greedy, beam, sampling, logits processors) with a beam-reorderable recurrent state.
 

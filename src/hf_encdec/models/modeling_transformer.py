@@ -16,7 +16,7 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2
 from transformers.utils import can_return_tuple
 
 from .configuration_transformer import TransformerConfig
-from .modeling_common import Seq2SeqLMHeadMixin, TokenEmbedding, TransformerPreTrainedModel
+from .modeling_common import AutoregressiveLMHeadMixin, TokenEmbedding, TransformerPreTrainedModel
 from .transformer_layers import TransformerStack
 from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
 from .speed_paths import ProjectionLinear
@@ -36,6 +36,8 @@ class TransformerModel(TransformerPreTrainedModel):
     """
 
     config_class = TransformerConfig
+    #: the decoder's self-attention sees only the past (autoregressive); a non-autoregressive family sets False
+    decoder_is_causal = True
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__(config)
@@ -48,7 +50,11 @@ class TransformerModel(TransformerPreTrainedModel):
             config, embed_tokens=encoder_embeddings, num_layers=config.encoder_layers, causal=False, cross_attention=False
         )
         self.decoder = TransformerStack(
-            config, embed_tokens=decoder_embeddings, num_layers=config.decoder_layers, causal=True, cross_attention=True
+            config,
+            embed_tokens=decoder_embeddings,
+            num_layers=config.decoder_layers,
+            causal=self.decoder_is_causal,
+            cross_attention=True,
         )
         self.post_init()
 
@@ -128,7 +134,17 @@ class TransformerModel(TransformerPreTrainedModel):
         )
 
 
-class TransformerForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel, CheckedGenerationMixin):
+def output_layer_tie(config: TransformerConfig) -> dict[str, str]:
+    """`lm_head` tied to the decoder's input embedding (the root of the tie chain: the encoder's when shared)."""
+    if not config.tie_word_embeddings:
+        return {}
+    source = "encoder" if config.share_encoder_decoder_embeddings else "decoder"
+    return {"lm_head.weight": f"model.{source}.embed_tokens.weight"}
+
+
+class TransformerForConditionalGeneration(
+    AutoregressiveLMHeadMixin, TransformerPreTrainedModel, CheckedGenerationMixin
+):
     """The Transformer with its output layer: training with `labels` (-100 ignored) and `generate()`.
 
     In training mode with labels and `config.fused_loss` (default), the loss is computed in chunks straight from the
@@ -153,10 +169,7 @@ class TransformerForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrai
         self.post_init()
 
     def tied_weights(self) -> dict[str, str]:
-        if not self.config.tie_word_embeddings:
-            return {}
-        source = "encoder" if self.config.share_encoder_decoder_embeddings else "decoder"
-        return {"lm_head.weight": f"model.{source}.embed_tokens.weight"}
+        return output_layer_tie(self.config)
 
     @can_return_tuple
     def forward(

@@ -7,11 +7,13 @@ vocabulary size and special-token ids always come from the tokenizer. A config f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from ..registration import presets, seq2seq_model_types
 
@@ -56,5 +58,7 @@ def build_config(
                 f"config file {path}: model_type {model_type!r} is not a seq2seq family; valid: {SEQ2SEQ_MODEL_TYPES}"
             )
     values.update(overrides or {})
-    values.update(vocab_size=vocab_size, **special_tokens)
+    # each family takes the special tokens it declares (mask_token_id is the NAT family's)
+    declared = {field.name for field in dataclasses.fields(CONFIG_MAPPING[model_type])}
+    values.update(vocab_size=vocab_size, **{k: v for k, v in special_tokens.items() if k in declared})
     return AutoConfig.for_model(model_type, **values)

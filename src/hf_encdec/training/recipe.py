@@ -392,7 +392,8 @@ def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> P
         preset=None if options.config_file else options.preset,
         config_file=options.config_file,
         vocab_size=len(tokenizer),
-        special_tokens=special,
+        # mask_token_id goes only to the families that declare it (the NAT family's placeholder)
+        special_tokens={**special, "mask_token_id": tokenizer.mask_token_id},
         overrides={"label_smoothing": options.label_smoothing, **options.model_overrides},
     )
     check_tokenizer_matches_model(tokenizer, config)

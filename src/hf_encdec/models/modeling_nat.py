@@ -1,0 +1,406 @@
+"""The non-autoregressive Transformer: the whole target in parallel, its length predicted from the source, refined by
+mask-predict (Gu et al. 2018, arXiv 1711.02281; Ghazvininejad et al. 2019, Mask-Predict, arXiv 1904.09324).
+
+Shapes: B batch, S source length, T target length (tokens + EOS), D hidden, V vocabulary, l length candidates.
+
+    encoder:   h = Encoder(x_1..x_S)
+    length:    p(T | x) = softmax(W_len mean(h))                            classes 0 .. max_position_embeddings
+    decoder:   s_1..s_T = Decoder(z_1..z_T, h)       no causal mask: every position sees every other one
+               z_t = <mask> where y_t is to be predicted, y_t where it is given       (decoder_input_type="mask")
+               z_t = e(x_round(t S / T))                                             (decoder_input_type="copy_source")
+    output:    p(y_t | z, x) = softmax(W s_t), for all t at once
+
+Training (CMLM): for each target, k ~ U{1..T} positions are masked at random; the loss is the cross-entropy on the
+masked positions plus `length_loss_weight` times the length classifier's cross-entropy. Evaluation masks every
+position, so the loss is deterministic.
+
+Decoding (`generate`): the l most likely lengths, all positions masked, predicted at once; then for t = 1 .. N - 1
+the n = T (N - t) / N least confident tokens are masked again and re-predicted (the paper's linear schedule); the
+candidate with the best mean log-probability is kept. N = 1 is one-pass NAT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.generation import GenerationConfig
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+from transformers.utils import can_return_tuple
+
+from .configuration_nat import NATConfig
+from .losses import IGNORE_INDEX
+from .modeling_common import Seq2SeqLMHeadMixin, TransformerPreTrainedModel
+from .modeling_transformer import TransformerModel, output_layer_tie
+from .speed_paths import ProjectionLinear
+from .transformers_contract import CheckedGenerationMixin
+
+#: what an autoregressive generate() call may carry that parallel decoding does not use (Seq2SeqTrainer, translate)
+IGNORED_GENERATE_KWARGS = (
+    "synced_gpus", "num_beams", "length_penalty", "max_length", "use_cache", "early_stopping", "min_new_tokens",
+    "min_length", "num_beam_groups", "no_repeat_ngram_size", "repetition_penalty", "output_scores", "top_k", "top_p",
+    "temperature", "decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id",
+)
+
+
+@dataclass
+class NATOutput(Seq2SeqLMOutput):
+    """`Seq2SeqLMOutput` plus the length classifier's logits (B, max_position_embeddings + 1)."""
+
+    length_logits: torch.FloatTensor | None = None
+
+
+class NATModel(TransformerModel):
+    """The Transformer encoder-decoder with a non-causal decoder (no output layer, no length classifier)."""
+
+    config_class = NATConfig
+    decoder_is_causal = False
+
+
+def masked_mean(states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """(B, S, D) -> (B, D), the mean over the real positions."""
+    if attention_mask is None:
+        return states.mean(dim=1)
+    keep = attention_mask.to(states.dtype)[..., None]  # (B, S, 1)
+    return (states * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
+
+
+def draw_cmlm_masks(target: torch.Tensor) -> torch.Tensor:
+    """For each row of `target` (B, T; True at the T_b real positions), mask k ~ U{1..T_b} of them at random."""
+    lengths = target.sum(dim=1)  # (B,)
+    count = (torch.rand(lengths.shape, device=target.device) * lengths).long() + 1  # (B,) in 1..T_b
+    scores = torch.rand(target.shape, device=target.device).masked_fill(~target, 2.0)  # padding ranks last
+    ranks = scores.argsort(dim=1, stable=True).argsort(dim=1, stable=True)  # (B, T)
+    return (ranks < count[:, None]) & target
+
+
+def lowest_confidence(log_probs: torch.Tensor, target: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """(B, T) mask of the `count` (B,) real positions with the lowest log-probability (ties: the earlier first)."""
+    scores = log_probs.masked_fill(~target, float("inf"))
+    ranks = scores.argsort(dim=1, stable=True).argsort(dim=1, stable=True)
+    return (ranks < count[:, None]) & target
+
+
+def uniform_copy_indices(source_lengths: torch.Tensor, target_lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """Gu et al. 2018's uniform copy: target position t of a length-T target reads source position floor(t S / T),
+    (B, width), clamped to the source."""
+    positions = torch.arange(width, device=source_lengths.device)[None, :]  # (1, T)
+    scaled = positions * source_lengths[:, None] // target_lengths.clamp(min=1)[:, None]
+    return torch.minimum(scaled, (source_lengths - 1).clamp(min=0)[:, None])  # (B, T)
+
+
+class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel, CheckedGenerationMixin):
+    """Parallel decoding with length prediction; training with `labels` draws the CMLM masking itself.
+
+    `labels` are formatted as for the autoregressive families: target tokens, EOS, then -100. Each batch's loss is a
+    mean (over its masked tokens, and over its sentences for the length), so the Trainer averages accumulated
+    batches itself (`accepts_loss_kwargs = False`).
+
+    >>> import torch
+    >>> from hf_encdec.models.configuration_nat import NATConfig
+    >>> from hf_encdec.models.modeling_nat import NATForConditionalGeneration
+    >>> config = NATConfig(vocab_size=99, hidden_size=32, num_attention_heads=4, intermediate_size=37,
+    ...                    encoder_layers=2, decoder_layers=2, mask_token_id=4, max_position_embeddings=32)
+    >>> model = NATForConditionalGeneration(config).eval()
+    >>> out = model(input_ids=torch.tensor([[5, 6, 7, 2]]), labels=torch.tensor([[8, 9, 2]]))
+    >>> tuple(out.logits.shape), tuple(out.length_logits.shape)
+    ((1, 3, 99), (1, 33))
+    >>> model.generate(torch.tensor([[5, 6, 7, 2]]), target_length=5, num_iterations=2).shape
+    torch.Size([1, 6])
+    """
+
+    config_class = NATConfig
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: NATConfig) -> None:
+        super().__init__(config)
+        self.model = NATModel(config)
+        self.lm_head = ProjectionLinear(config.hidden_size, config.decoder_vocab_size, bias=False)
+        self.length_head = nn.Linear(config.hidden_size, config.max_position_embeddings + 1)
+        self.post_init()
+        self.generation_config = GenerationConfig(
+            decoder_start_token_id=config.decoder_start_token_id,
+            bos_token_id=config.bos_token_id,
+            eos_token_id=config.eos_token_id,
+            pad_token_id=config.pad_token_id,
+            num_iterations=10,
+            length_beam_size=1,
+        )
+
+    def tied_weights(self) -> dict[str, str]:
+        return output_layer_tie(self.config)
+
+    def length_logits(self, encoder_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, max_position_embeddings + 1) scores of each target length (tokens + EOS)."""
+        return self.length_head(masked_mean(encoder_states, attention_mask))
+
+    def copied_source(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+        """The decoder inputs of `decoder_input_type="copy_source"`: the scaled source embeddings copied uniformly to
+        each target's length, zero beyond it; (B, T, D)."""
+        encoder = self.model.encoder
+        embeddings = encoder.embed_tokens(input_ids) * encoder.embed_scale  # (B, S, D)
+        source_lengths = (
+            attention_mask.sum(dim=1) if attention_mask is not None else torch.full_like(input_ids[:, 0], input_ids.shape[1])
+        )
+        index = uniform_copy_indices(source_lengths, target.sum(dim=1), target.shape[1])  # (B, T)
+        copied = embeddings.gather(1, index[..., None].expand(-1, -1, embeddings.shape[-1]))
+        return copied * target[..., None].to(copied.dtype)
+
+    def _encode(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, **kwargs: Any) -> BaseModelOutput:
+        return self.model.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        skip_logits: bool | None = None,
+        **kwargs: object,
+    ) -> NATOutput:
+        """Without labels, `decoder_input_ids` (`mask_token_id` where a token is to be predicted, pad beyond each
+        target) or `decoder_inputs_embeds` are required. With labels, the decoder inputs come from them: in training
+        a random CMLM masking, in evaluation every position masked (or the copied source)."""
+        for unused in ("num_items_in_batch", "cache", "past_key_values", "use_cache"):
+            kwargs.pop(unused, None)  # one parallel pass: no cache; each batch's loss is its own mean
+        config = self.config
+        if encoder_outputs is None:
+            encoder_outputs = self.model.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+            )
+        elif isinstance(encoder_outputs, tuple):
+            encoder_outputs = BaseModelOutput(*encoder_outputs)
+        length_logits = self.length_logits(encoder_outputs.last_hidden_state, attention_mask)  # (B, max + 1)
+
+        predicted = None  # (B, T) positions whose tokens the loss is taken on
+        if labels is not None:
+            target = labels != IGNORE_INDEX  # (B, T): target tokens and EOS
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                if config.decoder_input_type == "copy_source":
+                    if input_ids is None:
+                        raise ValueError("decoder_input_type='copy_source' copies the source: forward needs input_ids")
+                    decoder_inputs_embeds = self.copied_source(input_ids, attention_mask, target)
+                    predicted = target
+                else:
+                    predicted = draw_cmlm_masks(target) if self.training else target
+                    gold = labels.masked_fill(~target, config.pad_token_id)
+                    decoder_input_ids = gold.masked_fill(predicted, config.mask_token_id)  # (B, T)
+            elif decoder_input_ids is not None:
+                predicted = target & (decoder_input_ids == config.mask_token_id)
+            else:
+                predicted = target
+            if decoder_attention_mask is None:
+                decoder_attention_mask = target.long()
+        elif decoder_input_ids is None and decoder_inputs_embeds is None:
+            raise ValueError(
+                "a NAT forward needs labels, or decoder_input_ids (mask_token_id at the positions to predict) or "
+                "decoder_inputs_embeds; generate() builds them for decoding"
+            )
+        elif decoder_attention_mask is None and decoder_input_ids is not None:
+            decoder_attention_mask = (decoder_input_ids != config.pad_token_id).long()
+
+        outputs = self.model(
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            encoder_outputs=encoder_outputs,
+            use_cache=False,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        loss = None
+        token_labels = labels.masked_fill(~predicted, IGNORE_INDEX) if labels is not None else None
+        logits, token_loss = self.logits_and_loss(outputs.last_hidden_state, token_labels, skip_logits=skip_logits)
+        if labels is not None:
+            lengths = (labels != IGNORE_INDEX).sum(dim=1).clamp(max=config.max_position_embeddings)  # (B,)
+            length_loss = F.cross_entropy(length_logits.float(), lengths)
+            loss = token_loss + config.length_loss_weight * length_loss
+        return self.seq2seq_lm_output(
+            outputs, loss=loss, logits=logits, output_class=NATOutput, length_logits=length_logits
+        )
+
+    # ---- decoding ------------------------------------------------------------------------------------------------
+
+    def _lengths(
+        self,
+        encoder_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        target_length: int | torch.Tensor | None,
+        fixed_length: int | None,
+        length_beam_size: int,
+        longest: int,
+    ) -> torch.Tensor:
+        """(B, l) target lengths to decode: given, fixed, or the l most likely of the length classifier."""
+        batch = encoder_states.shape[0]
+        limit = self.config.max_position_embeddings
+        if target_length is not None or fixed_length is not None:
+            given = target_length if target_length is not None else fixed_length
+            name = "target_length" if target_length is not None else "fixed_length"
+            lengths = torch.as_tensor(given, device=encoder_states.device).long().reshape(-1)
+            if lengths.numel() == 1:
+                lengths = lengths.expand(batch)
+            if lengths.shape != (batch,):
+                raise ValueError(f"{name} must be an int or a ({batch},) tensor, got shape {tuple(lengths.shape)}")
+            if int(lengths.min()) < 1 or int(lengths.max()) > limit:
+                raise ValueError(
+                    f"{name} must lie in [1, {limit}] (max_position_embeddings, the longest target the model has "
+                    f"positions for), got {lengths.tolist()}"
+                )
+            return lengths[:, None]
+        scores = self.length_logits(encoder_states, attention_mask).float()  # (B, max + 1)
+        scores[:, 0] = float("-inf")  # a target holds at least EOS
+        scores[:, longest + 1 :] = float("-inf")
+        return scores.topk(min(length_beam_size, longest), dim=-1).indices  # (B, l)
+
+    def _predict(
+        self, hidden_states: torch.Tensor, target: torch.Tensor, last: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Most likely token and its log-probability at every position, (B, T) each. Special tokens are never
+        predicted; with `last` (B, T; True at each target's final position) EOS is written there and nowhere else."""
+        config = self.config
+        logits = self.lm_head(hidden_states).float()  # (B, T, V)
+        forbidden = [config.pad_token_id, config.decoder_start_token_id, config.bos_token_id, config.mask_token_id]
+        logits[..., [i for i in set(forbidden) if i is not None and i != config.eos_token_id]] = float("-inf")
+        normaliser = logits.logsumexp(dim=-1)  # (B, T)
+        eos = config.eos_token_id
+        if last is not None:
+            eos_log_prob = logits[..., eos] - normaliser
+            logits[..., eos] = float("-inf")
+        best, tokens = logits.max(dim=-1)
+        log_probs = best - normaliser
+        if last is not None:
+            tokens = torch.where(last, torch.full_like(tokens, eos), tokens)
+            log_probs = torch.where(last, eos_log_prob, log_probs)
+        return tokens.masked_fill(~target, config.pad_token_id), log_probs.masked_fill(~target, 0.0)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        num_iterations: int | None = None,
+        length_beam_size: int | None = None,
+        target_length: int | torch.Tensor | None = None,
+        fixed_length: int | None = None,
+        max_new_tokens: int | None = None,
+        encoder_outputs: BaseModelOutput | None = None,
+        generation_config: GenerationConfig | None = None,
+        do_sample: bool = False,
+        num_return_sequences: int = 1,
+        **kwargs: Any,
+    ) -> torch.LongTensor:
+        """Decode every position in parallel and refine with mask-predict.
+
+        - `num_iterations` (default `generation_config.num_iterations`, 10): rounds of mask-predict; 1 is one pass.
+        - `length_beam_size` (default `generation_config.length_beam_size`, 1): the l most likely lengths are decoded
+          side by side; the candidate with the best mean log-probability is kept.
+        - `target_length`: an int or a (B,) tensor of lengths (tokens + EOS) in place of the length classifier.
+        - `fixed_length`: decode that many positions and cut each output at its first EOS (one long length for every
+          sentence instead of a predicted one).
+        - `max_new_tokens`: the longest length the classifier may choose.
+
+        Returns (B, 1 + L): the decoder start token, the tokens, EOS, then padding, as the autoregressive families'
+        `generate()`. Deterministic: no sampling.
+        """
+        config = self.config
+        generation_config = generation_config or self.generation_config
+        unknown = sorted(set(kwargs) - set(IGNORED_GENERATE_KWARGS))
+        if unknown:
+            raise TypeError(f"NAT generate() got arguments it does not take: {unknown}")
+        if do_sample or num_return_sequences != 1:
+            raise ValueError(
+                "NAT decoding is deterministic and returns one sequence per source: do_sample=True and "
+                "num_return_sequences > 1 are not available (use length_beam_size to try several lengths)"
+            )
+        num_iterations = num_iterations if num_iterations is not None else getattr(generation_config, "num_iterations", 10)
+        length_beam_size = (
+            length_beam_size if length_beam_size is not None else getattr(generation_config, "length_beam_size", 1)
+        )
+        if not isinstance(num_iterations, int) or num_iterations < 1:
+            raise ValueError(f"num_iterations must be an integer >= 1 (1 = one-pass decoding), got {num_iterations!r}")
+        if not isinstance(length_beam_size, int) or length_beam_size < 1:
+            raise ValueError(f"length_beam_size must be an integer >= 1, got {length_beam_size!r}")
+        if target_length is not None and fixed_length is not None:
+            raise ValueError("give target_length (exact lengths) or fixed_length (cut at the first EOS), not both")
+        if config.decoder_input_type == "copy_source" and num_iterations > 1:
+            raise ValueError(
+                "mask-predict re-masks tokens, which a decoder_input_type='copy_source' model never saw in training: "
+                "use num_iterations=1, or train with decoder_input_type='mask'"
+            )
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("generate() needs input_ids (or encoder_outputs)")
+            encoder_outputs = self.model.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        states = encoder_outputs.last_hidden_state  # (B, S, D)
+        batch = states.shape[0]
+        longest = min(config.max_position_embeddings, max_new_tokens or config.max_position_embeddings)
+        lengths = self._lengths(states, attention_mask, target_length, fixed_length, length_beam_size, longest)
+        candidates = lengths.shape[1]
+        flat_lengths = lengths.reshape(-1)  # (B l,)
+        width = int(flat_lengths.max())
+        target = torch.arange(width, device=states.device)[None, :] < flat_lengths[:, None]  # (B l, T)
+        last = None if fixed_length is not None else target & ~F.pad(target[:, 1:], (0, 1), value=False)
+        expanded = BaseModelOutput(last_hidden_state=states.repeat_interleave(candidates, dim=0))
+        source_mask = attention_mask.repeat_interleave(candidates, dim=0) if attention_mask is not None else None
+
+        def decode(tokens: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+            embeds = None
+            if tokens is None:  # copy_source: the first (and only) pass reads the copied source
+                embeds = self.copied_source(input_ids.repeat_interleave(candidates, dim=0), source_mask, target)
+            hidden = self.model(
+                attention_mask=source_mask,
+                decoder_input_ids=tokens,
+                decoder_inputs_embeds=embeds,
+                decoder_attention_mask=target.long(),
+                encoder_outputs=expanded,
+                use_cache=False,
+            ).last_hidden_state
+            return self._predict(hidden, target, last)
+
+        if config.decoder_input_type == "copy_source":
+            tokens, log_probs = decode(None)
+        else:
+            masked = target
+            tokens = torch.full_like(target, config.mask_token_id, dtype=torch.long).masked_fill(~target, config.pad_token_id)
+            log_probs = torch.zeros(target.shape, device=states.device)
+            for step in range(num_iterations):
+                new_tokens, new_log_probs = decode(tokens)
+                tokens = torch.where(masked, new_tokens, tokens)
+                log_probs = torch.where(masked, new_log_probs, log_probs)
+                remaining = num_iterations - 1 - step
+                if remaining == 0:
+                    break
+                count = flat_lengths * remaining // num_iterations  # n = T (N - t) / N
+                if int(count.max()) == 0:
+                    break
+                masked = lowest_confidence(log_probs, target if last is None else target & ~last, count)
+                tokens = tokens.masked_fill(masked, config.mask_token_id)
+
+        # keep each source's best candidate: the highest mean log-probability over its positions
+        mean = (log_probs.sum(dim=1) / flat_lengths).view(batch, candidates)
+        chosen = torch.arange(batch, device=states.device) * candidates + mean.argmax(dim=1)  # (B,)
+        tokens = tokens[chosen]
+        if fixed_length is not None:  # cut at the first EOS
+            is_eos = tokens == config.eos_token_id
+            after_first = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0
+            tokens = tokens.masked_fill(after_first, config.pad_token_id)
+        kept = (tokens != config.pad_token_id).long()
+        width = int((kept * torch.arange(1, tokens.shape[1] + 1, device=tokens.device)).max()) if kept.any() else 0
+        start = torch.full((batch, 1), config.decoder_start_token_id, dtype=torch.long, device=tokens.device)
+        return torch.cat([start, tokens[:, :width]], dim=1)
