@@ -8,6 +8,8 @@
     echo "Open the file" | hf-encdec translate runs/gettext-de --beams 4
     hf-encdec evaluate runs/gettext-de --data gettext:de --split test --report report.json
     hf-encdec push runs/gettext-de user/my-model
+    hf-encdec distill runs/gettext-de --data gettext:de --output-dir runs/distilled-de   # teacher outputs as targets
+    hf-encdec train --preset nat-small --data runs/distilled-de --output-dir runs/nat-de  # a NAT on them
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config override (JSON value), repeatable")
     for option in ("vocab_size", "max_steps", "max_tokens", "warmup_steps", "eval_steps", "eval_size", "test_size",
                    "num_beams", "max_new_tokens", "max_source_length", "max_target_length", "seed",
-                   "gradient_accumulation_steps", "early_stopping_patience", "num_samples", "logging_steps"):
+                   "gradient_accumulation_steps", "early_stopping_patience", "num_samples", "logging_steps",
+                   "num_iterations", "length_beam_size"):
         train.add_argument(f"--{option.replace('_', '-')}", type=int, dest=option, help=f"(default: {getattr(defaults, option)})")
     train.add_argument("--length-penalty", type=float, dest="length_penalty",
                        help="beam length penalty for the test set and the saved model (default: picked on validation)")
@@ -164,6 +167,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distill(args: argparse.Namespace) -> int:
+    """Sequence-level knowledge distillation (Kim & Rush 2016): the trained model in RUN_DIR translates the training
+    split of --data; the corpus folder written to --output-dir (train: the teacher's translations; validation and
+    test: the real references) trains a student with `hf-encdec train --data DIR`. Rerunning continues an
+    interrupted distillation."""
+    from .training.distill import distill_corpus
+
+    manifest = distill_corpus(
+        args.model, args.data, args.output_dir, num_beams=args.beams, batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens, max_train_samples=args.max_train_samples, chunk_size=args.chunk_size,
+    )
+    print(json.dumps(manifest, indent=2))
+    return 0
+
+
 def _push(args: argparse.Namespace) -> int:
     from .hub import MissingHubTokenError, push_to_hub
 
@@ -207,6 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-new-tokens", type=int, default=128)
     evaluate.add_argument("--report", help="write the JSON report here")
     evaluate.set_defaults(func=_evaluate)
+
+    distill = sub.add_parser("distill", help="translate a corpus's training split with a trained model (for a student)",
+                             description=_distill.__doc__)
+    distill.add_argument("model", help="the teacher: a trained model folder")
+    distill.add_argument("--data", default="gettext:de", help="corpus spec, as for train (default: %(default)s)")
+    distill.add_argument("--output-dir", required=True, help="the distilled corpus folder")
+    distill.add_argument("--beams", type=int, help="beam size (default: the teacher's generation config)")
+    distill.add_argument("--batch-size", type=int, default=64)
+    distill.add_argument("--max-new-tokens", type=int, default=128)
+    distill.add_argument("--max-train-samples", type=int, help="only the first N training pairs")
+    distill.add_argument("--chunk-size", type=int, default=2000, help="pairs written per resumable chunk")
+    distill.set_defaults(func=_distill)
 
     push = sub.add_parser("push", help="upload a trained folder to the Hugging Face Hub")
     push.add_argument("model")

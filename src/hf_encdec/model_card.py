@@ -71,6 +71,8 @@ class ModelCardFacts:
         citations: BibTeX entries of the papers behind the model.
         model_id: Hub repo id used in the usage snippet; defaults to the folder name.
         max_new_tokens: generation budget shown in the usage snippet.
+        comparison: other systems or decoding settings measured on the same test pairs, {system: {column: value}}
+            (a non-autoregressive run: its iteration counts, its teacher, speed and repetition); a table when given.
     """
 
     model_name: str
@@ -88,6 +90,7 @@ class ModelCardFacts:
     citations: Sequence[str] = ()
     model_id: str | None = None
     max_new_tokens: int = 128
+    comparison: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         pair = self.language_pair
@@ -184,6 +187,13 @@ def _results_section(facts: ModelCardFacts) -> str:
     else:
         lines += ["| metric | this model |", "|---|---|"]
         lines += [f"| {_cell(_METRIC_NAMES.get(key, key))} | {_format_number(value)} |" for key, value in model_scores.items()]
+    if facts.comparison:
+        columns = list(dict.fromkeys(column for row in facts.comparison.values() for column in row))
+        lines.append("\nOn the same test pairs:\n")
+        lines += ["| system | " + " | ".join(_cell(c) for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for system, row in facts.comparison.items():
+            cells = [_format_number(row[c]) if _is_number(row.get(c)) else _cell(row.get(c, "–")) for c in columns]
+            lines.append(f"| {_cell(system)} | " + " | ".join(cells) + " |")
     signatures = {key: value for key, value in metrics.items() if isinstance(value, str) and "signature" in key}
     if signatures:
         lines.append("\nsacreBLEU signatures, for reproducing the numbers exactly:\n")

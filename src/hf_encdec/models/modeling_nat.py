@@ -42,7 +42,8 @@ from .transformers_contract import CheckedGenerationMixin
 IGNORED_GENERATE_KWARGS = (
     "synced_gpus", "num_beams", "length_penalty", "max_length", "use_cache", "early_stopping", "min_new_tokens",
     "min_length", "num_beam_groups", "no_repeat_ngram_size", "repetition_penalty", "output_scores", "top_k", "top_p",
-    "temperature", "decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id",
+    "temperature", "decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id", "labels",
+    "decoder_attention_mask",
 )
 
 
@@ -114,6 +115,7 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
 
     config_class = NATConfig
     accepts_loss_kwargs = False
+    generation_cache = "none"  # every position in parallel; generate() is this class's own
 
     def __init__(self, config: NATConfig) -> None:
         super().__init__(config)
@@ -269,25 +271,30 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         return scores.topk(min(length_beam_size, longest), dim=-1).indices  # (B, l)
 
     def _predict(
-        self, hidden_states: torch.Tensor, target: torch.Tensor, last: torch.Tensor | None
+        self, hidden_states: torch.Tensor, positions: torch.Tensor, last: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Most likely token and its log-probability at every position, (B, T) each. Special tokens are never
-        predicted; with `last` (B, T; True at each target's final position) EOS is written there and nowhere else."""
+        """Most likely token and its log-probability at `positions` (B, T; pad and 0 elsewhere). The output layer runs
+        only on those rows. Special tokens are never predicted; with `last` (B, T; True at each target's final
+        position) EOS is written there and nowhere else."""
         config = self.config
-        logits = self.lm_head(hidden_states).float()  # (B, T, V)
-        forbidden = [config.pad_token_id, config.decoder_start_token_id, config.bos_token_id, config.mask_token_id]
-        logits[..., [i for i in set(forbidden) if i is not None and i != config.eos_token_id]] = float("-inf")
-        normaliser = logits.logsumexp(dim=-1)  # (B, T)
-        eos = config.eos_token_id
+        logits = self.lm_head(hidden_states[positions]).float()  # (N, V), N positions to predict
+        forbidden = {config.pad_token_id, config.decoder_start_token_id, config.bos_token_id, config.mask_token_id}
+        logits[:, [i for i in forbidden if i is not None and i != config.eos_token_id]] = float("-inf")
+        normaliser = logits.logsumexp(dim=-1)  # (N,)
         if last is not None:
-            eos_log_prob = logits[..., eos] - normaliser
-            logits[..., eos] = float("-inf")
+            eos = config.eos_token_id
+            at_end = last[positions]  # (N,)
+            eos_log_prob = logits[:, eos] - normaliser
+            logits[:, eos] = float("-inf")
         best, tokens = logits.max(dim=-1)
         log_probs = best - normaliser
         if last is not None:
-            tokens = torch.where(last, torch.full_like(tokens, eos), tokens)
-            log_probs = torch.where(last, eos_log_prob, log_probs)
-        return tokens.masked_fill(~target, config.pad_token_id), log_probs.masked_fill(~target, 0.0)
+            tokens = torch.where(at_end, torch.full_like(tokens, eos), tokens)
+            log_probs = torch.where(at_end, eos_log_prob, log_probs)
+        all_tokens = torch.full(positions.shape, config.pad_token_id, dtype=torch.long, device=positions.device)
+        all_log_probs = torch.zeros(positions.shape, dtype=log_probs.dtype, device=positions.device)
+        all_tokens[positions], all_log_probs[positions] = tokens, log_probs
+        return all_tokens, all_log_probs
 
     @torch.no_grad()
     def generate(
@@ -359,7 +366,7 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         expanded = BaseModelOutput(last_hidden_state=states.repeat_interleave(candidates, dim=0))
         source_mask = attention_mask.repeat_interleave(candidates, dim=0) if attention_mask is not None else None
 
-        def decode(tokens: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        def decode(tokens: torch.Tensor | None, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             embeds = None
             if tokens is None:  # copy_source: the first (and only) pass reads the copied source
                 embeds = self.copied_source(input_ids.repeat_interleave(candidates, dim=0), source_mask, target)
@@ -371,16 +378,16 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
                 encoder_outputs=expanded,
                 use_cache=False,
             ).last_hidden_state
-            return self._predict(hidden, target, last)
+            return self._predict(hidden, positions, last)
 
         if config.decoder_input_type == "copy_source":
-            tokens, log_probs = decode(None)
+            tokens, log_probs = decode(None, target)
         else:
             masked = target
             tokens = torch.full_like(target, config.mask_token_id, dtype=torch.long).masked_fill(~target, config.pad_token_id)
             log_probs = torch.zeros(target.shape, device=states.device)
             for step in range(num_iterations):
-                new_tokens, new_log_probs = decode(tokens)
+                new_tokens, new_log_probs = decode(tokens, masked)
                 tokens = torch.where(masked, new_tokens, tokens)
                 log_probs = torch.where(masked, new_log_probs, log_probs)
                 remaining = num_iterations - 1 - step

@@ -145,8 +145,9 @@ class CheckedGenerationMixin(GenerationMixin):
     """`GenerationMixin` with the library's cache: every generating model takes this in its place.
 
     `generation_cache` says what the model decodes with: `"key_value"` (transformers' `DynamicCache`, in an
-    `EncoderDecoderCache` for encoder-decoders, built by `generate`) or `"recurrent"` (the model's own state, built by
-    its first forward and carried back through the output's cache field).
+    `EncoderDecoderCache` for encoder-decoders, built by `generate`), `"recurrent"` (the model's own state, built by
+    its first forward and carried back through the output's cache field) or `"none"` (a model that decodes in
+    parallel and overrides `generate`).
     """
 
     generation_cache: ClassVar[str] = "key_value"

@@ -48,6 +48,7 @@ from ..evaluation import build_compute_metrics, copy_baseline_scores, corpus_sco
 from ..inference import translate
 from ..model_card import ModelCardFacts, write_model_card
 from ..registration import family_of
+from .nat_report import compare_decoding, teacher_of
 from .presets import build_config
 from .trainer import LENGTH_COLUMN, TranslationTrainer, latest_complete_checkpoint
 
@@ -92,6 +93,8 @@ class TrainOptions:
     test_size: int | None = None
     num_beams: int = 4
     length_penalty: float | None = None  # None: the best of LENGTH_PENALTIES on the validation split
+    num_iterations: int = 10  # non-autoregressive models: rounds of mask-predict for the test set and the saved model
+    length_beam_size: int = 3  # non-autoregressive models: target lengths tried per source
     max_new_tokens: int = 128
     early_stopping_patience: int = 3
     save_total_limit: int = 2
@@ -221,6 +224,11 @@ def _attention_heatmap(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     source_tokens = [tokenizer.decode([i]) for i in inputs["input_ids"][0].tolist()]
     target_tokens = [tokenizer.decode([i]) for i in generated[0, 1:].tolist()]
     return plot_attention(weights, source_tokens, target_tokens, path, title=f"cross-attention: {source[:60]}")
+
+
+def is_autoregressive(model: PreTrainedModel) -> bool:
+    """Whether `model` writes one token after another (every family but the non-autoregressive one)."""
+    return getattr(model, "generation_cache", "key_value") != "none"
 
 
 def _tune_length_penalty(
@@ -447,6 +455,12 @@ def _choose_decoding(
     """Stage 5, pick the length penalty: tune it on the validation split unless `options` fix it (or decode
     greedily), and give the model its final generation config. Returns the validation trials, if any."""
     tuning: list[dict[str, float]] = []
+    if not is_autoregressive(model):  # parallel decoding: iterations and length beam, nothing to tune
+        model.generation_config = GenerationConfig(
+            **_special_token_ids(tokenizer), num_iterations=options.num_iterations,
+            length_beam_size=options.length_beam_size, max_new_tokens=options.max_new_tokens,
+        )
+        return tuning
     length_penalty = options.length_penalty
     if length_penalty is None and options.num_beams > 1:
         length_penalty, tuning = _tune_length_penalty(model, tokenizer, validation, options)
@@ -464,8 +478,12 @@ def _test(
 ) -> _TestResult:
     """Stage 6, test: translate every test pair with the saved decoding settings, write the translations, score
     them next to the copy-the-source baseline and pick sample translations."""
-    logger.info("translating %d test sentences with beam size %d, length penalty %.1f", len(test),
-                options.num_beams, model.generation_config.length_penalty)
+    if is_autoregressive(model):
+        logger.info("translating %d test sentences with beam size %d, length penalty %.1f", len(test),
+                    options.num_beams, model.generation_config.length_penalty)
+    else:
+        logger.info("translating %d test sentences with %d mask-predict iterations, length beam %d", len(test),
+                    options.num_iterations, options.length_beam_size)
     started = time.perf_counter()
     hypotheses = translate(model, tokenizer, test["source"], max_new_tokens=options.max_new_tokens)
     seconds = time.perf_counter() - started
@@ -522,14 +540,29 @@ def _card_facts(
             "label smoothing": options.label_smoothing,
             "best validation chrF": report["best_validation_chrf"],
             "training time (minutes)": report["train_minutes"],
-            "test decoding": f"beam {options.num_beams}, length penalty {decoding['length_penalty']}"
-            + (" (chosen on validation)" if decoding["validation_trials"] else "")
+            "test decoding": _decoding_line(decoding)
             + f", {report['test_sentences']} sentences, {report['test_translation_minutes']} min",
             "hardware": report["hardware"],
         },
         samples=[(s["source"], s["reference"], s["translation"]) for s in report["samples"]],
         images=images,
+        comparison=report.get("decoding_comparison", {}),
     )
+
+
+def _decoding_line(decoding: dict[str, Any]) -> str:
+    if "num_iterations" in decoding:
+        return f"mask-predict, {decoding['num_iterations']} iterations, length beam {decoding['length_beam_size']}"
+    return f"beam {decoding['num_beams']}, length penalty {decoding['length_penalty']}" + (
+        " (chosen on validation)" if decoding["validation_trials"] else ""
+    )
+
+
+def _decoding_summary(model: PreTrainedModel, options: TrainOptions, tuning: list[dict[str, float]]) -> dict[str, Any]:
+    if not is_autoregressive(model):
+        return {"num_iterations": options.num_iterations, "length_beam_size": options.length_beam_size}
+    return {"num_beams": options.num_beams, "length_penalty": model.generation_config.length_penalty,
+            "validation_trials": tuning}
 
 
 def _package(
@@ -555,8 +588,7 @@ def _package(
         "test": result.scores,
         "copy_baseline": result.baseline,
         "test_sentences": len(data.test),
-        "decoding": {"num_beams": options.num_beams, "length_penalty": model.generation_config.length_penalty,
-                     "validation_trials": tuning},
+        "decoding": _decoding_summary(model, options, tuning),
         "best_validation_chrf": trainer.state.best_metric,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,
@@ -569,6 +601,11 @@ def _package(
         "samples": [{"source": s, "reference": r, "translation": h} for s, r, h in result.samples],
         "options": dataclasses.asdict(options),
     }
+    if not is_autoregressive(model):
+        report["decoding_comparison"] = compare_decoding(
+            model, tokenizer, data.test["source"], data.test["target"], length_beam_size=options.length_beam_size,
+            max_new_tokens=options.max_new_tokens, teacher=teacher_of(options.data),
+        )
     (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False))
     write_model_card(output_dir, _card_facts(options, model, data, report, images))
     logger.info("test BLEU %.2f chrF %.2f (copy baseline BLEU %.2f chrF %.2f); wrote %s",

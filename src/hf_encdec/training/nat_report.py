@@ -1,0 +1,106 @@
+"""The comparison a non-autoregressive run reports: mask-predict at several iteration counts against the
+autoregressive teacher (greedy and beam) and the copy baseline, on the same test pairs; with the token-repetition
+rate (the multi-modality problem made visible: a parallel decoder that cannot decide between two translations writes
+parts of both, and repeated tokens are its most common symptom) and the translation speed at batch 1 and 32.
+
+>>> repetition_rate([[5, 5, 6], [7, 8]])
+0.2
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..evaluation import copy_baseline_scores, corpus_scores
+from ..inference import load_translator, translate
+
+logger = logging.getLogger(__name__)
+
+ITERATIONS = (1, 4, 10)
+SPEED_SENTENCES = 64
+
+
+def repetition_rate(token_ids: Sequence[Sequence[int]]) -> float:
+    """The share of tokens that repeat the token just before them (over all sequences)."""
+    repeats = sum(sum(a == b for a, b in zip(ids, ids[1:])) for ids in token_ids)
+    total = sum(len(ids) for ids in token_ids)
+    return repeats / total if total else 0.0
+
+
+def _text_repetition(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> float:
+    return repetition_rate(tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+
+
+def _speed(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sources: Sequence[str], **kwargs: Any) -> dict[str, float]:
+    """Sentences per second over `sources` at batch 1 and batch 32 (after a warm-up call)."""
+    speeds = {}
+    translate(model, tokenizer, list(sources[:2]), batch_size=2, progress=False, **kwargs)
+    for batch_size in (1, 32):
+        started = time.perf_counter()
+        translate(model, tokenizer, list(sources), batch_size=batch_size, progress=False, **kwargs)
+        speeds[f"sentences/s (batch {batch_size})"] = round(len(sources) / (time.perf_counter() - started), 2)
+    return speeds
+
+
+def _system(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    sources: Sequence[str],
+    references: Sequence[str],
+    **kwargs: Any,
+) -> dict[str, Any]:
+    hypotheses = translate(model, tokenizer, list(sources), progress=True, **kwargs)
+    scores = corpus_scores(hypotheses, list(references))
+    row = {"BLEU": round(scores["bleu"], 2), "chrF": round(scores["chrf"], 2),
+           "token repetition": round(_text_repetition(tokenizer, hypotheses), 4)}
+    row.update(_speed(model, tokenizer, sources[:SPEED_SENTENCES], **kwargs))
+    return row
+
+
+def teacher_of(data: str) -> str | None:
+    """The teacher model folder of a distilled corpus folder (its distill.json), or None."""
+    manifest = Path(data) / "distill.json"
+    if not manifest.is_file():
+        return None
+    return json.loads(manifest.read_text())["settings"]["teacher"]
+
+
+def compare_decoding(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    sources: Sequence[str],
+    references: Sequence[str],
+    *,
+    length_beam_size: int = 3,
+    max_new_tokens: int = 128,
+    teacher: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """{system: {BLEU, chrF, token repetition, sentences/s (batch 1), sentences/s (batch 32)}} on the same pairs:
+    the NAT at each of `ITERATIONS` (length beam `length_beam_size`), the teacher folder's greedy and beam-4 output
+    when given, the references themselves (repetition only) and the copy baseline."""
+    rows: dict[str, dict[str, Any]] = {}
+    for iterations in ITERATIONS:
+        logger.info("NAT test translation, %d iteration(s), length beam %d", iterations, length_beam_size)
+        rows[f"NAT, T={iterations}, length beam {length_beam_size}"] = _system(
+            model, tokenizer, sources, references, num_iterations=iterations, length_beam_size=length_beam_size,
+            max_new_tokens=max_new_tokens,
+        )
+    if teacher is not None:
+        teacher_model, teacher_tokenizer = load_translator(teacher, device=model.device)
+        for beams in (1, 4):
+            logger.info("teacher test translation, beam %d", beams)
+            rows[f"AR teacher, {'greedy' if beams == 1 else f'beam {beams}'}"] = _system(
+                teacher_model, teacher_tokenizer, sources, references, num_beams=beams, max_new_tokens=max_new_tokens
+            )
+    baseline = copy_baseline_scores(list(sources), list(references))
+    rows["references"] = {"token repetition": round(_text_repetition(tokenizer, references), 4)}
+    rows["copy the source"] = {"BLEU": round(baseline["bleu"], 2), "chrF": round(baseline["chrf"], 2),
+                               "token repetition": round(_text_repetition(tokenizer, sources), 4)}
+    return rows

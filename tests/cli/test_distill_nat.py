@@ -1,0 +1,138 @@
+"""Sequence-level distillation and a non-autoregressive run through the `hf-encdec` commands: `distill` writes a
+corpus folder that `train` reads and resumes after an interruption, a NAT trains on it, and its run folder reports
+the comparison with its teacher and works with `translate`, `evaluate` and remote code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hf_encdec.cli import main
+from hf_encdec.data import load_corpus
+from hf_encdec.inference import load_translator, translate
+
+TEACHER = [
+    "--data", "synthetic:reverse", "--preset", "transformer-tiny", "--vocab-size", "300", "--max-tokens", "512",
+    "--eval-size", "16", "--test-size", "24", "--num-beams", "2", "--max-new-tokens", "16", "--logging-steps", "5",
+    "--max-steps", "60", "--eval-steps", "30",
+]
+NAT_CONFIG = {"model_type": "hf_encdec_nat", "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128,
+              "encoder_layers": 2, "decoder_layers": 2, "max_position_embeddings": 64}
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("teacher") / "reverse"
+    assert main(["train", *TEACHER, "--output-dir", str(output)]) == 0
+    return output
+
+
+def _distill_args(teacher: Path, output: Path, *extra: str) -> list[str]:
+    return ["distill", str(teacher), "--data", "synthetic:reverse", "--output-dir", str(output),
+            "--max-train-samples", "40", "--chunk-size", "16", "--max-new-tokens", "16", *extra]
+
+
+@pytest.fixture(scope="module")
+def distilled(teacher: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("distilled") / "reverse"
+    assert main(_distill_args(teacher, output)) == 0
+    return output
+
+
+def test_distill_writes_the_teachers_translations_and_keeps_the_real_references(teacher: Path, distilled: Path) -> None:
+    corpus, original = load_corpus(str(distilled)), load_corpus("synthetic:reverse")
+    sources = original["train"]["source"][:40]
+    model, tokenizer = load_translator(teacher)
+    assert corpus["train"]["source"] == sources
+    outputs = translate(model, tokenizer, sources, max_new_tokens=16, progress=False)
+    expected = [output if output.strip() else reference for output, reference in zip(outputs, original["train"]["target"])]
+    assert corpus["train"]["target"] == expected and any(output.strip() for output in outputs)
+    for split in ("validation", "test"):
+        assert corpus[split]["target"] == original[split]["target"]
+    manifest = json.loads((distilled / "distill.json").read_text())
+    assert manifest["complete"] and manifest["splits"]["train"] == 40 and manifest["settings"]["num_beams"] == 2
+    assert manifest["empty_teacher_outputs_replaced_by_the_reference"] == sum(not o.strip() for o in outputs)
+
+
+def test_an_interrupted_distillation_keeps_its_finished_chunks(teacher: Path, tmp_path: Path) -> None:
+    output = tmp_path / "distilled"
+    assert main(_distill_args(teacher, output)) == 0
+    first = load_corpus(str(output))["train"]["target"]
+    chunk = output / ".chunks" / "00000000.jsonl"
+    rows = [json.loads(line) for line in chunk.read_text().splitlines()]
+    rows[0]["target"] = "kept from the first run"
+    chunk.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (output / ".chunks" / "00000032.jsonl").unlink()  # the run stopped in the last chunk
+    (output / "train.jsonl").unlink()
+    assert main(_distill_args(teacher, output)) == 0
+    again = load_corpus(str(output))["train"]["target"]
+    assert again[0] == "kept from the first run" and again[1:] == first[1:]
+    assert main(_distill_args(teacher, output, "--beams", "1")) == 2  # other settings into the same folder: refused
+
+
+@pytest.fixture(scope="module")
+def nat_run(distilled: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("nat")
+    config = folder / "nat.json"
+    config.write_text(json.dumps(NAT_CONFIG))
+    output = folder / "run"
+    arguments = ["train", "--data", str(distilled), "--config", str(config), "--vocab-size", "300", "--max-tokens",
+                 "512", "--eval-size", "16", "--test-size", "24", "--max-new-tokens", "16", "--logging-steps", "5",
+                 "--max-steps", "20", "--eval-steps", "10", "--num-iterations", "4", "--length-beam-size", "2",
+                 "--output-dir", str(output)]
+    assert main(arguments) == 0
+    return output
+
+
+def test_a_nat_run_reports_its_iterations_teacher_speed_and_repetition(nat_run: Path) -> None:
+    report = json.loads((nat_run / "eval_results.json").read_text())
+    assert report["decoding"] == {"num_iterations": 4, "length_beam_size": 2}
+    rows = report["decoding_comparison"]
+    expected = {"NAT, T=1, length beam 2", "NAT, T=4, length beam 2", "NAT, T=10, length beam 2",
+                "AR teacher, greedy", "AR teacher, beam 4", "references", "copy the source"}
+    assert set(rows) == expected
+    for name in expected - {"references", "copy the source"}:
+        row = rows[name]
+        assert 0 <= row["BLEU"] <= 100 and row["sentences/s (batch 1)"] > 0 and row["sentences/s (batch 32)"] > 0
+        assert 0 <= row["token repetition"] <= 1
+    card = (nat_run / "README.md").read_text()
+    assert "| NAT, T=10, length beam 2 |" in card and "mask-predict, 4 iterations, length beam 2" in card
+    generation = json.loads((nat_run / "generation_config.json").read_text())
+    assert generation["num_iterations"] == 4 and generation["length_beam_size"] == 2
+
+
+def test_translate_and_evaluate_work_on_a_nat_run(nat_run: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    assert main(["evaluate", str(nat_run), "--data", "synthetic:reverse", "--limit", "8", "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["sentences"] == 8
+    model, tokenizer = load_translator(nat_run)
+    translations = translate(model, tokenizer, ["1 2 3 4", "5 6"], max_new_tokens=16, progress=False)
+    assert len(translations) == 2 and all(isinstance(text, str) for text in translations)
+
+
+REMOTE = """
+import json, sys
+sys.modules["hf_encdec"] = None
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=True)
+inputs = tokenizer(["1 2 3 4"], return_tensors="pt")
+print(json.dumps(tokenizer.batch_decode(model.generate(**inputs), skip_special_tokens=True)))
+"""
+
+
+def test_a_nat_run_folder_loads_as_remote_code(nat_run: Path, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", REMOTE, str(nat_run)], capture_output=True, text=True, timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": os.environ.get("PATH", ""), "HF_HOME": str(tmp_path)},
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    model, tokenizer = load_translator(nat_run)
+    inputs = tokenizer(["1 2 3 4"], return_tensors="pt")
+    expected = tokenizer.batch_decode(model.generate(**inputs), skip_special_tokens=True)
+    assert json.loads(completed.stdout.splitlines()[-1]) == expected
