@@ -278,3 +278,24 @@ def test_mask_predict_learns_to_copy_four_to_ten_tokens() -> None:
     out, expected = F.pad(out, (0, width - out.shape[1])), F.pad(expected, (0, width - expected.shape[1]))
     exact = (out == expected).all(1).float().mean().item()
     assert exact >= 0.95, exact
+
+
+def test_the_cross_attention_keys_are_projected_once_and_reused_by_every_iteration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hf_encdec.models.modeling_nat as modeling_nat
+
+    model = _model()
+    cross_projections: list[int] = []
+    handle = model.model.decoder.layers[0].cross_attn.k_proj.register_forward_hook(
+        lambda module, args, output: cross_projections.append(1)
+    )
+    try:
+        reused = model.generate(SOURCE, num_iterations=4, length_beam_size=2)
+        calls_with_cache = len(cross_projections)
+        monkeypatch.setattr(modeling_nat, "EncoderDecoderCache", lambda *caches: None)  # recompute every pass
+        recomputed = model.generate(SOURCE, num_iterations=4, length_beam_size=2)
+    finally:
+        handle.remove()
+    assert calls_with_cache == 1 and len(cross_projections) - calls_with_cache == 4
+    assert torch.equal(reused, recomputed)

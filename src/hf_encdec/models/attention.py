@@ -140,7 +140,9 @@ class MultiHeadAttention(nn.Module):
             value = self._project(self.v_proj, source)
             if position_embeddings is not None:
                 query, key = apply_rotary(query, key, *position_embeddings)
-            if cache is not None:
+            # a cache holds what later calls reuse: causal self-attention's past and the encoder's keys/values; a
+            # bidirectional self-attention (a parallel decoder) reads its whole input again at every call
+            if cache is not None and (self.is_causal or self.is_cross_attention):
                 key, value = cache.update(key, value, self.layer_idx)
                 if self.is_cross_attention:
                     pair.is_updated[self.layer_idx] = True

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.generation import GenerationConfig
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.utils import can_return_tuple
@@ -365,6 +366,8 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         last = None if fixed_length is not None else target & ~F.pad(target[:, 1:], (0, 1), value=False)
         expanded = BaseModelOutput(last_hidden_state=states.repeat_interleave(candidates, dim=0))
         source_mask = attention_mask.repeat_interleave(candidates, dim=0) if attention_mask is not None else None
+        # the cross-attention keys/values of the encoder states, projected in the first pass and reused by the others
+        cross_cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
 
         def decode(tokens: torch.Tensor | None, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             embeds = None
@@ -376,7 +379,8 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
                 decoder_inputs_embeds=embeds,
                 decoder_attention_mask=target.long(),
                 encoder_outputs=expanded,
-                use_cache=False,
+                cache=cross_cache,
+                use_cache=True,
             ).last_hidden_state
             return self._predict(hidden, positions, last)
 

@@ -250,7 +250,7 @@ class TransformerStack(nn.Module):
         if use_cache and cache is None and self.is_causal:
             cache = EncoderDecoderCache(DynamicCache(), DynamicCache()) if has_cross else DynamicCache()
         if not use_cache and not self.is_causal:
-            cache = None
+            cache = None  # a bidirectional stack keeps a given cache only to reuse cross-attention keys/values
         past_length = cache.get_seq_length() if cache is not None else 0
 
         query_positions, key_positions = self._position_ids(attention_mask, batch, length, past_length, device)
