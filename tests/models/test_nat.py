@@ -230,12 +230,18 @@ def test_copy_source_decodes_in_one_pass_from_the_copied_source() -> None:
         ({"target_length": 33}, r"target_length must lie in \[1, 32\]"),
         ({"target_length": torch.tensor([1, 2])}, r"\(3,\) tensor"),
         ({"do_sample": True}, "deterministic"),
+        ({"num_beams": 4}, "num_beams=4"),
         ({"target_length": 3, "fixed_length": 5}, "not both"),
     ],
 )
 def test_bad_generate_arguments_raise_naming_the_value(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _model().generate(SOURCE, **kwargs)
+
+
+def test_generation_settings_with_no_meaning_for_parallel_decoding_raise() -> None:
+    with pytest.raises(TypeError, match="repetition_penalty"):
+        _model().generate(SOURCE, repetition_penalty=1.2)
 
 
 def test_an_over_long_source_with_learned_positions_is_a_clear_error() -> None:

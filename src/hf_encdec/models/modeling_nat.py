@@ -39,12 +39,11 @@ from .modeling_transformer import TransformerModel, output_layer_tie
 from .speed_paths import ProjectionLinear
 from .transformers_contract import CheckedGenerationMixin
 
-#: what an autoregressive generate() call may carry that parallel decoding does not use (Seq2SeqTrainer, translate)
+#: what the library's tools and Seq2SeqTrainer hand any seq2seq generate() and parallel decoding has no use for;
+#: anything else (sampling, penalties, ...) raises rather than being ignored
 IGNORED_GENERATE_KWARGS = (
-    "synced_gpus", "num_beams", "length_penalty", "max_length", "use_cache", "early_stopping", "min_new_tokens",
-    "min_length", "num_beam_groups", "no_repeat_ngram_size", "repetition_penalty", "output_scores", "top_k", "top_p",
-    "temperature", "decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id", "labels",
-    "decoder_attention_mask",
+    "synced_gpus", "length_penalty", "use_cache", "early_stopping", "decoder_start_token_id", "bos_token_id",
+    "eos_token_id", "pad_token_id", "labels", "decoder_attention_mask",
 )
 
 
@@ -311,6 +310,8 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         generation_config: GenerationConfig | None = None,
         do_sample: bool = False,
         num_return_sequences: int = 1,
+        num_beams: int | None = None,
+        max_length: int | None = None,
         **kwargs: Any,
     ) -> torch.LongTensor:
         """Decode every position in parallel and refine with mask-predict.
@@ -321,7 +322,7 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         - `target_length`: an int or a (B,) tensor of lengths (tokens + EOS) in place of the length classifier.
         - `fixed_length`: decode that many positions and cut each output at its first EOS (one long length for every
           sentence instead of a predicted one).
-        - `max_new_tokens`: the longest length the classifier may choose.
+        - `max_new_tokens` (or `max_length`, counting the start token): the longest length the classifier may choose.
 
         Returns (B, 1 + L): the decoder start token, the tokens, EOS, then padding, as the autoregressive families'
         `generate()`. Deterministic: no sampling.
@@ -331,10 +332,11 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         unknown = sorted(set(kwargs) - set(IGNORED_GENERATE_KWARGS))
         if unknown:
             raise TypeError(f"NAT generate() got arguments it does not take: {unknown}")
-        if do_sample or num_return_sequences != 1:
+        if do_sample or num_return_sequences != 1 or num_beams not in (None, 1):
             raise ValueError(
-                "NAT decoding is deterministic and returns one sequence per source: do_sample=True and "
-                "num_return_sequences > 1 are not available (use length_beam_size to try several lengths)"
+                "NAT decoding is deterministic, parallel and returns one sequence per source: do_sample=True, "
+                f"num_beams={num_beams} and num_return_sequences={num_return_sequences} are not available (use "
+                "length_beam_size to try several lengths)"
             )
         num_iterations = num_iterations if num_iterations is not None else getattr(generation_config, "num_iterations", 10)
         length_beam_size = (
@@ -357,7 +359,11 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
             encoder_outputs = self.model.encoder(input_ids=input_ids, attention_mask=attention_mask)
         states = encoder_outputs.last_hidden_state  # (B, S, D)
         batch = states.shape[0]
-        longest = min(config.max_position_embeddings, max_new_tokens or config.max_position_embeddings)
+        longest = min(
+            config.max_position_embeddings,
+            max_new_tokens or config.max_position_embeddings,
+            max_length - 1 if max_length else config.max_position_embeddings,
+        )
         lengths = self._lengths(states, attention_mask, target_length, fixed_length, length_beam_size, longest)
         candidates = lengths.shape[1]
         flat_lengths = lengths.reshape(-1)  # (B l,)
