@@ -408,7 +408,7 @@ def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> P
     torch.manual_seed(options.seed)
     model = AutoModelForSeq2SeqLM.from_config(config, attn_implementation=options.attn_implementation)
     # validation during training decodes greedily up to the longest target; the saved model gets the beam settings
-    model.generation_config = GenerationConfig(**special, num_beams=1, max_length=options.max_target_length + 1)
+    model.generation_config = GenerationConfig(**special, num_beams=1, max_new_tokens=options.max_target_length)
     return model
 
 
