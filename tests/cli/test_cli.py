@@ -197,6 +197,13 @@ def test_an_interrupted_run_resumes_exactly_where_it_stopped(tmp_path: Path) -> 
     for name, tensor in final_straight.items():
         torch.testing.assert_close(final_resumed[name], tensor, rtol=0, atol=0, msg=name)
     assert resumed["test"] == straight["test"]
+    # stopped again after training, while testing: resuming takes no further step and tests the same model
+    (tmp_path / "crashed" / "eval_results.json").unlink()
+    again = run_training(_options(tmp_path / "crashed", resume=True))
+    assert again["global_step"] == 12 and again["test"] == straight["test"]
+    # the mean over the logged steps (the last log was at step 10), not the loss of one more step
+    assert again["train_loss"] == pytest.approx(straight["train_loss"], rel=0.05)
+    assert not (checkpoints / "checkpoint-13").exists()
 
 
 LAUNCHERS = {

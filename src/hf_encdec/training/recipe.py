@@ -408,7 +408,7 @@ def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> P
     torch.manual_seed(options.seed)
     model = AutoModelForSeq2SeqLM.from_config(config, attn_implementation=options.attn_implementation)
     # validation during training decodes greedily up to the longest target; the saved model gets the beam settings
-    model.generation_config = GenerationConfig(**special, num_beams=1, max_new_tokens=options.max_target_length)
+    model.generation_config = GenerationConfig(**special, num_beams=1, max_length=options.max_target_length + 1)
     return model
 
 
@@ -445,8 +445,31 @@ def _train(
     resume_from = latest_complete_checkpoint(Path(options.output_dir) / CHECKPOINTS) if options.resume else None
     if options.resume:
         logger.info("resuming from %s", resume_from or "the start (no complete checkpoint yet)")
+    if resume_from is not None:
+        state = TrainerState.load_from_json(str(resume_from / "trainer_state.json"))
+        if state.global_step >= args.max_steps:
+            return trainer, _finished_training(trainer, state, options)
     train_result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     return trainer, train_result
+
+
+def _finished_training(trainer: TranslationTrainer, state: TrainerState, options: TrainOptions) -> TrainOutput:
+    """A resumed run whose last checkpoint already reached `max_steps` (it stopped while testing or packaging).
+    `Trainer.train` would take one step more; instead take the run's state and, as `load_best_model_at_end` would,
+    the weights of its best checkpoint. The training loss is the mean over the logged steps."""
+    logger.info("training already finished at step %d; going on with its best checkpoint", state.global_step)
+    trainer.state = state
+    if trainer.args.load_best_model_at_end and state.best_model_checkpoint:
+        best = Path(options.output_dir) / CHECKPOINTS / Path(state.best_model_checkpoint).name
+        trainer.model = trainer.model_wrapped = type(trainer.model).from_pretrained(
+            best, attn_implementation=options.attn_implementation
+        )
+    total, previous = 0.0, 0
+    for entry in state.log_history:  # each logged loss is the mean over the steps since the previous log
+        if "loss" in entry:
+            total += entry["loss"] * (entry["step"] - previous)
+            previous = entry["step"]
+    return TrainOutput(state.global_step, total / previous if previous else float("nan"), {})
 
 
 def _choose_decoding(
@@ -462,6 +485,8 @@ def _choose_decoding(
         )
         return tuning
     length_penalty = options.length_penalty
+    # the training config's max_length (validation) would clash with the test's max_new_tokens
+    model.generation_config = GenerationConfig(**_special_token_ids(tokenizer), max_new_tokens=options.max_new_tokens)
     if length_penalty is None and options.num_beams > 1:
         length_penalty, tuning = _tune_length_penalty(model, tokenizer, validation, options)
         logger.info("length penalty %.1f chosen on the validation split", length_penalty)
