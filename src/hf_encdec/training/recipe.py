@@ -463,7 +463,7 @@ def _finished_training(trainer: TranslationTrainer, state: TrainerState, options
         best = Path(options.output_dir) / CHECKPOINTS / Path(state.best_model_checkpoint).name
         trainer.model = trainer.model_wrapped = type(trainer.model).from_pretrained(
             best, attn_implementation=options.attn_implementation
-        )
+        ).to(trainer.args.device)
     total, previous = 0.0, 0
     for entry in state.log_history:  # each logged loss is the mean over the steps since the previous log
         if "loss" in entry:
