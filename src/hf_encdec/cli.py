@@ -43,13 +43,15 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     for option in ("vocab_size", "max_steps", "max_tokens", "warmup_steps", "eval_steps", "eval_size", "test_size",
                    "num_beams", "max_new_tokens", "max_source_length", "max_target_length", "seed",
                    "gradient_accumulation_steps", "early_stopping_patience", "num_samples", "logging_steps",
-                   "num_iterations", "length_beam_size"):
+                   "num_iterations", "length_beam_size", "comparison_size"):
         train.add_argument(f"--{option.replace('_', '-')}", type=int, dest=option, help=f"(default: {getattr(defaults, option)})")
     train.add_argument("--length-penalty", type=float, dest="length_penalty",
                        help="beam length penalty for the test set and the saved model (default: picked on validation)")
     for option in ("learning_rate", "label_smoothing", "weight_decay"):
         train.add_argument(f"--{option.replace('_', '-')}", type=float, dest=option, help=f"(default: {getattr(defaults, option)})")
     train.add_argument("--lr-scheduler-type", dest="lr_scheduler_type", help=f"(default: {defaults.lr_scheduler_type})")
+    train.add_argument("--undistilled", help="NAT runs: a NAT run folder trained on the real references, compared "
+                       "with this one on the same test pairs (token repetition with and without distillation)")
     train.add_argument("--tokenizer-model", choices=["bpe", "unigram"], help=f"(default: {defaults.tokenizer_model})")
     train.add_argument("--attn-implementation", choices=["sdpa", "eager", "flex_attention", "flash_attention_2"])
     train.set_defaults(func=_train)

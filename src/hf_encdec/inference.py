@@ -24,6 +24,11 @@ logger = logging.getLogger(__name__)
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
 
+def is_autoregressive(model: PreTrainedModel) -> bool:
+    """Whether `model` writes one token after another (every family but the non-autoregressive one)."""
+    return getattr(model, "generation_cache", "key_value") != "none"
+
+
 def check_model_folder(path: str | Path) -> Path:
     """Raise a clear error when `path` is not a complete saved model (config, weights, tokenizer)."""
     folder = Path(path)

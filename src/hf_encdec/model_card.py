@@ -73,6 +73,7 @@ class ModelCardFacts:
         max_new_tokens: generation budget shown in the usage snippet.
         comparison: other systems or decoding settings measured on the same test pairs, {system: {column: value}}
             (a non-autoregressive run: its iteration counts, its teacher, speed and repetition); a table when given.
+        comparison_pairs: how many test pairs (evenly spaced over the split) the comparison used; None: all of them.
     """
 
     model_name: str
@@ -91,6 +92,7 @@ class ModelCardFacts:
     model_id: str | None = None
     max_new_tokens: int = 128
     comparison: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    comparison_pairs: int | None = None
 
     def __post_init__(self) -> None:
         pair = self.language_pair
@@ -189,7 +191,10 @@ def _results_section(facts: ModelCardFacts) -> str:
         lines += [f"| {_cell(_METRIC_NAMES.get(key, key))} | {_format_number(value)} |" for key, value in model_scores.items()]
     if facts.comparison:
         columns = list(dict.fromkeys(column for row in facts.comparison.values() for column in row))
-        lines.append("\nOn the same test pairs:\n")
+        where = "the same test pairs" if facts.comparison_pairs is None else (
+            f"the same {facts.comparison_pairs} test pairs, evenly spaced over the test split"
+        )
+        lines.append(f"\nOn {where}:\n")
         lines += ["| system | " + " | ".join(_cell(c) for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for system, row in facts.comparison.items():
             cells = [_format_number(row[c]) if _is_number(row.get(c)) else _cell(row.get(c, "–")) for c in columns]

@@ -75,33 +75,53 @@ def test_an_interrupted_distillation_keeps_its_finished_chunks(teacher: Path, tm
     assert main(_distill_args(teacher, output, "--beams", "1")) == 2  # other settings into the same folder: refused
 
 
-@pytest.fixture(scope="module")
-def nat_run(distilled: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("nat")
+def _nat_args(data: str, folder: Path, *extra: str) -> list[str]:
     config = folder / "nat.json"
     config.write_text(json.dumps(NAT_CONFIG))
-    output = folder / "run"
-    arguments = ["train", "--data", str(distilled), "--config", str(config), "--vocab-size", "300", "--max-tokens",
-                 "512", "--eval-size", "16", "--test-size", "24", "--max-new-tokens", "16", "--logging-steps", "5",
-                 "--max-steps", "20", "--eval-steps", "10", "--num-iterations", "4", "--length-beam-size", "2",
-                 "--output-dir", str(output)]
-    assert main(arguments) == 0
-    return output
+    return ["train", "--data", data, "--config", str(config), "--vocab-size", "300", "--max-tokens", "512",
+            "--eval-size", "16", "--test-size", "24", "--max-new-tokens", "16", "--logging-steps", "5",
+            "--max-steps", "20", "--eval-steps", "10", "--num-iterations", "4", "--length-beam-size", "2",
+            "--output-dir", str(folder / "run"), *extra]
+
+
+@pytest.fixture(scope="module")
+def nat_run(distilled: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    undistilled = tmp_path_factory.mktemp("undistilled")
+    assert main(_nat_args("synthetic:reverse", undistilled)) == 0
+    folder = tmp_path_factory.mktemp("nat")
+    assert main(_nat_args(str(distilled), folder, "--undistilled", str(undistilled / "run"),
+                          "--comparison-size", "12")) == 0
+    return folder / "run"
+
+
+def test_the_nat_comparison_options_fail_before_training(
+    teacher: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert main(["train", *TEACHER, "--output-dir", str(tmp_path / "ar"), "--undistilled", str(teacher)]) == 2
+    assert "compares NAT runs; this run trains hf_encdec_transformer, which is autoregressive" in caplog.text
+    assert main(_nat_args("synthetic:reverse", tmp_path, "--undistilled", str(tmp_path / "missing"))) == 2
+    assert f"model folder {tmp_path / 'missing'} does not exist" in caplog.text
+    assert main(_nat_args("synthetic:reverse", tmp_path, "--comparison-size", "0", "--overwrite")) == 2
+    assert "comparison_size must be a positive number of test pairs or None, got 0" in caplog.text
+    assert not (tmp_path / "ar" / "checkpoints").exists() and not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_a_nat_run_reports_its_iterations_teacher_speed_and_repetition(nat_run: Path) -> None:
     report = json.loads((nat_run / "eval_results.json").read_text())
     assert report["decoding"] == {"num_iterations": 4, "length_beam_size": 2}
-    rows = report["decoding_comparison"]
+    assert report["decoding_comparison"]["test_pairs"] == 12
+    rows = report["decoding_comparison"]["rows"]
     expected = {"NAT, T=1, length beam 2", "NAT, T=4, length beam 2", "NAT, T=10, length beam 2",
-                "AR teacher, greedy", "AR teacher, beam 4", "references", "copy the source"}
+                "NAT without distillation, T=4, length beam 2", "AR teacher, greedy", "AR teacher, beam 4",
+                "references", "copy the source"}
     assert set(rows) == expected
     for name in expected - {"references", "copy the source"}:
         row = rows[name]
         assert 0 <= row["BLEU"] <= 100 and row["sentences/s (batch 1)"] > 0 and row["sentences/s (batch 32)"] > 0
         assert 0 <= row["token repetition"] <= 1
     card = (nat_run / "README.md").read_text()
-    assert "| NAT, T=10, length beam 2 |" in card and "mask-predict, 4 iterations, length beam 2" in card
+    assert "| NAT, T=10, length beam 2 |" in card and "the same 12 test pairs, evenly spaced" in card
+    assert "mask-predict, 4 iterations, length beam 2" in card
     generation = json.loads((nat_run / "generation_config.json").read_text())
     assert generation["num_iterations"] == 4 and generation["length_beam_size"] == 2
 

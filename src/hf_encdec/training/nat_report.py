@@ -19,7 +19,7 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..evaluation import copy_baseline_scores, corpus_scores
-from ..inference import load_translator, translate
+from ..inference import is_autoregressive, load_translator, translate
 
 logger = logging.getLogger(__name__)
 
@@ -81,16 +81,35 @@ def compare_decoding(
     length_beam_size: int = 3,
     max_new_tokens: int = 128,
     teacher: str | None = None,
+    undistilled: str | None = None,
+    num_iterations: int = 10,
 ) -> dict[str, dict[str, Any]]:
     """{system: {BLEU, chrF, token repetition, sentences/s (batch 1), sentences/s (batch 32)}} on the same pairs:
-    the NAT at each of `ITERATIONS` (length beam `length_beam_size`), the teacher folder's greedy and beam-4 output
-    when given, the references themselves (repetition only) and the copy baseline."""
+    the NAT at each of `ITERATIONS` (length beam `length_beam_size`); the teacher folder's greedy and beam-4 output
+    when given; when `undistilled` names a NAT run folder trained on the real references, its output at
+    `num_iterations`; the references themselves (repetition only) and the copy baseline.
+
+    Raises:
+        ValueError: `undistilled` is not a non-autoregressive run folder.
+    """
     rows: dict[str, dict[str, Any]] = {}
     for iterations in ITERATIONS:
         logger.info("NAT test translation, %d iteration(s), length beam %d", iterations, length_beam_size)
         rows[f"NAT, T={iterations}, length beam {length_beam_size}"] = _system(
             model, tokenizer, sources, references, num_iterations=iterations, length_beam_size=length_beam_size,
             max_new_tokens=max_new_tokens,
+        )
+    if undistilled is not None:
+        other, other_tokenizer = load_translator(undistilled, device=model.device)
+        if is_autoregressive(other):
+            raise ValueError(
+                f"undistilled={undistilled!r} holds a {other.config.model_type} model; it must be a NAT run folder "
+                "(trained with --preset nat-small on the real references)"
+            )
+        logger.info("NAT without distillation (%s), %d iterations", undistilled, num_iterations)
+        rows[f"NAT without distillation, T={num_iterations}, length beam {length_beam_size}"] = _system(
+            other, other_tokenizer, sources, references, num_iterations=num_iterations,
+            length_beam_size=length_beam_size, max_new_tokens=max_new_tokens,
         )
     if teacher is not None:
         teacher_model, teacher_tokenizer = load_translator(teacher, device=model.device)

@@ -45,7 +45,7 @@ from transformers.trainer_utils import TrainOutput
 from ..data import check_tokenizer_matches_model, iter_corpus_texts, load_corpus, tokenize_pairs, train_tokenizer
 from ..data.gettext_corpus import gettext_corpus_summary
 from ..evaluation import build_compute_metrics, copy_baseline_scores, corpus_scores, plot_attention, plot_loss_curve
-from ..inference import translate
+from ..inference import check_model_folder, is_autoregressive, translate
 from ..model_card import ModelCardFacts, write_model_card
 from ..registration import family_of
 from .nat_report import compare_decoding, teacher_of
@@ -95,6 +95,10 @@ class TrainOptions:
     length_penalty: float | None = None  # None: the best of LENGTH_PENALTIES on the validation split
     num_iterations: int = 10  # non-autoregressive models: rounds of mask-predict for the test set and the saved model
     length_beam_size: int = 3  # non-autoregressive models: target lengths tried per source
+    # non-autoregressive models: test pairs (evenly spaced) of the decoding comparison; None: the whole split
+    comparison_size: int | None = 1000
+    # non-autoregressive models: a NAT run trained on the real references, compared on the same pairs
+    undistilled: str | None = None
     max_new_tokens: int = 128
     early_stopping_patience: int = 3
     save_total_limit: int = 2
@@ -224,11 +228,6 @@ def _attention_heatmap(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     source_tokens = [tokenizer.decode([i]) for i in inputs["input_ids"][0].tolist()]
     target_tokens = [tokenizer.decode([i]) for i in generated[0, 1:].tolist()]
     return plot_attention(weights, source_tokens, target_tokens, path, title=f"cross-attention: {source[:60]}")
-
-
-def is_autoregressive(model: PreTrainedModel) -> bool:
-    """Whether `model` writes one token after another (every family but the non-autoregressive one)."""
-    return getattr(model, "generation_cache", "key_value") != "none"
 
 
 def _tune_length_penalty(
@@ -407,9 +406,24 @@ def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> P
     check_tokenizer_matches_model(tokenizer, config)
     torch.manual_seed(options.seed)
     model = AutoModelForSeq2SeqLM.from_config(config, attn_implementation=options.attn_implementation)
+    _check_comparison_options(options, model)
     # validation during training decodes greedily up to the longest target; the saved model gets the beam settings
     model.generation_config = GenerationConfig(**special, num_beams=1, max_length=options.max_target_length + 1)
     return model
+
+
+def _check_comparison_options(options: TrainOptions, model: PreTrainedModel) -> None:
+    """The NAT comparison's options fail now, not after training: they apply to NAT runs only."""
+    if options.comparison_size is not None and options.comparison_size < 1:
+        raise ValueError(f"comparison_size must be a positive number of test pairs or None, got {options.comparison_size}")
+    if options.undistilled is None:
+        return
+    if is_autoregressive(model):
+        raise ValueError(
+            f"undistilled={options.undistilled!r} compares NAT runs; this run trains {model.config.model_type}, "
+            "which is autoregressive (use --preset nat-small)"
+        )
+    check_model_folder(options.undistilled)
 
 
 def _train(
@@ -571,7 +585,8 @@ def _card_facts(
         },
         samples=[(s["source"], s["reference"], s["translation"]) for s in report["samples"]],
         images=images,
-        comparison=report.get("decoding_comparison", {}),
+        comparison=report.get("decoding_comparison", {}).get("rows", {}),
+        comparison_pairs=report.get("decoding_comparison", {}).get("test_pairs"),
     )
 
 
@@ -627,10 +642,15 @@ def _package(
         "options": dataclasses.asdict(options),
     }
     if not is_autoregressive(model):
-        report["decoding_comparison"] = compare_decoding(
-            model, tokenizer, data.test["source"], data.test["target"], length_beam_size=options.length_beam_size,
-            max_new_tokens=options.max_new_tokens, teacher=teacher_of(options.data),
-        )
+        pairs = _evenly_spaced(data.test, options.comparison_size)
+        report["decoding_comparison"] = {
+            "test_pairs": len(pairs),
+            "rows": compare_decoding(
+                model, tokenizer, pairs["source"], pairs["target"], length_beam_size=options.length_beam_size,
+                max_new_tokens=options.max_new_tokens, teacher=teacher_of(options.data),
+                undistilled=options.undistilled, num_iterations=options.num_iterations,
+            ),
+        }
     (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False))
     write_model_card(output_dir, _card_facts(options, model, data, report, images))
     logger.info("test BLEU %.2f chrF %.2f (copy baseline BLEU %.2f chrF %.2f); wrote %s",
