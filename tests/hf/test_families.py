@@ -98,3 +98,23 @@ def test_the_seq2seq_families_are_the_ones_hf_encdec_train_offers() -> None:
 
     assert set(SEQ2SEQ_MODEL_TYPES) == {f.model_type for f in FAMILIES if AutoModelForSeq2SeqLM in f.models}
     assert {model_type for model_type, _ in PRESETS.values()} <= set(SEQ2SEQ_MODEL_TYPES)
+
+
+SEQ2SEQ = [family for family in FAMILIES if family.is_seq2seq]
+
+
+@pytest.mark.parametrize("family", SEQ2SEQ, ids=[family.name for family in SEQ2SEQ])
+def test_a_resized_model_with_one_shared_vocabulary_saves_a_config_that_loads(family: Family, tmp_path: Path) -> None:
+    """resize_token_embeddings sets only config.vocab_size; with shared embeddings the target vocabulary follows,
+    or the saved config (vocab_size != decoder_vocab_size) would be refused on loading."""
+    config = AutoConfig.for_model(family.model_type, **{**family.tiny, "share_encoder_decoder_embeddings": True})
+    torch.manual_seed(0)
+    model = AutoModelForSeq2SeqLM.from_config(config).eval()
+    new_size = config.vocab_size + 7
+    model.resize_token_embeddings(new_size, mean_resizing=False)
+    assert (model.config.vocab_size, model.config.decoder_vocab_size) == (new_size, new_size)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    inputs = {**_inputs(family), "input_ids": SOURCE.masked_fill(SOURCE == 9, new_size - 1)}  # a new token
+    with torch.no_grad():
+        torch.testing.assert_close(_output(loaded(**inputs)), _output(model(**inputs)), rtol=0, atol=1e-6)

@@ -180,10 +180,47 @@ def test_generation_config_round_trip(tmp_path: Path) -> None:
     assert AutoModelForSeq2SeqLM.from_pretrained(tmp_path).generation_config.num_beams == 4
 
 
-def test_pure_rnn_models_refuse_activation_checkpointing_clearly() -> None:
-    with pytest.raises(ValueError, match="not compatible with gradient checkpointing"):
-        build_rnn().activation_checkpointing_enable()
-    build_rnn(HYBRID).activation_checkpointing_enable()  # the Transformer encoder layers checkpoint
+@pytest.mark.parametrize(
+    ("overrides", "segments"),
+    [
+        pytest.param({"attention_type": "luong_general", "input_feeding": True}, 3, id="luong-input-feeding-steps"),
+        pytest.param({"attention_type": "bahdanau", "scheduled_sampling_probability": 0.5}, 3, id="bahdanau-sampling"),
+        pytest.param({"attention_type": "none", "rnn_type": "gru"}, 1, id="fixed-context-one-call"),
+        pytest.param({"attention_type": "luong_dot", "input_feeding": False}, 1, id="luong-one-call"),
+        pytest.param(HYBRID, 3, id="transformer-encoder"),
+    ],
+)
+@pytest.mark.parametrize("reentrant", [False, True], ids=["non-reentrant", "reentrant"])
+def test_gradient_checkpointing_recomputes_in_segments_with_the_same_loss_and_gradients(
+    overrides: dict, segments: int, reentrant: bool
+) -> None:
+    """The encoder is one checkpointed segment; a stepping decoder checkpoints chunks of `checkpoint_steps` steps
+    (19 targets: 3 chunks of 8), a one-call decoder its one call. Dropout and scheduled sampling draw the same
+    numbers in the recomputation, so loss and gradients are those of the plain backward pass."""
+    model = build_rnn({**overrides, "dropout": 0.3}).train()
+    ids, mask = padded_sources()
+    labels = token_ids(length=19)
+    results = []
+    for enabled in (False, True):
+        model.zero_grad()
+        if enabled:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": reentrant})
+        calls = []
+        for module in (model.model.encoder, model.model.decoder):
+            checkpoint = getattr(module, "_gradient_checkpointing_func", None)
+            if checkpoint is not None:
+                module._gradient_checkpointing_func = lambda *args, _c=checkpoint, _m=module: calls.append(_m) or _c(*args)
+        torch.manual_seed(1)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        results.append((loss, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}))
+        if enabled:
+            assert calls.count(model.model.decoder) == segments
+            assert calls.count(model.model.encoder) == (0 if overrides is HYBRID else 1)  # hybrid: its layers do
+    (plain_loss, plain), (checkpointed_loss, checkpointed) = results
+    assert torch.equal(plain_loss, checkpointed_loss) and plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=0, atol=1e-6, msg=name)
 
 
 def test_the_hybrid_encoder_follows_the_models_attention_implementation() -> None:

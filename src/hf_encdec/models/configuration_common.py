@@ -22,6 +22,15 @@ class EncDecConfig(PreTrainedConfig):
     #: fields a model card lists to say what the model is (in this order)
     card_fields: ClassVar[tuple[str, ...]] = ()
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        # one shared vocabulary: the target side follows a new vocab_size (resize_token_embeddings sets only that),
+        # so a resized model saves a config that loads again
+        if name == "vocab_size" and getattr(self, "share_encoder_decoder_embeddings", False) and (
+            self.__dict__.get("decoder_vocab_size") is not None
+        ):
+            super().__setattr__("decoder_vocab_size", value)
+
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
         for name in self.training_settings:

@@ -100,6 +100,10 @@ class RNNSeq2SeqConfig(EncDecConfig):
         "embedding_size", "hidden_size", "encoder_layers", "decoder_layers", "vocab_size",
     )
     keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache by its 5.24 name and its older one
+    # the common properties that apply: hidden_size and vocab_size are fields, num_hidden_layers is the encoder's
+    # depth (as BART and Marian map it); num_attention_heads does not apply (one attention over the encoder states;
+    # a Transformer encoder's heads are encoder_config.num_attention_heads)
+    attribute_map = {"num_hidden_layers": "encoder_layers"}
     # transformers hands the attention implementation (and dtype) to sub-configs, and so to the hybrid's encoder
     sub_configs_defaults = {"encoder_config": SubConfigSpec(config_class=TransformerBlockConfig, optional=True)}
 

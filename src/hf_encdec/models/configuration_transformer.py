@@ -188,7 +188,8 @@ class TransformerConfig(TransformerBlockConfig):
 
     model_type = "hf_encdec_transformer"
     keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache by its 5.24 name and its older one
-    attribute_map = {"d_model": "hidden_size", "num_heads": "num_attention_heads"}
+    # num_hidden_layers as BART and Marian map it (generic code reads it: caches, Trainer integrations, PEFT)
+    attribute_map = {"d_model": "hidden_size", "num_heads": "num_attention_heads", "num_hidden_layers": "encoder_layers"}
 
     encoder_layers: int = 6
     decoder_layers: int = 6

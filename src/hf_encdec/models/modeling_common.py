@@ -7,12 +7,17 @@ Shapes: B batch, T length, D hidden, V vocabulary.
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.utils import can_return_tuple
 
 from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
 from .losses import IGNORE_INDEX, linear_cross_entropy, token_cross_entropy
@@ -21,8 +26,59 @@ from .transformers_contract import ModelHooks, cache_field, output_cache
 
 
 class TokenEmbedding(nn.Embedding):
-    """Token embedding table; its own class so initialisation can give it std D^-1/2 when the stack multiplies it
-    by sqrt(D) (Vaswani et al. 2017, section 3.4), which makes the scaled embeddings unit-variance."""
+    """Token embedding table that applies the embedding scale itself: sqrt(D) with `config.scale_embedding`
+    (Vaswani et al. 2017, section 3.4), else 1. The scale is inside the module, as in transformers' own v5 models, so
+    `model(inputs_embeds=model.get_input_embeddings()(ids))` computes what `model(input_ids=ids)` does (soft prompts,
+    prompt tuning). It is not a weight: checkpoints are the same as when the stack multiplied. Initialisation gives
+    the table std D^-1/2 when it is scaled, which makes the scaled embeddings unit-variance.
+
+    >>> embedding = TokenEmbedding(10, 4, padding_idx=0, embed_scale=2.0)
+    >>> bool((embedding(torch.tensor([3])) == 2.0 * embedding.weight[3]).all())
+    True
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, *,
+                 embed_scale: float = 1.0) -> None:
+        super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx)
+        self.embed_scale = embed_scale
+
+    @classmethod
+    def for_config(cls, config: TransformerBlockConfig, vocab_size: int | None = None) -> TokenEmbedding:
+        """The table of a Transformer stack: `vocab_size` (default `config.vocab_size`) x hidden size, scaled by
+        sqrt(hidden size) when `config.scale_embedding`."""
+        return cls(
+            config.vocab_size if vocab_size is None else vocab_size,
+            config.hidden_size,
+            padding_idx=config.pad_token_id,
+            embed_scale=math.sqrt(config.hidden_size) if config.scale_embedding else 1.0,
+        )
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        embedded = super().forward(input_ids)
+        return embedded if self.embed_scale == 1.0 else embedded * self.embed_scale
+
+
+OUTPUT_FLAGS = ("output_attentions", "output_hidden_states")
+
+
+def config_output_flags(forward: Callable) -> Callable:
+    """A forward whose `output_attentions` / `output_hidden_states`, when not given, come from `self.config`, as in
+    transformers' own models (pipelines, feature extraction and probing code set them on the config)."""
+
+    @functools.wraps(forward)
+    def wrapper(self: nn.Module, *args: object, **kwargs: object) -> object:
+        for flag in OUTPUT_FLAGS:
+            if kwargs.get(flag) is None:
+                kwargs[flag] = bool(getattr(self.config, flag, False))
+        return forward(self, *args, **kwargs)
+
+    return wrapper
+
+
+def model_forward(forward: Callable) -> Callable:
+    """The decorator of every model's forward: output flags from the config when not given, and a tuple instead of
+    the output class with `return_dict=False` (transformers' `can_return_tuple`)."""
+    return can_return_tuple(config_output_flags(forward))
 
 
 def seed_auto_map(config: object) -> None:

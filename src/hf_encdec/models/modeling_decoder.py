@@ -13,10 +13,9 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
-from transformers.utils import can_return_tuple
 
 from .configuration_decoder import DecoderConfig
-from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, next_token_labels
+from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, model_forward, next_token_labels
 from .transformer_layers import TransformerStack
 from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
 from .speed_paths import ProjectionLinear
@@ -40,7 +39,7 @@ class DecoderModel(TransformerPreTrainedModel):
         config.check_switches()
         self.decoder = TransformerStack(
             config,
-            embed_tokens=TokenEmbedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id),
+            embed_tokens=TokenEmbedding.for_config(config),
             num_layers=config.num_hidden_layers,
             causal=True,
             cross_attention=False,
@@ -53,7 +52,7 @@ class DecoderModel(TransformerPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.decoder.embed_tokens = value
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -89,7 +88,10 @@ class DecoderModel(TransformerPreTrainedModel):
 
 
 class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
-    """Next-token prediction: `labels` are the input ids themselves (shifted inside), -100 ignored.
+    """Next-token prediction: `labels` are the input ids themselves (shifted inside), -100 ignored. `shift_labels`
+    are targets already aligned with the logits (position t predicts shift_labels[t]); when given they replace
+    `labels` in the loss, as transformers' causal LMs do: under sequence or context parallelism each rank holds a
+    slice of the sequence, and only the pre-shifted targets are correct at the slice edges.
 
     >>> import torch
     >>> from hf_encdec import DecoderConfig, DecoderForCausalLM
@@ -119,7 +121,7 @@ class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
     def get_decoder(self, modality: str | None = None) -> nn.Module:
         return self.model
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -129,6 +131,7 @@ class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
         past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        shift_labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -137,7 +140,8 @@ class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
         **kwargs: object,
     ) -> CausalLMOutputWithPast:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        if labels is not None:
+        targets = shift_labels if shift_labels is not None else (next_token_labels(labels) if labels is not None else None)
+        if targets is not None:
             use_cache = False
         outputs = self.model(
             input_ids=input_ids,
@@ -151,11 +155,11 @@ class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
-        if labels is None and logits_to_keep:
+        if targets is None and logits_to_keep:
             hidden_states = hidden_states[:, -logits_to_keep:]  # generate only needs the last position
         logits, loss = self.logits_and_loss(
             hidden_states,
-            next_token_labels(labels) if labels is not None else None,
+            targets,
             skip_logits=skip_logits,
             num_items_in_batch=num_items_in_batch,
         )

@@ -19,12 +19,11 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from transformers.utils import can_return_tuple
 
 from .configuration_encoder import EncoderConfig
 from .feed_forward import GATED_ACTIVATIONS
 from .losses import token_cross_entropy
-from .modeling_common import TokenEmbedding, TransformerPreTrainedModel
+from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, model_forward
 from .norms import build_norm
 from .transformer_layers import TransformerStack
 from .speed_paths import Dropout
@@ -48,7 +47,7 @@ class EncoderModel(TransformerPreTrainedModel):
         config.check_switches()
         self.encoder = TransformerStack(
             config,
-            embed_tokens=TokenEmbedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id),
+            embed_tokens=TokenEmbedding.for_config(config),
             num_layers=config.num_hidden_layers,
             causal=False,
             cross_attention=False,
@@ -62,7 +61,7 @@ class EncoderModel(TransformerPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.encoder.embed_tokens = value
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -138,7 +137,7 @@ class EncoderForMaskedLM(TransformerPreTrainedModel):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head.decoder = value
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -190,7 +189,7 @@ class EncoderForSequenceClassification(TransformerPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -237,7 +236,7 @@ class EncoderForTokenClassification(TransformerPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,

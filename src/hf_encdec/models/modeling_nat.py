@@ -30,11 +30,10 @@ from torch import nn
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.generation import GenerationConfig
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
-from transformers.utils import can_return_tuple
 
 from .configuration_nat import NATConfig
 from .losses import IGNORE_INDEX
-from .modeling_common import Seq2SeqLMHeadMixin, TransformerPreTrainedModel
+from .modeling_common import Seq2SeqLMHeadMixin, TransformerPreTrainedModel, model_forward
 from .modeling_transformer import TransformerModel, output_layer_tie
 from .speed_paths import ProjectionLinear
 from .transformers_contract import CheckedGenerationMixin
@@ -143,7 +142,7 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         """The decoder inputs of `decoder_input_type="copy_source"`: the scaled source embeddings copied uniformly to
         each target's length, zero beyond it; (B, T, D)."""
         encoder = self.model.encoder
-        embeddings = encoder.embed_tokens(input_ids) * encoder.embed_scale  # (B, S, D)
+        embeddings = encoder.embed_tokens(input_ids)  # (B, S, D), scaled
         source_lengths = (
             attention_mask.sum(dim=1) if attention_mask is not None else torch.full_like(input_ids[:, 0], input_ids.shape[1])
         )
@@ -154,7 +153,7 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
     def _encode(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, **kwargs: Any) -> BaseModelOutput:
         return self.model.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,

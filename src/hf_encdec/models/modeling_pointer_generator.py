@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
-from transformers.utils import ModelOutput, can_return_tuple
+from transformers.utils import ModelOutput
 
 from .configuration_pointer_generator import PointerGeneratorConfig
 from .copy_mechanism import CopyMechanism, copy_cross_entropy, mixture_log_probs
 from .losses import IGNORE_INDEX
-from .modeling_common import resolve_skip_logits
+from .modeling_common import model_forward, resolve_skip_logits
 from .modeling_transformer import TransformerForConditionalGeneration
 from .transformers_contract import resolve_cache
 
@@ -77,7 +77,7 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
             kwargs["source_ids"] = source
         return super().generate(inputs, **kwargs)
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,

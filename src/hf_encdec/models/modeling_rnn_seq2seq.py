@@ -21,7 +21,6 @@ import torch
 from torch import nn
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
-from transformers.utils import can_return_tuple
 
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
@@ -30,6 +29,8 @@ from .modeling_common import (
     EncDecPreTrainedModel,
     TokenEmbedding,
     TransformerPreTrainedModel,
+    config_output_flags,
+    model_forward,
 )
 from .rnn_attention import build_scorer
 from .rnn_layers import (
@@ -69,7 +70,7 @@ class TransformerSourceEncoder(TransformerPreTrainedModel):
         super().__init__(config)
         self.stack = TransformerStack(
             config,
-            embed_tokens=TokenEmbedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id),
+            embed_tokens=TokenEmbedding.for_config(config),
             num_layers=num_layers,
             causal=False,
             cross_attention=False,
@@ -86,6 +87,7 @@ class TransformerSourceEncoder(TransformerPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.stack.embed_tokens = value
 
+    @config_output_flags
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -256,7 +258,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
     def get_decoder(self, modality: str | None = None) -> RNNDecoder:
         return self.decoder
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -367,7 +369,7 @@ class RNNSeq2SeqForConditionalGeneration(
 
         return choose
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,

@@ -13,10 +13,9 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
-from transformers.utils import can_return_tuple
 
 from .configuration_transformer import TransformerConfig
-from .modeling_common import AutoregressiveLMHeadMixin, TokenEmbedding, TransformerPreTrainedModel
+from .modeling_common import AutoregressiveLMHeadMixin, TokenEmbedding, TransformerPreTrainedModel, model_forward
 from .transformer_layers import TransformerStack
 from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
 from .speed_paths import ProjectionLinear
@@ -42,10 +41,8 @@ class TransformerModel(TransformerPreTrainedModel):
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__(config)
         config.check_switches()
-        encoder_embeddings = TokenEmbedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        decoder_embeddings = TokenEmbedding(
-            config.decoder_vocab_size, config.hidden_size, padding_idx=config.pad_token_id
-        )
+        encoder_embeddings = TokenEmbedding.for_config(config)
+        decoder_embeddings = TokenEmbedding.for_config(config, config.decoder_vocab_size)
         self.encoder = TransformerStack(
             config, embed_tokens=encoder_embeddings, num_layers=config.encoder_layers, causal=False, cross_attention=False
         )
@@ -77,7 +74,7 @@ class TransformerModel(TransformerPreTrainedModel):
     def get_decoder(self, modality: str | None = None) -> TransformerStack:
         return self.decoder
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -171,7 +168,7 @@ class TransformerForConditionalGeneration(
     def tied_weights(self) -> dict[str, str]:
         return output_layer_tie(self.config)
 
-    @can_return_tuple
+    @model_forward
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,

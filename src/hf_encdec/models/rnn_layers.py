@@ -27,6 +27,11 @@ Decoder, one step per target token (e_t = E y_{t-1}):
 The maxout readout (pool 2) is the deep output of Cho et al. (appendix A.1.1) and Bahdanau et al. (appendix A.2.2,
 written there with s_{t-1}; the model equation 4 and common implementations use s_t, as here). Without attention and
 without input feeding nothing feeds back, so the decoder runs the whole target in one call; otherwise it steps.
+
+Gradient checkpointing (`model.gradient_checkpointing_enable()`, `TrainingArguments(gradient_checkpointing=True)`):
+the encoder's recurrent call is one checkpointed segment; the decoder checkpoints its whole call when it runs the
+target in one call, and chunks of `RNNDecoder.checkpoint_steps` steps when it steps, carrying the state between
+chunks. The backward pass recomputes each segment from its inputs instead of keeping its activations.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -99,6 +105,7 @@ class RNNEncoder(nn.Module):
     """
 
     main_input_name = "input_ids"
+    gradient_checkpointing = False  # set by transformers' gradient_checkpointing_enable(), with the checkpoint function
 
     def __init__(self, *, embed_tokens: nn.Embedding, rnn: nn.RNNBase, dropout: float) -> None:
         super().__init__()
@@ -121,6 +128,22 @@ class RNNEncoder(nn.Module):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (B, S, E)
         embedded = self.dropout(inputs_embeds)
+        if self.gradient_checkpointing and self.training:
+            outputs, hidden, cell = self._gradient_checkpointing_func(self._encode, embedded, attention_mask)
+        else:
+            outputs, hidden, cell = self._encode(embedded, attention_mask)
+        result = RNNEncoderOutput(
+            last_hidden_state=outputs,
+            hidden_states=(inputs_embeds, outputs) if output_hidden_states else None,
+            final_hidden_state=batch_first_state(hidden, self.rnn.num_layers),
+            final_cell_state=batch_first_state(cell, self.rnn.num_layers) if cell is not None else None,
+        )
+        return result if return_dict is not False else result.to_tuple()
+
+    def _encode(
+        self, embedded: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The recurrent stack over (B, S, E) embeddings: outputs (B, S, H), final hidden and cell (torch layout)."""
         length = embedded.shape[1]
         if attention_mask is None:
             outputs, state = self.rnn(embedded)  # (B, S, H)
@@ -140,13 +163,7 @@ class RNNEncoder(nn.Module):
             if order is not None:
                 outputs = torch.zeros_like(outputs).scatter(1, order[..., None].expand_as(outputs), outputs)
         hidden, cell = state if isinstance(state, tuple) else (state, None)
-        result = RNNEncoderOutput(
-            last_hidden_state=outputs,
-            hidden_states=(inputs_embeds, outputs) if output_hidden_states else None,
-            final_hidden_state=batch_first_state(hidden, self.rnn.num_layers),
-            final_cell_state=batch_first_state(cell, self.rnn.num_layers) if cell is not None else None,
-        )
-        return result if return_dict is not False else result.to_tuple()
+        return outputs, hidden, cell
 
 
 class Bridge(nn.Module):
@@ -280,6 +297,9 @@ class RNNDecoder(nn.Module):
     `output_projection` (optional, luong) maps h~_t to the embedding size when the output layer is tied to it.
     """
 
+    gradient_checkpointing = False  # set by transformers' gradient_checkpointing_enable(), with the checkpoint function
+    checkpoint_steps = 8  # steps per checkpointed segment when the decoder steps
+
     def __init__(
         self,
         *,
@@ -406,19 +426,68 @@ class RNNDecoder(nn.Module):
             inputs_embeds = self.embed_tokens(input_ids)
         embedded = self.dropout(inputs_embeds)  # (B, T, E)
 
+        checkpointing = self.gradient_checkpointing and self.training
         if input_sampler is None and not self.steps_one_at_a_time:
-            features, state, weights, outputs = self._advance(embedded, state, encoder_hidden_states, mask, context)
-            return RNNDecoderOutput(features, state, weights, outputs)
-
+            segments = [(0, embedded.shape[1])]
+        else:
+            step = self.checkpoint_steps if checkpointing else embedded.shape[1]
+            segments = [(start, min(start + step, embedded.shape[1])) for start in range(0, embedded.shape[1], step)]
         step_features, step_weights, step_outputs = [], [], []
-        for t in range(embedded.shape[1]):
-            step_input = embedded[:, t : t + 1]  # (B, 1, E)
-            if input_sampler is not None and t > 0:
-                fed = input_sampler(input_ids[:, t], step_features[-1][:, 0])  # (B,)
-                step_input = self.dropout(self.embed_tokens(fed))[:, None]
-            features, state, weights, outputs = self._advance(step_input, state, encoder_hidden_states, mask, context)
+        for start, end in segments:
+            previous = step_features[-1][:, -1] if step_features else None  # (B, D), for the input sampler
+            # every tensor that carries a gradient goes in as an argument (a reentrant checkpoint only detaches and
+            # reconnects those); what is bound here carries none
+            segment = partial(self._segment, state=state, mask=mask, input_ids=input_ids, input_sampler=input_sampler,
+                              start=start)
+            tensors = (embedded[:, start:end], state.hidden, state.cell, state.attentional, state.projected_keys,
+                       context, previous, encoder_hidden_states)
+            features, hidden, cell, attentional, weights, outputs = (
+                self._gradient_checkpointing_func(segment, *tensors) if checkpointing else segment(*tensors)
+            )
+            state = dataclasses.replace(state, hidden=hidden, cell=cell, attentional=attentional,
+                                        length=state.length + end - start)
             step_features.append(features)
             step_weights.append(weights)
             step_outputs.append(outputs)
         weights = torch.cat(step_weights, dim=1) if self.attention is not None else None
         return RNNDecoderOutput(torch.cat(step_features, dim=1), state, weights, torch.cat(step_outputs, dim=1))
+
+    def _segment(
+        self,
+        embedded: torch.Tensor,
+        hidden: torch.Tensor,
+        cell: torch.Tensor | None,
+        attentional: torch.Tensor | None,
+        projected_keys: torch.Tensor | None,
+        context: torch.Tensor | None,
+        previous: torch.Tensor | None,
+        keys: torch.Tensor,
+        *,
+        state: RNNDecoderState,
+        mask: torch.Tensor | None,
+        input_ids: torch.Tensor | None,
+        input_sampler: InputSampler | None,
+        start: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """Target steps start .. start + T of the (B, T, E) `embedded` from the given state tensors, in one call or
+        one step at a time: (features, hidden, cell, attentional, weights, top-layer outputs). Tensors in, tensors
+        out, so a checkpoint can recompute it (reentrant or not)."""
+        state = dataclasses.replace(state, hidden=hidden, cell=cell, attentional=attentional,
+                                    projected_keys=projected_keys)
+        if input_sampler is None and not self.steps_one_at_a_time:
+            features, state, weights, outputs = self._advance(embedded, state, keys, mask, context)
+            return features, state.hidden, state.cell, state.attentional, weights, outputs
+        step_features, step_weights, step_outputs = [], [], []
+        for t in range(embedded.shape[1]):
+            step_input = embedded[:, t : t + 1]  # (B, 1, E)
+            last = step_features[-1][:, 0] if step_features else previous
+            if input_sampler is not None and last is not None:
+                fed = input_sampler(input_ids[:, start + t], last)  # (B,)
+                step_input = self.dropout(self.embed_tokens(fed))[:, None]
+            features, state, weights, outputs = self._advance(step_input, state, keys, mask, context)
+            step_features.append(features)
+            step_weights.append(weights)
+            step_outputs.append(outputs)
+        weights = torch.cat(step_weights, dim=1) if self.attention is not None else None
+        features, outputs = torch.cat(step_features, dim=1), torch.cat(step_outputs, dim=1)
+        return features, state.hidden, state.cell, state.attentional, weights, outputs

@@ -8,13 +8,13 @@ A layer is two or three residual branches (Vaswani et al. 2017, arXiv 1706.03762
     pre-LN (Xiong 2020):    x = x + Dropout(Sublayer(Norm(x)))        (2002.04745; add a final Norm to the stack)
 
 with Sublayer = self-attention, cross-attention over the encoder output (decoder layers only), feed-forward. The
-stack embeds tokens (scaled by sqrt(D) when `scale_embedding`, as in the paper), adds positions once (sinusoidal or
-learned) or hands them to every self-attention (RoPE angles, ALiBi bias), applies dropout, and runs the layers.
+stack embeds tokens (the embedding module scales them by sqrt(D) when `scale_embedding`, as in the paper), adds
+positions once (sinusoidal or learned) or hands them to every self-attention (RoPE angles, ALiBi bias), applies
+dropout, and runs the layers.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
 
@@ -27,6 +27,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttenti
 
 from .attention import MultiHeadAttention
 from .feed_forward import build_feed_forward
+from .modeling_common import config_output_flags
 from .norms import build_norm
 from .positions import POSITIONS, AlibiBias, RotaryEmbedding
 from .transformers_contract import cache_field, resolve_cache
@@ -168,7 +169,6 @@ class TransformerStack(nn.Module):
         super().__init__()
         self.config = config
         self.embed_tokens = embed_tokens
-        self.embed_scale = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
         self.is_causal = causal
         self.position_type = config.position_type
         self.max_positions = config.max_position_embeddings
@@ -212,6 +212,7 @@ class TransformerStack(nn.Module):
                 "(tokenizer truncation=True, max_length=...) or use position_type 'sinusoidal', 'rope' or 'alibi'"
             )
 
+    @config_output_flags
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -235,7 +236,7 @@ class TransformerStack(nn.Module):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale  # (B, T, D)
+            inputs_embeds = self.embed_tokens(input_ids)  # (B, T, D), scaled by the embedding module
         batch, length = inputs_embeds.shape[:2]
         device = inputs_embeds.device
         has_cross = encoder_hidden_states is not None

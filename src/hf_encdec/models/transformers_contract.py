@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import warnings
 from typing import Any, ClassVar
 
 import torch
@@ -43,13 +44,21 @@ class CacheContractError(RuntimeError):
 
 def resolve_cache(cache: Any, past_key_values: Any) -> Any:
     """The cache a forward was given, under its 5.24 name `cache` or its older name `past_key_values` (both work on
-    every supported release); two different objects under the two names are an error."""
+    every supported release); two different objects under the two names are an error. Where the installed release
+    calls it `cache`, the old name warns as transformers' own models do (a FutureWarning)."""
     if past_key_values is None:
         return cache
     if cache is not None and cache is not past_key_values:
         raise ValueError(
             "forward got two different caches, `cache` and `past_key_values` (the same argument under its name "
             "before transformers 5.24): pass one of them"
+        )
+    if CACHE_FIELD == "cache":
+        warnings.warn(
+            f"`past_key_values` is deprecated since transformers 5.24 (installed: {transformers.__version__}). "
+            "Use `cache` instead.",
+            FutureWarning,
+            stacklevel=3,
         )
     return past_key_values
 
