@@ -34,3 +34,5 @@ else
         | grep -iE "^(torch|transformers|tokenizers|accelerate|datasets|safetensors|evaluate|huggingface.hub|sacrebleu) " \
         | sed 's/^/[setup] /'
 fi
+# transformers' own common model tests for the installed release (tests/hf/test_transformers_common.py), cached
+"$venv/bin/python" scripts/fetch_transformers_tests.py

@@ -15,3 +15,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # marks that transformers' own common tests (tests/hf/test_transformers_common.py) put on some of theirs
+    for mark in ("torch_compile_test", "flash_attn_test", "flash_attn_3_test", "flash_attn_4_test"):
+        config.addinivalue_line("markers", f"{mark}: a mark of transformers' common model tests")
