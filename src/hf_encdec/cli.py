@@ -33,6 +33,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a translation model end to end", description=_train.__doc__)
     train.add_argument("--data", default=defaults.data, help="gettext[:LANG], synthetic:TASK, or a data file/folder (default: %(default)s)")
     train.add_argument("--output-dir", default=defaults.output_dir, help="run folder (default: %(default)s)")
+    train.add_argument("--source-lang", help="data files: source language (key of a 'translation' column, or a "
+                       "column name); also the model card's source language")
+    train.add_argument("--target-lang", help="data files: target language; also the model card's target language")
     model = train.add_mutually_exclusive_group()
     model.add_argument("--preset", choices=preset_names(), help=f"model size (default: {defaults.preset})")
     model.add_argument("--config", dest="config_file", help="JSON model config with model_type and fields")

@@ -58,12 +58,15 @@ class ModelCardFacts:
         model_name: display name, also the `model-index` name.
         family: hf_encdec family name (`transformer`, `rnn_seq2seq`, ...); becomes a tag `hf_encdec_<family>`.
         family_summary: one line on the family, shown next to its name.
-        language_pair: (source, target) language codes.
+        language_pair: (source, target) language codes, or None when the data does not say (the card then gives no
+            `language` metadata rather than a made-up code).
         metrics: measured scores, e.g. `corpus_scores(...)` or Trainer metrics (`eval_` prefixes are dropped);
             numbers go to the results table and `model-index`, `*signature*` strings are listed verbatim.
         baseline_metrics: the copy baseline's scores (`copy_baseline_scores`), or None to omit that column.
         configuration: configuration values worth showing, e.g. `model.config.describe()`.
-        data: facts about the data; the keys `dataset` (name or Hub id) and `eval_split` also fill `model-index`.
+        data: facts about the data, shown in the card's prose; `dataset` names it (a local folder by its base name,
+            never its path) and with `eval_split` fills `model-index`. `hub_dataset_id`, only for data on the Hub,
+            goes to the `datasets` metadata, which takes Hub ids only.
         training: training settings and outcome (steps, learning rate, runtime, hardware, ...).
         samples: (source, reference, hypothesis) triples; the first source also feeds the usage snippet.
         images: caption -> PNG path relative to the model folder (e.g. the attention heatmap and loss curve).
@@ -78,7 +81,7 @@ class ModelCardFacts:
 
     model_name: str
     family: str
-    language_pair: tuple[str, str]
+    language_pair: tuple[str, str] | None
     metrics: Mapping[str, Any]
     family_summary: str = ""
     baseline_metrics: Mapping[str, Any] | None = None
@@ -96,8 +99,8 @@ class ModelCardFacts:
 
     def __post_init__(self) -> None:
         pair = self.language_pair
-        if len(pair) != 2 or not all(isinstance(code, str) and code.strip() for code in pair):
-            raise ValueError(f"language_pair must be (source, target) language codes, got {pair!r}")
+        if pair is not None and (len(pair) != 2 or not all(isinstance(code, str) and code.strip() for code in pair)):
+            raise ValueError(f"language_pair must be (source, target) language codes or None, got {pair!r}")
         if not self.model_name.strip() or not self.family.strip():
             raise ValueError(f"model_name and family must be non-empty, got {self.model_name!r} and {self.family!r}")
         for index, sample in enumerate(self.samples):
@@ -252,14 +255,15 @@ def _framework_versions() -> dict[str, str]:
 def _card_data(facts: ModelCardFacts) -> ModelCardData:
     """The YAML front matter: Hub metadata and a `model-index` entry per measured score."""
     dataset = str(facts.data.get("dataset", "custom"))
+    hub_dataset = facts.data.get("hub_dataset_id")
     split = facts.data.get("eval_split")
-    source_language, target_language = facts.language_pair
+    pair = f"{facts.language_pair[0]}-{facts.language_pair[1]}" if facts.language_pair else None
     scores = _numeric_metrics(facts.metrics)
     eval_results = [
         EvalResult(
             task_type="translation",
-            task_name=f"Translation {source_language}-{target_language}",
-            dataset_type=dataset,
+            task_name=f"Translation {pair}" if pair else "Translation",
+            dataset_type=str(hub_dataset) if hub_dataset else "local",
             dataset_name=dataset,
             dataset_split=None if split is None else str(split),
             metric_type=key,
@@ -269,15 +273,15 @@ def _card_data(facts: ModelCardFacts) -> ModelCardData:
         for key, value in scores.items()
         if key not in _NOT_IN_MODEL_INDEX
     ]
-    tags = ["translation", "hf_encdec", f"hf_encdec_{facts.family}", f"{source_language}-{target_language}"]
+    tags = ["translation", "hf_encdec", f"hf_encdec_{facts.family}", *([pair] if pair else [])]
     return ModelCardData(
-        language=list(dict.fromkeys(facts.language_pair)),
+        language=list(dict.fromkeys(facts.language_pair)) if facts.language_pair else None,
         license=facts.license,
         library_name="transformers",
         pipeline_tag="translation",
         tags=list(dict.fromkeys(tags)),
         model_name=facts.model_name,
-        datasets=None if "dataset" not in facts.data else [dataset],
+        datasets=[str(hub_dataset)] if hub_dataset else None,
         metrics=[key for key in scores if key in {"bleu", "chrf", "ter"}] or None,
         eval_results=eval_results,
     )
@@ -291,7 +295,7 @@ def render_model_card(facts: ModelCardFacts, *, output_dir: str | Path = ".") ->
             placeholder with no value.
     """
     output_dir = Path(output_dir)
-    source_language, target_language = facts.language_pair
+    source_language, target_language = facts.language_pair or ("the source language", "the target language")
     training_table = _key_value_table(facts.training, "setting", "value")
     versions = _framework_versions()
     if versions:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+import yaml
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, TrainerCallback
@@ -246,6 +247,15 @@ def test_user_files_and_a_config_file_train_an_rnn_model(tmp_path: Path) -> None
     assert report["model"] == "RNNSeq2SeqForConditionalGeneration" and report["global_step"] == 6
     assert report["test_sentences"] > 0 and (output / "attention.png").is_file()
     assert json.loads((output / "config.json").read_text())["model_type"] == "hf_encdec_rnn_seq2seq"
+    card = (output / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    # nothing says which languages these are, and a local path is neither a Hub id nor anybody else's business
+    assert "language" not in front and "datasets" not in front and str(tmp_path) not in card
+    assert front["model-index"][0]["results"][0]["dataset"]["name"] == "pairs.tsv"
+    # --source-lang/--target-lang name the languages of the source/target columns
+    assert main([*args, "--overwrite", "--max-steps", "1", "--source-lang", "fr", "--target-lang", "de"]) == 0
+    front = yaml.safe_load((output / "README.md").read_text().split("---")[1])
+    assert front["language"] == ["fr", "de"] and "fr-de" in front["tags"]
 
 
 def test_a_config_file_trains_a_pointer_generator_that_loads_back(tmp_path: Path) -> None:

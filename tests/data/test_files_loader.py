@@ -155,6 +155,23 @@ def test_empty_data_is_an_error(tmp_path: Path, cache_dir: Path, name: str, cont
         load_parallel_files(path, cache_dir=cache_dir)
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"source": "a", "target": "b"}\n{"source": "c", "tar\n', r"line 2 is not valid JSON \(Unterminated string"),
+        ('{"source": "a", "target": "b"}\n\n["c", "d"]\n', "line 3 is a JSON list, not an object"),
+    ],
+    ids=["cut-off-object", "not-an-object"],
+)
+def test_a_broken_json_lines_file_names_the_file_and_the_line(
+    tmp_path: Path, cache_dir: Path, content: str, problem: str
+) -> None:
+    path = tmp_path / "broken.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=f"train_file '{path}' could not be read: {problem}"):
+        load_parallel_files(path, cache_dir=cache_dir)
+
+
 def test_all_blank_rows_is_an_error(tmp_path: Path, cache_dir: Path) -> None:
     path = write_jsonl(tmp_path / "blank.jsonl", [{"source": " ", "target": "x"}])
     with pytest.raises(ValueError, match="no rows with both a source and a target"):

@@ -33,7 +33,8 @@ def _facts(**overrides: Any) -> ModelCardFacts:
             "num_segments": 321,
         },
         "baseline_metrics": {"bleu": 3.25, "chrf": 21.5},
-        "data": {"dataset": "toy/gettext-de-en", "eval_split": "validation", "train_pairs": 4567},
+        "data": {"dataset": "toy/gettext-de-en", "hub_dataset_id": "toy/gettext-de-en", "eval_split": "validation",
+                 "train_pairs": 4567},
         "training": {"epochs": 17, "learning_rate": 0.00071, "train_runtime_s": 654.3},
         "samples": [
             ("Der Hund läuft .", "The dog runs .", "The dog is running ."),
@@ -162,6 +163,15 @@ def test_image_paths_must_stay_inside_the_folder(tmp_path: Path, bad_path: str) 
     with pytest.raises(ValueError, match="relative"):
         write_model_card(tmp_path, _facts(images={"heatmap": bad_path}))
     assert not (tmp_path / "README.md").exists()
+
+
+def test_local_data_and_unknown_languages_leave_the_hub_metadata_out(tmp_path: Path) -> None:
+    """`datasets` takes Hub ids, and a made-up language code makes a card wrong: local data is named in the prose
+    and model-index only, and a card whose data says no language names none."""
+    front, body = _split_card(_write(tmp_path, language_pair=None, data={"dataset": "my-corpus", "eval_split": "test"}))
+    assert "language" not in front and "datasets" not in front
+    assert front["model-index"][0]["results"][0]["dataset"] == {"name": "my-corpus", "type": "local", "split": "test"}
+    assert "the source language → the target language" in body and "my-corpus" in body
 
 
 def test_bad_language_pair_and_missing_scores_raise(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ CSV and TSV cells are read as text exactly as written: every column is declared 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -48,6 +49,28 @@ def _csv_header(path: Path, delimiter: str) -> list[str]:
         return next(csv.reader(handle, delimiter=delimiter, quoting=quoting), [])
 
 
+def _json_problem(path: Path) -> str | None:
+    """Where a JSON Lines file is broken: its first line that is not one complete JSON object (None when the file
+    is one valid JSON document, whose problem is then not a syntax error)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        json.loads(text)
+        return None
+    except json.JSONDecodeError:
+        pass
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            return (f"line {number} is not valid JSON ({error.msg} at column {error.colno}); each line must be one "
+                    'complete JSON object, e.g. {"source": "...", "target": "..."}')
+        if not isinstance(row, dict):
+            return f"line {number} is a JSON {type(row).__name__}, not an object with the pair's fields"
+    return None
+
+
 def _read_file(path: Path, role: str, cache_dir: str | os.PathLike[str] | None) -> datasets.Dataset:
     """Load one data file as a ``Dataset`` with the columns it has."""
     if not path.is_file():
@@ -82,6 +105,12 @@ def _read_file(path: Path, role: str, cache_dir: str | os.PathLike[str] | None) 
         if "corresponds to no data" in str(error):  # a header-only CSV gives the builder no table at all
             raise ValueError(f"{role} {str(path)!r} is empty: no data rows") from error
         raise
+    except datasets.exceptions.DatasetGenerationError as error:
+        problem = _json_problem(path) if builder == "json" else None
+        cause = error.__cause__ or error
+        raise ValueError(
+            f"{role} {str(path)!r} could not be read: {problem or f'{type(cause).__name__}: {cause}'}"
+        ) from error
     assert isinstance(dataset, datasets.Dataset)  # split="train" returns one Dataset
     if dataset.num_rows == 0:
         raise ValueError(f"{role} {str(path)!r} is empty: no data rows")
@@ -128,8 +157,12 @@ def _to_pairs(
                     [row.get(target_lang) if row else None for row in batch["translation"]],
                 )
 
-        elif source_lang in columns and target_lang in columns:
-            source_column, target_column = source_lang, target_lang
+        elif (source_lang in columns and target_lang in columns) or (
+            source_column in columns and target_column in columns
+        ):
+            # columns named after the languages, or else the source/target columns, the languages naming them
+            if source_lang in columns and target_lang in columns:
+                source_column, target_column = source_lang, target_lang
 
             def extract(batch: dict[str, list[Any]]) -> tuple[list[Any], list[Any]]:
                 return batch[source_column], batch[target_column]
@@ -137,7 +170,8 @@ def _to_pairs(
         else:
             raise ValueError(
                 f"{str(path)!r}: source_lang={source_lang!r}/target_lang={target_lang!r} given, but the file has "
-                f"neither a 'translation' column nor columns named after the languages; columns found: {columns}"
+                f"neither a 'translation' column, nor columns named after the languages, nor {source_column!r}/"
+                f"{target_column!r} columns; columns found: {columns}"
             )
     else:
         missing = [name for name in (source_column, target_column) if name not in columns]
@@ -227,8 +261,9 @@ def load_parallel_files(
         test_file: Optional test data; else ``test_size`` rows of ``train_file``.
         source_column: Column with the source text.
         target_column: Column with the target text.
-        source_lang: Source language key of the translation format (or a column name).
-        target_lang: Target language key of the translation format (or a column name).
+        source_lang: Source language key of the translation format, or a column name; with neither, the language
+            of the ``source_column`` (a label: the model card's language).
+        target_lang: Target language, as ``source_lang``.
         validation_size: Fraction of ``train_file`` in [0, 1) or row count held out for validation when there is
             no ``validation_file`` (0: an empty split).
         test_size: Fraction of ``train_file`` in [0, 1) or row count held out for test when there is no

@@ -72,6 +72,9 @@ class TrainOptions:
     """Everything `hf-encdec train` can set; the defaults are the tuned main-job recipe."""
 
     data: str = "gettext:de"
+    # data files: the language keys of their `translation` column (or their column names); also the card's languages
+    source_lang: str | None = None
+    target_lang: str | None = None
     output_dir: str = "runs/gettext-de"
     preset: str | None = "pointer-generator-small"
     config_file: str | None = None
@@ -310,8 +313,47 @@ def _save_final_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
     staging.rmdir()
 
 
+def _is_file_data(data: str) -> bool:
+    return not data.startswith(("gettext", "synthetic:"))
+
+
+def _language_options(options: TrainOptions) -> dict[str, str]:
+    """The language keys that go to the data-file loader; the built-in corpora know their own languages."""
+    given = {key: value for key in ("source_lang", "target_lang") if (value := getattr(options, key)) is not None}
+    if given and not _is_file_data(options.data):
+        raise ValueError(
+            f"source_lang/target_lang ({given}) name the languages of data files; {options.data!r} has its own "
+            "(gettext:LANG is English to LANG): leave them out"
+        )
+    return given
+
+
+def language_pair(data: str, source_lang: str | None = None, target_lang: str | None = None) -> tuple[str, str] | None:
+    """The (source, target) languages of a run's data: English and the catalogs' language for gettext, the given
+    languages for data files, those of the original corpus for a distilled one, None where nothing says (a card then
+    names no language rather than a made-up one).
+
+    >>> language_pair("gettext:fr"), language_pair("pairs.jsonl", "en", "nl"), language_pair("synthetic:copy")
+    (('en', 'fr'), ('en', 'nl'), None)
+    """
+    if data.startswith("gettext"):
+        return "en", data.split(":", 1)[1] if ":" in data else "de"
+    if source_lang and target_lang:
+        return source_lang, target_lang
+    manifest = Path(data) / "distill.json"
+    if _is_file_data(data) and manifest.is_file():
+        return language_pair(json.loads(manifest.read_text())["settings"]["data"])
+    return None
+
+
+def dataset_name(data: str) -> str:
+    """How a run's data is named where others read it (model card, Hub metadata): a built-in corpus by its spec, a
+    local file or folder by its base name, never by its path."""
+    return Path(data).name if _is_file_data(data) else data
+
+
 def _data_description(options: TrainOptions, corpus: datasets.DatasetDict, tokenized: datasets.DatasetDict) -> dict[str, Any]:
-    description: dict[str, Any] = {"dataset": options.data}
+    description: dict[str, Any] = {"dataset": dataset_name(options.data)}
     if options.data.startswith("gettext"):
         summary = gettext_corpus_summary(corpus)
         description["source"] = "gettext catalogs of the machine (/usr/share/locale/<lang>/LC_MESSAGES/*.mo)"
@@ -351,7 +393,7 @@ def _prepare_data(
     """Stage 1, data: load the corpus, check it has all three splits, get the tokenizer, tokenize train and
     validation, and pick the subsets. The main process goes first, so the others reuse its tokenizer."""
     with args.main_process_first(desc="corpus and tokenizer"):
-        corpus = load_corpus(options.data)
+        corpus = load_corpus(options.data, **_language_options(options))
         for split in ("train", "validation", "test"):
             if split not in corpus or len(corpus[split]) == 0:
                 raise ValueError(f"the corpus {options.data!r} has no {split} pairs; it needs train, validation and test")
@@ -562,12 +604,11 @@ def _card_facts(
     """What the model card of the run says, from the report and the model's own description of its config."""
     family = family_of(model.config.model_type)
     scores, baseline, decoding = report["test"], report["copy_baseline"], report["decoding"]
-    lang = options.data.split(":", 1)[1] if options.data.startswith("gettext:") else ("de" if options.data == "gettext" else "xx")
     return ModelCardFacts(
         model_name=Path(options.output_dir).name,
         family=family.name,
         family_summary=family.summary,
-        language_pair=("en", lang),
+        language_pair=language_pair(options.data, options.source_lang, options.target_lang),
         configuration=model.config.describe(),
         metrics={key: scores[key] for key in ("bleu", "chrf", "bleu_signature", "chrf_signature")},
         baseline_metrics={"bleu": baseline["bleu"], "chrf": baseline["chrf"]},
