@@ -1,7 +1,8 @@
-"""A NAT run's decoding comparison (mask-predict at T = 1, 4, 10 against its teacher and the copy baseline) on an
-evenly spaced subset of the test split: what `hf-encdec train` reports for the whole split, when that does not fit.
+"""A NAT run's decoding comparison (mask-predict at T = 1, 4, 10 against its teacher, a NAT trained without
+distillation and the copy baseline) on an evenly spaced subset of the test split, for a finished run: what
+`hf-encdec train` reports (with --comparison-size and --undistilled), on as many pairs as you choose.
 
-    python examples/nat_comparison.py runs/nat-de runs/distilled-de --pairs 1000
+    python examples/nat_comparison.py runs/nat-de runs/distilled-de --pairs 1000 --undistilled runs/nat-raw
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("data", help="the distilled corpus folder it was trained on (names the teacher)")
     parser.add_argument("--pairs", type=int, default=1000, help="test pairs, evenly spaced over the split")
     parser.add_argument("--length-beam-size", type=int, default=3)
+    parser.add_argument("--undistilled", default=None, help="a NAT run trained on the real references, to compare")
     parser.add_argument("--out", default=None, help="write the rows to this JSON file")
     args = parser.parse_args()
     test = load_corpus(args.data)["test"]
@@ -28,7 +30,8 @@ def main() -> None:
     subset = test.select([int(i * len(test) / args.pairs) for i in range(args.pairs)])
     model, tokenizer = load_translator(args.run)
     rows = compare_decoding(model, tokenizer, subset["source"], subset["target"],
-                            length_beam_size=args.length_beam_size, teacher=teacher_of(args.data))
+                            length_beam_size=args.length_beam_size, teacher=teacher_of(args.data),
+                            undistilled=args.undistilled)
     report = {"test_pairs": args.pairs, "of": len(test), "rows": rows}
     text = json.dumps(report, indent=1, ensure_ascii=False)
     if args.out:
