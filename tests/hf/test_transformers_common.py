@@ -51,7 +51,8 @@ SPECIAL = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
 # test name -> why it does not apply; each family adds its own on top of COMMON_NOT_APPLICABLE
 COMMON_NOT_APPLICABLE = {
     "test_generation_tester_mixin_inheritance": "the generation contract is tested by this library's own "
-    "tests/hf/test_generate_contract.py; transformers' GenerationTesterMixin is not in its source distribution",
+    "generate() tests (tests/models/test_transformers_contract.py, tests/properties/, the family tests); "
+    "transformers' GenerationTesterMixin is not in its source distribution",
 }
 
 
