@@ -33,6 +33,13 @@ MANIFEST = "distill.json"
 CHUNKS = ".chunks"
 
 
+def distill_settings(data: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The settings (teacher, original data, beams, ...) a distilled corpus folder was made with, or None when
+    `data` is not one."""
+    manifest = Path(data) / MANIFEST
+    return json.loads(manifest.read_text())["settings"] if manifest.is_file() else None
+
+
 def _write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
     """Write rows as JSON Lines through a temporary file, so a reader never sees half a file."""
     temporary = path.with_name(f".{path.name}.tmp")

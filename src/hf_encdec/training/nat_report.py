@@ -9,17 +9,16 @@ parts of both, and repeated tokens are its most common symptom) and the translat
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..evaluation import copy_baseline_scores, corpus_scores
 from ..inference import is_autoregressive, load_translator, translate
+from .distill import distill_settings
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +65,8 @@ def _system(
 
 def teacher_of(data: str) -> str | None:
     """The teacher model folder of a distilled corpus folder (its distill.json), or None."""
-    manifest = Path(data) / "distill.json"
-    if not manifest.is_file():
-        return None
-    return json.loads(manifest.read_text())["settings"]["teacher"]
+    settings = distill_settings(data)
+    return None if settings is None else settings["teacher"]
 
 
 def compare_decoding(

@@ -48,6 +48,7 @@ from ..evaluation import build_compute_metrics, copy_baseline_scores, corpus_sco
 from ..inference import check_model_folder, is_autoregressive, translate
 from ..model_card import ModelCardFacts, write_model_card
 from ..registration import family_of
+from .distill import distill_settings
 from .nat_report import compare_decoding, teacher_of
 from .presets import build_config
 from .trainer import LENGTH_COLUMN, TranslationTrainer, latest_complete_checkpoint
@@ -340,10 +341,8 @@ def language_pair(data: str, source_lang: str | None = None, target_lang: str | 
         return "en", data.split(":", 1)[1] if ":" in data else "de"
     if source_lang and target_lang:
         return source_lang, target_lang
-    manifest = Path(data) / "distill.json"
-    if _is_file_data(data) and manifest.is_file():
-        return language_pair(json.loads(manifest.read_text())["settings"]["data"])
-    return None
+    settings = distill_settings(data) if _is_file_data(data) else None
+    return None if settings is None else language_pair(settings["data"])
 
 
 def dataset_name(data: str) -> str:
