@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .data.tokenizer import check_tokenizer_matches_model
+from .localization.layout import split_layout
+from .localization.placeholders import keeps_placeholders
 from .pipelines import Seq2SeqGenerationPipeline
 
 logger = logging.getLogger(__name__)
@@ -60,8 +63,17 @@ def load_translator(
         raise RuntimeError(f"could not load the model in {folder} (corrupt or partial files?): {error}") from error
     tokenizer = AutoTokenizer.from_pretrained(folder)
     check_tokenizer_matches_model(tokenizer, model.config)
+    options = folder / "train_options.json"
+    if getattr(model.config, "training_data", None) is None and options.is_file():
+        # folders trained before the config recorded its data
+        model.config.training_data = json.loads(options.read_text()).get("data")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), tokenizer
+
+
+def trained_on_software_messages(model: PreTrainedModel) -> bool:
+    """Whether `model` was trained on gettext catalogs (its config's `training_data`, set by the training recipe)."""
+    return str(getattr(model.config, "training_data", "")).startswith("gettext")
 
 
 def translate(
@@ -75,6 +87,7 @@ def translate(
     batch_size: int = 64,
     max_source_length: int | None = None,
     progress: bool = True,
+    protect: bool | None = None,
     **generate_kwargs: object,
 ) -> list[str]:
     """Translate `texts`, longest first in batches of `batch_size` (little padding), returned in input order.
@@ -84,6 +97,91 @@ def translate(
     `max_source_length` tokens are truncated (with a warning), as are sources longer than the model's learned
     positions. `num_beams` and `length_penalty` default to the model's generation config (a trained folder's beam
     size and validation-tuned length penalty).
+
+    With `protect` (the default for models trained on gettext catalogs, see :func:`trained_on_software_messages`),
+    texts are software messages: their layout and format directives are kept by construction, as
+    :func:`translate_messages` describes; a text no hypothesis keeps them in comes back as the source itself (with a
+    warning that counts them). `protect=False` gives the model's best hypothesis as it is.
+    """
+    if isinstance(texts, str):
+        raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
+    if protect is None:
+        protect = trained_on_software_messages(model)
+    settings = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
+                    batch_size=batch_size, max_source_length=max_source_length, progress=progress, **generate_kwargs)
+    if not protect:
+        return [hypotheses[0] for hypotheses in translate_nbest(model, tokenizer, texts, **settings)]
+    results = translate_messages(model, tokenizer, texts, **settings)
+    kept = sum(result is None for result in results)
+    if kept:
+        logger.warning("%d of %d text(s) kept as the source: no hypothesis kept their format directives", kept, len(texts))
+    return [text if result is None else result for text, result in zip(texts, results)]
+
+
+def translate_messages(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    messages: Sequence[str],
+    *,
+    num_beams: int | None = None,
+    retry_beams: int | None = None,
+    **settings: object,
+) -> list[str | None]:
+    """Translate software messages keeping their layout and their format directives by construction.
+
+    1. Layout: each message is split by :func:`~hf_encdec.localization.layout.split_layout` (edge whitespace and
+       newlines, ``--help`` columns, wrapped lines), the texts are translated and the layout is put back around them.
+    2. Directives: beam search returns its whole n-best list (`num_beams` hypotheses, best first); the first that
+       keeps the text's directives and accelerator exactly (:func:`~hf_encdec.localization.placeholders.keeps_placeholders`)
+       is taken. Texts where none does are searched again with `retry_beams` beams (default twice the beam, at
+       least 8).
+    3. A message is returned only when the whole of it passes the same check against its source; otherwise
+       ``None``: the caller decides (:func:`translate` keeps the source, a catalog leaves the entry untranslated).
+
+    Other keyword arguments are those of :func:`translate_nbest`.
+
+    >>> model, tokenizer = load_translator("runs/main")                                   # doctest: +SKIP
+    >>> translate_messages(model, tokenizer, ["Cannot open %s: %s\\n"])                     # doctest: +SKIP
+    ['%s kann nicht geöffnet werden: %s\\n']
+    """
+    layouts = [split_layout(message) for message in messages]
+    texts = list(dict.fromkeys(text for layout in layouts for text in layout.texts))
+    beams = num_beams or model.generation_config.num_beams or 1
+    chosen: dict[str, str | None] = dict.fromkeys(texts)
+    searches = [beams, max(retry_beams or 2 * beams, 8)] if is_autoregressive(model) else [beams]
+    for search_beams in searches:
+        missing = [text for text in texts if chosen[text] is None]
+        if not missing:
+            break
+        # The non-autoregressive model has no n-best list: its one output per text is checked.
+        returned = search_beams if is_autoregressive(model) else 1
+        nbest = translate_nbest(model, tokenizer, missing, num_beams=search_beams, num_return_sequences=returned, **settings)
+        for text, hypotheses in zip(missing, nbest):
+            chosen[text] = next((h for h in hypotheses if h.strip() and keeps_placeholders(text, h)), None)
+    results: list[str | None] = []
+    for message, layout in zip(messages, layouts):
+        parts = [chosen[text] for text in layout.texts]
+        rendered = None if None in parts else layout.render(parts)  # type: ignore[arg-type]
+        results.append(rendered if rendered is not None and keeps_placeholders(message, rendered) else None)
+    return results
+
+
+def translate_nbest(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    num_beams: int | None = None,
+    max_new_tokens: int = 128,
+    length_penalty: float | None = None,
+    batch_size: int = 64,
+    max_source_length: int | None = None,
+    progress: bool = True,
+    **generate_kwargs: object,
+) -> list[list[str]]:
+    """The hypotheses of every text (``num_return_sequences`` of them, best first), in input order.
+
+    The batching, truncation and defaults of :func:`translate`, which is this with one hypothesis a text.
     """
     if isinstance(texts, str):
         raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
@@ -113,7 +211,7 @@ def translate(
         **generate_kwargs,
     )
     bar = tqdm(outputs, total=len(texts), desc="translating", unit="sent", disable=not progress)
-    results: list[str] = [""] * len(texts)
+    results: list[list[str]] = [[] for _ in texts]
     for output, index in zip(bar, order):  # the bar first, so that it sees the end of the outputs and closes
-        results[index] = output[0]["generated_text"]
+        results[index] = [hypothesis["generated_text"] for hypothesis in output]
     return results

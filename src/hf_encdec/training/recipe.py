@@ -447,6 +447,8 @@ def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> P
     check_tokenizer_matches_model(tokenizer, config)
     torch.manual_seed(options.seed)
     model = AutoModelForSeq2SeqLM.from_config(config, attn_implementation=options.attn_implementation)
+    # Saved with the config: translate() keeps the layout and format directives of software messages by default.
+    model.config.training_data = options.data
     _check_comparison_options(options, model)
     # validation during training decodes greedily up to the longest target; the saved model gets the beam settings
     model.generation_config = GenerationConfig(**special, num_beams=1, max_length=options.max_target_length + 1)

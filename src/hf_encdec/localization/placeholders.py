@@ -1,0 +1,77 @@
+"""What a translation of a software message must keep: format directives, keyboard accelerators, edge newlines.
+
+A program prints its translated message with the same arguments as the English one, so the translation must carry
+the same format directives (``%s``, ``%-10lu``, ``%1$s``, ``%<PRIu64>``, ``%(name)s``, ``{name}``): a dropped,
+added or changed one makes ``printf`` read the wrong argument, which GNU ``msgfmt -c`` rejects for ``c-format``
+entries. Positional directives (``%2$s ... %1$d``) may change their order; everything else about them must stay.
+``msgfmt -c`` also rejects a translation that does not begin and end with a newline exactly when the English does.
+
+>>> find_placeholders("Copied %d of %s (100%%) to {dest}")
+['%d', '%s', '%%', '{dest}']
+>>> placeholder_problems("Cannot open %s: %s\\n", "Kann %s nicht öffnen\\n")
+['dropped %s']
+>>> placeholder_problems("_Open", "Ö_ffnen")
+[]
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+__all__ = ["PLACEHOLDER_RE", "find_accelerators", "find_placeholders", "keeps_placeholders", "placeholder_problems"]
+
+#: printf directives (C99 and POSIX positional ``%1$s``, flags, width, precision, length, ``%<PRIu64>`` as gettext
+#: writes the inttypes macros, ``%%``), Python's ``%(name)s``, and brace fields (``{}``, ``{0}``, ``{name}``,
+#: ``{0:.2f}``, ``{name!r}``).
+PLACEHOLDER_RE = re.compile(
+    r"%(?:\d+\$)?[-+ #0']*(?:\d+|\*(?:\d+\$)?)?(?:\.(?:\d+|\*(?:\d+\$)?))?(?:hh|ll|[hlLqjzZt])?[diouxXeEfFgGaAcCsSpnm%]"
+    r"|%(?:\d+\$)?<PRI[a-zA-Z0-9]+>"
+    r"|%\([A-Za-z_][A-Za-z0-9_]*\)[-+ #0]*\d*(?:\.\d+)?[a-zA-Z]"
+    r"|\{[A-Za-z0-9_.]*(?:![rsa])?(?::[^{}]*)?\}"
+)
+
+# A keyboard accelerator: GTK's `_` or Qt/KDE's `&` in front of a letter or digit that starts a word (`_Open`,
+# `Save _As`, `&File`). `&&` is a literal ampersand, `&amp;` an entity, `file_name` an identifier: none count.
+_ACCELERATOR_RE = re.compile(r"(?<![\w&_])(?:_|&(?![A-Za-z]+;|#\d+;))(?=[^\W_])")
+# The same marker anywhere in a word: translators move the accelerator to a letter of their word (`Ö_ffnen`).
+_MARKER_RE = re.compile(r"(?<![&_])(?:_|&(?![A-Za-z]+;|#\d+;))(?=[^\W_])")
+
+
+def find_placeholders(text: str) -> list[str]:
+    """The format directives of `text`, in order (``%%`` included: a lone ``%`` would start a new directive)."""
+    return PLACEHOLDER_RE.findall(text)
+
+
+def find_accelerators(text: str) -> list[str]:
+    """The keyboard-accelerator markers of `text` (``_`` or ``&``), in order."""
+    return _ACCELERATOR_RE.findall(text)
+
+
+def placeholder_problems(source: str, translation: str, *, check_accelerators: bool = True) -> list[str]:
+    """Everything `translation` breaks of `source`'s directives, accelerator and edge newlines; ``[]`` when nothing.
+
+    Directives are compared as multisets (positional directives may be reordered, so may brace fields). The
+    accelerator is checked only where the source has exactly one: the translation needs exactly one too, of the same
+    kind, on any letter (translators move it).
+    """
+    problems: list[str] = []
+    wanted, got = Counter(find_placeholders(source)), Counter(find_placeholders(translation))
+    problems += [f"dropped {item}" for item in sorted((wanted - got).elements())]
+    problems += [f"added {item}" for item in sorted((got - wanted).elements())]
+    if source.startswith("\n") != translation.startswith("\n"):
+        problems.append("leading newline differs")
+    if source.endswith("\n") != translation.endswith("\n"):
+        problems.append("trailing newline differs")
+    source_keys = find_accelerators(source)
+    if check_accelerators and len(source_keys) == 1:
+        # Any marker counts on both sides (identifiers such as `file_name` too), so that only a lost, doubled or
+        # changed accelerator makes a difference.
+        if Counter(_MARKER_RE.findall(translation)) != Counter(_MARKER_RE.findall(source)):
+            problems.append(f"accelerator {source_keys[0]!r} not kept exactly once")
+    return problems
+
+
+def keeps_placeholders(source: str, translation: str, *, check_accelerators: bool = True) -> bool:
+    """Whether `translation` keeps everything :func:`placeholder_problems` checks."""
+    return not placeholder_problems(source, translation, check_accelerators=check_accelerators)
