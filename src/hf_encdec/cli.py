@@ -6,6 +6,7 @@
     hf-encdec train --data pairs.tsv --config my_model.json
     torchrun --nproc_per_node 2 -m hf_encdec train ...     # data-parallel (gloo on CPU, NCCL on GPUs)
     echo "Open the file" | hf-encdec translate runs/gettext-de --beams 4
+    hf-encdec translate-po runs/gettext-de untranslated.po --output filled.po   # fill a gettext catalog, msgfmt -c clean
     hf-encdec evaluate runs/gettext-de --data gettext:de --split test --report report.json
     hf-encdec push runs/gettext-de user/my-model
     hf-encdec distill runs/gettext-de --data gettext:de --output-dir runs/distilled-de   # teacher outputs as targets
@@ -119,6 +120,7 @@ def _translate(args: argparse.Namespace) -> int:
     translations = translate(
         model, tokenizer, [lines[i] for i in keep], num_beams=args.beams, length_penalty=args.length_penalty,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, progress=args.output is not None,
+        protect=False if args.no_protect else None,
     )
     output = [""] * len(lines)
     for index, text in zip(keep, translations):
@@ -129,6 +131,41 @@ def _translate(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _translate_po(args: argparse.Namespace) -> int:
+    """Fill the untranslated entries of a gettext catalog (.po, or a .pot with --language) with a trained model.
+
+    Filled entries are marked fuzzy (for review); layout and format directives are kept by construction, and an
+    entry where no hypothesis keeps them is left untranslated and listed. msgctxt is used for matching only (the
+    model was trained without it). With gettext-tools installed, the output is checked with `msgfmt -c --use-fuzzy`
+    and the command fails when it rejects an entry.
+    """
+    from .inference import load_translator
+    from .localization.catalog import directive_problems, fill_catalog, msgfmt_check
+
+    if not Path(args.input).is_file():
+        raise FileNotFoundError(f"catalog {args.input} does not exist")
+    model, tokenizer = load_translator(args.model)
+    report = fill_catalog(
+        model, tokenizer, args.input, args.output, language=args.language, overwrite=args.overwrite,
+        protect=not args.no_protect, num_beams=args.beams, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+    )
+    logger.info("%s", report.summary())
+    for msgid in report.not_filled:
+        logger.info("left untranslated: %r", msgid)
+    problems = directive_problems(args.output)
+    if problems:
+        logger.error("%d entries break their source's directives or edge newlines (--no-protect?), e.g. %s",
+                     len(problems), next(iter(problems.items())))
+    checked = msgfmt_check(args.output)
+    if checked is None:
+        logger.info("msgfmt (gettext-tools) is not installed: only the Python directive check ran")
+    else:
+        logger.info("msgfmt -c --use-fuzzy: %d of %d entries rejected", checked.rejected, checked.entries)
+        for line in checked.errors[:20]:
+            logger.error("%s", line)
+    return 1 if problems or (checked is not None and checked.rejected) else 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -216,7 +253,24 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--length-penalty", type=float, help="beam length penalty (default: the model's generation config)")
     translate.add_argument("--max-new-tokens", type=int, default=128)
     translate.add_argument("--batch-size", type=int, default=64)
+    translate.add_argument("--no-protect", action="store_true",
+                           help="the best hypothesis as it is, even for a gettext model (whose layout and format "
+                                "directives are otherwise kept)")
     translate.set_defaults(func=_translate)
+
+    po = sub.add_parser("translate-po", help="fill a gettext catalog (.po/.pot) with a model's translations",
+                        description=_translate_po.__doc__)
+    po.add_argument("model", help="a trained model folder")
+    po.add_argument("input", help="the catalog: a .po file, or a .pot template (then give --language)")
+    po.add_argument("--output", required=True, help="the filled catalog (may be the input; written atomically)")
+    po.add_argument("--language", help="the catalog's language (default: its header's Language)")
+    po.add_argument("--overwrite", action="store_true", help="translate entries that already have a translation too")
+    po.add_argument("--beams", type=int, help="beam size (default: the model's generation config)")
+    po.add_argument("--batch-size", type=int, default=64)
+    po.add_argument("--max-new-tokens", type=int, default=128)
+    po.add_argument("--no-protect", action="store_true",
+                    help="write the best hypotheses as they are (for comparison: layout and directives break)")
+    po.set_defaults(func=_translate_po)
 
     evaluate = sub.add_parser("evaluate", help="BLEU and chrF on a corpus split or files, as a JSON report")
     evaluate.add_argument("model", help="a trained model folder")

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from .data.tokenizer import check_tokenizer_matches_model
 from .localization.layout import split_layout
-from .localization.placeholders import keeps_placeholders
+from .localization.placeholders import DirectivesBeforeEnd, keeps_placeholders
 from .pipelines import Seq2SeqGenerationPipeline
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def translate_messages(
     *,
     num_beams: int | None = None,
     retry_beams: int | None = None,
+    counts: Counter[str] | None = None,
     **settings: object,
 ) -> list[str | None]:
     """Translate software messages keeping their layout and their format directives by construction.
@@ -134,11 +136,14 @@ def translate_messages(
     2. Directives: beam search returns its whole n-best list (`num_beams` hypotheses, best first); the first that
        keeps the text's directives and accelerator exactly (:func:`~hf_encdec.localization.placeholders.keeps_placeholders`)
        is taken. Texts where none does are searched again with `retry_beams` beams (default twice the beam, at
-       least 8).
+       least 8; scored with length penalty 1), and those still failing once more with a :class:`~hf_encdec.localization.placeholders.DirectivesBeforeEnd`
+       constraint: no hypothesis may end while one of the text's directives is missing.
     3. A message is returned only when the whole of it passes the same check against its source; otherwise
        ``None``: the caller decides (:func:`translate` keeps the source, a catalog leaves the entry untranslated).
 
-    Other keyword arguments are those of :func:`translate_nbest`.
+    `counts`, when given, is incremented with how each distinct text was settled: ``best`` (the best hypothesis kept
+    the directives), ``n-best`` (a later one of the first n-best list), ``wider``, ``constrained``, ``none``. Other
+    keyword arguments are those of :func:`translate_nbest`.
 
     >>> model, tokenizer = load_translator("runs/main")                                   # doctest: +SKIP
     >>> translate_messages(model, tokenizer, ["Cannot open %s: %s\\n"])                     # doctest: +SKIP
@@ -148,22 +153,48 @@ def translate_messages(
     texts = list(dict.fromkeys(text for layout in layouts for text in layout.texts))
     beams = num_beams or model.generation_config.num_beams or 1
     chosen: dict[str, str | None] = dict.fromkeys(texts)
+    settled: Counter[str] = Counter()
     searches = [beams, max(retry_beams or 2 * beams, 8)] if is_autoregressive(model) else [beams]
-    for search_beams in searches:
+    for stage, search_beams in enumerate(searches):
         missing = [text for text in texts if chosen[text] is None]
         if not missing:
             break
         # The non-autoregressive model has no n-best list: its one output per text is checked.
         returned = search_beams if is_autoregressive(model) else 1
-        nbest = translate_nbest(model, tokenizer, missing, num_beams=search_beams, num_return_sequences=returned, **settings)
+        # The retry scores with a neutral length penalty: a tuned penalty above 1 favours long hypotheses, and at a
+        # wider beam it fills the n-best list with runaway repetitions.
+        retry = {"length_penalty": 1.0} if stage else {}
+        nbest = translate_nbest(model, tokenizer, missing, num_beams=search_beams, num_return_sequences=returned,
+                                **{**settings, **retry})
         for text, hypotheses in zip(missing, nbest):
+            rank = next((rank for rank, h in enumerate(hypotheses) if h.strip() and keeps_placeholders(text, h)), None)
+            if rank is not None:
+                chosen[text] = hypotheses[rank]
+                settled[("best" if rank == 0 else "n-best") if stage == 0 else "wider"] += 1
+    if is_autoregressive(model):
+        for text in [text for text in texts if chosen[text] is None]:
+            hypotheses = _constrained_nbest(model, tokenizer, text, searches[-1], **{**settings, "length_penalty": 1.0})
             chosen[text] = next((h for h in hypotheses if h.strip() and keeps_placeholders(text, h)), None)
+            settled["constrained" if chosen[text] is not None else "none"] += 1
+    if counts is not None:
+        counts.update(settled)
+    logger.info("directives of %d distinct texts kept by: %s", len(texts), dict(settled))
     results: list[str | None] = []
     for message, layout in zip(messages, layouts):
         parts = [chosen[text] for text in layout.texts]
         rendered = None if None in parts else layout.render(parts)  # type: ignore[arg-type]
         results.append(rendered if rendered is not None and keeps_placeholders(message, rendered) else None)
     return results
+
+
+def _constrained_nbest(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, beams: int, **settings: object
+) -> list[str]:
+    """The n-best list of one text, searched so that no hypothesis ends before it has all of the text's directives."""
+    constraint = DirectivesBeforeEnd(text, tokenizer, eos_token_id=model.generation_config.eos_token_id)
+    settings = {key: value for key, value in settings.items() if key != "progress"}
+    return translate_nbest(model, tokenizer, [text], num_beams=beams, num_return_sequences=beams, progress=False,
+                           logits_processor=LogitsProcessorList([constraint]), **settings)[0]
 
 
 def translate_nbest(

@@ -35,6 +35,8 @@ from typing import Any
 import datasets
 import polib
 
+from ..localization.placeholders import has_words
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -58,14 +60,6 @@ DEFAULT_LOCALE_DIRS: tuple[str, ...] = ("/usr/share/locale",)
 _CHARSET_RE = re.compile(r"charset\s*=\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 # ASCII whitespace only: str.split() and \s would also eat no-break spaces.
 _WHITESPACE_RE = re.compile(r"[ \t\n\r\f\v]+")
-_LETTER_RE = re.compile(r"[^\W\d_]")  # any Unicode letter
-# Placeholders whose letters are not words: printf (`%s`, `%-10.3lf`, `%1$s`, `%<PRIu64>`), Python (`%(name)s`)
-# and brace (`{0}`, `{name}`) directives. Only used to decide whether a message has any real word in it.
-_PLACEHOLDER_RE = re.compile(
-    r"%(?:\d+\$)?[-+ #0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|ll|[hlLqjzZt])?[diouxXeEfFgGaAcCsSpnm%]"
-    r"|%<PRI[a-zA-Z0-9]+>|%\([A-Za-z_][A-Za-z0-9_]*\)[-+ #0]*\d*(?:\.\d+)?[a-zA-Z]|\{[A-Za-z0-9_.]*\}"
-)
-
 #: Catalog domains with this prefix come from the iso-codes package: names of languages, countries, currencies and
 #: scripts (``iso_639``, ``iso_3166-2``, ``iso_4217``, ...). They are lists of proper names, not sentences, and they
 #: would dominate the corpus, so :func:`build_gettext_corpus` skips them.
@@ -225,18 +219,6 @@ def normalize_whitespace(text: str) -> str:
         The string with single spaces.
     """
     return _WHITESPACE_RE.sub(" ", text).strip(" ")
-
-
-def has_words(text: str) -> bool:
-    """Return whether ``text`` has a letter outside its format placeholders (``"%s: %s"`` has none).
-
-    Args:
-        text: A catalog string.
-
-    Returns:
-        ``True`` if a Unicode letter remains after removing printf, ``%(name)s`` and ``{name}`` placeholders.
-    """
-    return _LETTER_RE.search(_PLACEHOLDER_RE.sub("", text)) is not None
 
 
 def _is_locale_name(lang: str) -> bool:

@@ -30,7 +30,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .placeholders import PLACEHOLDER_RE
+from .placeholders import has_words
 
 __all__ = ["Layout", "split_layout"]
 
@@ -38,7 +38,6 @@ __all__ = ["Layout", "split_layout"]
 _EDGES_RE = re.compile(r"((?:[ \t\r]*\n)*)(.*?)([ \t\r\n]*)", re.DOTALL)
 _GAP_RE = re.compile(r" {2,}|[ ]*\t[ \t]*")
 _ASCII_SPACE_RE = re.compile(r"[ \t\n\r\f\v]+")  # not str.split(): a no-break space is the translation's own
-_LETTER_RE = re.compile(r"[^\W\d_]")
 # An option list: `-a`, `--all`, `-a, --all`, `--block-size=SIZE`, `-t, --tabsize=COLS`, `-o FILE`, `--color[=WHEN]`.
 _OPTION = r"--?[\w?][\w-]*(?:(?:=|\[=| )[\[<]?[\w.-]+[\]>]?\]?)?"
 _OPTIONS_RE = re.compile(rf"{_OPTION}(?:, ?{_OPTION})*")
@@ -103,7 +102,7 @@ class Layout:
 
 def _keep(text: str) -> bool:
     """Whether a cell is kept untranslated: nothing but directives and symbols, or an option list."""
-    return _LETTER_RE.search(PLACEHOLDER_RE.sub("", text)) is None or _OPTIONS_RE.fullmatch(text) is not None
+    return not has_words(text) or _OPTIONS_RE.fullmatch(text) is not None
 
 
 def _line_cells(text: str, start: int) -> list[_Cell]:

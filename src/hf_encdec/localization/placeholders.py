@@ -19,7 +19,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-__all__ = ["PLACEHOLDER_RE", "find_accelerators", "find_placeholders", "keeps_placeholders", "placeholder_problems"]
+import torch
+from transformers import LogitsProcessor, PreTrainedTokenizerBase
+
+__all__ = ["PLACEHOLDER_RE", "DirectivesBeforeEnd", "find_accelerators", "find_placeholders", "has_words", "keeps_placeholders", "placeholder_problems"]
 
 #: printf directives (C99 and POSIX positional ``%1$s``, flags, width, precision, length, ``%<PRIu64>`` as gettext
 #: writes the inttypes macros, ``%%``), Python's ``%(name)s``, and brace fields (``{}``, ``{0}``, ``{name}``,
@@ -31,11 +34,21 @@ PLACEHOLDER_RE = re.compile(
     r"|\{[A-Za-z0-9_.]*(?:![rsa])?(?::[^{}]*)?\}"
 )
 
+_LETTER_RE = re.compile(r"[^\W\d_]")  # any Unicode letter
 # A keyboard accelerator: GTK's `_` or Qt/KDE's `&` in front of a letter or digit that starts a word (`_Open`,
 # `Save _As`, `&File`). `&&` is a literal ampersand, `&amp;` an entity, `file_name` an identifier: none count.
 _ACCELERATOR_RE = re.compile(r"(?<![\w&_])(?:_|&(?![A-Za-z]+;|#\d+;))(?=[^\W_])")
 # The same marker anywhere in a word: translators move the accelerator to a letter of their word (`Ö_ffnen`).
 _MARKER_RE = re.compile(r"(?<![&_])(?:_|&(?![A-Za-z]+;|#\d+;))(?=[^\W_])")
+
+
+def has_words(text: str) -> bool:
+    """Whether `text` has a letter outside its format directives (``"%s: %s"`` has none).
+
+    >>> has_words("%s: %s"), has_words("%s: No such file")
+    (False, True)
+    """
+    return _LETTER_RE.search(PLACEHOLDER_RE.sub("", text)) is not None
 
 
 def find_placeholders(text: str) -> list[str]:
@@ -75,3 +88,29 @@ def placeholder_problems(source: str, translation: str, *, check_accelerators: b
 def keeps_placeholders(source: str, translation: str, *, check_accelerators: bool = True) -> bool:
     """Whether `translation` keeps everything :func:`placeholder_problems` checks."""
     return not placeholder_problems(source, translation, check_accelerators=check_accelerators)
+
+
+class DirectivesBeforeEnd(LogitsProcessor):
+    """A `generate()` constraint: a hypothesis cannot end (its end-of-sequence token is masked) while it lacks one of
+    the directives of `source`.
+
+    Every hypothesis of the batch is held to the same source, so generate one source at a time with it. Each step
+    decodes the hypotheses so far (a directive may span several tokens), which is why :func:`hf_encdec.inference.
+    translate_messages` keeps it for the few texts whose unconstrained n-best list has no hypothesis that passes.
+    """
+
+    def __init__(self, source: str, tokenizer: PreTrainedTokenizerBase, *, eos_token_id: int | list[int]) -> None:
+        self.required = Counter(find_placeholders(source))
+        self.tokenizer = tokenizer
+        self.eos_token_ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if not self.required:
+            return scores
+        vocabulary = len(self.tokenizer)
+        texts = self.tokenizer.batch_decode([[i for i in row if i < vocabulary] for row in input_ids.tolist()],
+                                            skip_special_tokens=True)
+        unfinished = [bool(self.required - Counter(find_placeholders(text))) for text in texts]
+        rows = torch.tensor(unfinished, device=scores.device)
+        scores[rows.nonzero(as_tuple=True)[0].unsqueeze(1), torch.tensor(self.eos_token_ids, device=scores.device)] = float("-inf")
+        return scores

@@ -1,0 +1,298 @@
+"""Filling a gettext catalog (``.po``, or a ``.pot`` template) with a model's translations, and checking it.
+
+This is what ``hf-encdec translate-po RUN_DIR INPUT.po --output OUTPUT.po`` runs. The catalog is read and written
+with ``polib``. Every entry whose ``msgstr`` is empty is filled (translated ones are left alone unless
+``overwrite``), through :func:`hf_encdec.inference.translate_messages`, so the layout and format directives of each
+message are kept by construction; an entry where no hypothesis keeps them stays untranslated and is listed in the
+report, so the program falls back to English there rather than crash on a wrong ``%s``. Filled entries are marked
+``#, fuzzy``: the gettext convention for "a human must review this".
+
+* ``msgctxt`` is used for matching only: the model was trained on messages without their context, so it is not sent
+  to the model, and two entries that differ only in context get the same translation.
+* Plural entries fill ``msgstr[0]`` from ``msgid`` and ``msgstr[1..n-1]`` from ``msgid_plural``, ``n`` from the
+  header's ``Plural-Forms`` (German: 2). A template without one gets the language's rule from :data:`PLURAL_FORMS`.
+* The header gets ``Language`` and keeps (or gets) ``Plural-Forms``, with ``charset=UTF-8``.
+
+:func:`msgfmt_check` runs GNU ``msgfmt -c --use-fuzzy`` (gettext-tools) on a catalog and counts the entries it
+rejects; :func:`directive_problems` is the pure-Python check of the same properties that always runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polib
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..data.gettext_corpus import read_mo_file
+from .placeholders import find_placeholders, placeholder_problems
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PLURAL_FORMS", "FillReport", "MsgfmtResult", "directive_problems", "fill_catalog", "msgfmt_check", "template_from_mo"]
+
+#: Plural rules of common languages (from the GNU gettext manual, "Plural forms"), for templates whose header has none.
+PLURAL_FORMS: dict[str, str] = {
+    **dict.fromkeys(
+        ["de", "en", "nl", "sv", "da", "nb", "nn", "no", "it", "es", "pt", "fi", "el", "hu", "et", "bg", "ca", "eo",
+         "gl", "eu", "he", "af", "sq", "tr"],
+        "nplurals=2; plural=(n != 1);",
+    ),
+    **dict.fromkeys(["fr", "pt_BR", "oc"], "nplurals=2; plural=(n > 1);"),
+    **dict.fromkeys(["ja", "ko", "zh_CN", "zh_TW", "vi", "th", "id", "ms"], "nplurals=1; plural=0;"),
+    **dict.fromkeys(
+        ["ru", "uk", "be", "sr", "hr", "bs"],
+        "nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);",
+    ),
+    "pl": "nplurals=3; plural=(n==1 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);",
+    **dict.fromkeys(["cs", "sk"], "nplurals=3; plural=(n==1) ? 0 : (n>=2 && n<=4) ? 1 : 2;"),
+}
+
+_NPLURALS_RE = re.compile(r"nplurals\s*=\s*(\d+)")
+
+
+@dataclass
+class FillReport:
+    """What :func:`fill_catalog` did."""
+
+    output: Path
+    entries: int = 0  # translatable entries (the header and obsolete entries not counted)
+    kept: int = 0  # already translated, left alone
+    filled: int = 0  # filled by the model and marked fuzzy
+    not_filled: list[str] = field(default_factory=list)  # msgids left untranslated: no hypothesis kept their directives
+
+    def summary(self) -> str:
+        text = (f"{self.output}: {self.filled} of {self.entries} entries filled (marked fuzzy), "
+                f"{self.kept} already translated and kept")
+        if self.not_filled:
+            text += f", {len(self.not_filled)} left untranslated (no hypothesis kept their format directives or layout)"
+        return text
+
+
+@dataclass
+class MsgfmtResult:
+    """The verdict of ``msgfmt -c --use-fuzzy`` on a catalog."""
+
+    entries: int  # entries of the catalog (the header not counted)
+    rejected: int  # entries with at least one error
+    errors: list[str]  # msgfmt's error lines
+
+
+def _plural_forms(catalog: polib.POFile, language: str) -> str:
+    """The catalog's Plural-Forms, or the language's from :data:`PLURAL_FORMS`; raise when neither is known."""
+    header = catalog.metadata.get("Plural-Forms", "")
+    if _NPLURALS_RE.search(header) and "INTEGER" not in header:
+        return header
+    rule = PLURAL_FORMS.get(language) or PLURAL_FORMS.get(language.split("_")[0])
+    if rule is None:
+        raise ValueError(
+            f"the catalog's header has no Plural-Forms and hf_encdec knows no plural rule for language {language!r}; "
+            f"add a Plural-Forms line to the header (the GNU gettext manual lists them), or use one of: "
+            f"{', '.join(sorted(PLURAL_FORMS))}"
+        )
+    return rule
+
+
+def _target_language(model: PreTrainedModel) -> str | None:
+    """The language a model trained on ``gettext:<lang>`` translates into, else ``None``."""
+    data = str(getattr(model.config, "training_data", "") or "")
+    return data.split(":", 1)[1] if data.startswith("gettext:") else None
+
+
+def _catalog_language(catalog: polib.POFile, language: str | None, path: Path, model: PreTrainedModel) -> str:
+    """The language to fill in: ``language`` or the header's, checked against what the model translates into."""
+    header = catalog.metadata.get("Language", "").strip()
+    chosen = language or header
+    if not chosen:
+        raise ValueError(f"{path} has no Language in its header (a .pot template?); give the language, e.g. --language de")
+    if language and header and language.split("_")[0] != header.split("_")[0]:
+        raise ValueError(f"{path} is a catalog for Language {header!r}, but --language {language!r} was given")
+    model_language = _target_language(model)
+    if model_language and model_language.split("_")[0] != chosen.split("_")[0]:
+        raise ValueError(
+            f"the model translates into {model_language!r} (trained on gettext:{model_language}), but {path} is to be "
+            f"filled in {chosen!r}; use a model trained on gettext:{chosen}"
+        )
+    return chosen
+
+
+def _needs_filling(entry: polib.POEntry, overwrite: bool) -> bool:
+    if entry.msgid_plural:
+        return overwrite or not any(entry.msgstr_plural.values())
+    return overwrite or not entry.msgstr
+
+
+def fill_catalog(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    language: str | None = None,
+    overwrite: bool = False,
+    protect: bool = True,
+    **translate_kwargs: object,
+) -> FillReport:
+    """Fill the untranslated entries of the catalog at `input_path` and write it to `output_path` (atomically).
+
+    Args:
+        model, tokenizer: A trained translation model (:func:`hf_encdec.inference.load_translator`).
+        input_path: A ``.po`` catalog or a ``.pot`` template.
+        output_path: Where the filled catalog goes (may be `input_path`; it is replaced only once complete).
+        language: The catalog's language; needed for a template, checked against a catalog's header.
+        overwrite: Translate entries that already have a translation too.
+        protect: Keep layout and format directives by construction (see the module doc); ``False`` writes the
+            model's best hypothesis as it is (for comparison: such a catalog fails ``msgfmt -c``).
+        translate_kwargs: ``num_beams``, ``batch_size``, ``max_new_tokens``, ``progress``, ... of
+            :func:`hf_encdec.inference.translate`.
+
+    Returns:
+        A :class:`FillReport`.
+    """
+    from ..inference import translate, translate_messages  # the model-side import stays out of the text helpers
+
+    path = Path(input_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"catalog {path} does not exist")
+    try:
+        catalog = polib.pofile(str(path), wrapwidth=0)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable gettext catalog (.po/.pot): {error}") from error
+    language = _catalog_language(catalog, language, path, model)
+    plural_forms = _plural_forms(catalog, language)
+    forms = int(_NPLURALS_RE.search(plural_forms).group(1))  # type: ignore[union-attr]
+    entries = [entry for entry in catalog if not entry.obsolete and entry.msgid]
+    report = FillReport(Path(output_path), entries=len(entries))
+    todo = [entry for entry in entries if _needs_filling(entry, overwrite)]
+    report.kept = len(entries) - len(todo)
+    sources = list(dict.fromkeys(text for entry in todo for text in (entry.msgid, entry.msgid_plural) if text))
+    if protect:
+        outputs = translate_messages(model, tokenizer, sources, **translate_kwargs)
+    else:
+        outputs = translate(model, tokenizer, sources, protect=False, **translate_kwargs)
+    translated = dict(zip(sources, outputs))
+    for entry in todo:
+        if entry.msgid_plural:
+            singular, plural = translated[entry.msgid], translated[entry.msgid_plural]
+            if singular is None or plural is None:
+                report.not_filled.append(entry.msgid)
+                continue
+            # One form (Japanese) is used for every number: it says the plural.
+            entry.msgstr_plural = {0: plural if forms == 1 else singular, **{i: plural for i in range(1, forms)}}
+        else:
+            if translated[entry.msgid] is None:
+                report.not_filled.append(entry.msgid)
+                continue
+            entry.msgstr = translated[entry.msgid]
+        if "fuzzy" not in entry.flags:
+            entry.flags.append("fuzzy")
+        report.filled += 1
+    catalog.metadata["Language"] = language
+    catalog.metadata["Plural-Forms"] = plural_forms
+    catalog.metadata["Content-Type"] = "text/plain; charset=UTF-8"
+    catalog.metadata["Content-Transfer-Encoding"] = "8bit"
+    catalog.encoding = "utf-8"
+    _save_atomically(catalog, Path(output_path))
+    return report
+
+
+def _save_atomically(catalog: polib.POFile, path: Path) -> None:
+    """Write `catalog` to a temporary file beside `path`, then rename it over `path`: never a half-written catalog."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        catalog.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def directive_problems(catalog_path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """The pure-Python check of a catalog: ``{msgid: problems}`` for every translated entry that breaks its source.
+
+    The checks of :func:`~hf_encdec.localization.placeholders.placeholder_problems` (directives, edge newlines,
+    accelerator), for each translated form against its English form, without gettext-tools.
+    """
+    problems: dict[str, list[str]] = {}
+    for entry in polib.pofile(str(catalog_path), wrapwidth=0):
+        if entry.obsolete or not entry.msgid:
+            continue
+        if entry.msgid_plural:
+            forms = sorted(entry.msgstr_plural.items())
+            pairs = [(entry.msgid if index == 0 and len(forms) > 1 else entry.msgid_plural, text) for index, text in forms]
+        else:
+            pairs = [(entry.msgid, entry.msgstr)]
+        found = [problem for source, text in pairs if text for problem in placeholder_problems(source, text)]
+        if found:
+            problems[entry.msgid] = found
+    return problems
+
+
+def msgfmt_check(catalog_path: str | os.PathLike[str]) -> MsgfmtResult | None:
+    """Run ``msgfmt -c --use-fuzzy`` on a catalog and count the entries it rejects; ``None`` without gettext-tools.
+
+    ``-c`` checks the header, the format directives of entries flagged ``c-format`` (and the other languages'
+    format flags) and the leading and trailing newlines of every entry; ``--use-fuzzy`` includes the fuzzy entries,
+    which a machine-filled catalog is made of.
+    """
+    msgfmt = shutil.which("msgfmt")
+    if msgfmt is None:
+        return None
+    path = Path(catalog_path)
+    result = subprocess.run(
+        [msgfmt, "-c", "--use-fuzzy", "-o", os.devnull, str(path)], capture_output=True, text=True, check=False
+    )
+    catalog = polib.pofile(str(path), wrapwidth=0)
+    starts = sorted(entry.linenum for entry in catalog if entry.msgid and not entry.obsolete)
+    pattern = re.compile(rf"^{re.escape(str(path))}:(\d+):")
+    errors = [line for line in result.stderr.splitlines() if pattern.match(line) and "warning" not in line]
+    rejected: set[int] = set()
+    for line in errors:
+        number = int(pattern.match(line).group(1))  # type: ignore[union-attr]
+        before = [start for start in starts if start <= number]
+        rejected.add(before[-1] if before else 0)
+    if result.returncode != 0 and not errors:
+        raise RuntimeError(f"msgfmt failed on {path} without naming an entry: {result.stderr.strip()}")
+    return MsgfmtResult(entries=len(starts), rejected=len(rejected), errors=errors)
+
+
+def template_from_mo(mo_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *, keep_translations: bool = False) -> Path:
+    """Write the entries of a compiled ``.mo`` catalog as a ``.pot`` template (or, with `keep_translations`, a ``.po``).
+
+    A ``.mo`` keeps no flags, so an entry is flagged ``c-format`` where its msgid has a printf directive, as
+    ``xgettext`` does for C sources: ``msgfmt -c`` then checks its directives. Used to test the filling on the
+    machine's own catalogs: the held-out packages' messages, untranslated, and with their real translations.
+    """
+    messages = read_mo_file(mo_path)
+    template = polib.POFile(wrapwidth=0)
+    template.metadata = {
+        "Project-Id-Version": Path(mo_path).stem,
+        "MIME-Version": "1.0",
+        "Content-Type": "text/plain; charset=UTF-8",
+        "Content-Transfer-Encoding": "8bit",
+    }
+    if keep_translations:
+        template.metadata["Language"] = Path(mo_path).parent.parent.name
+        template.metadata["Plural-Forms"] = PLURAL_FORMS.get(template.metadata["Language"], PLURAL_FORMS["de"])
+    for message in messages:
+        printf = [item for item in find_placeholders(message.msgid) if item.startswith("%") and not item.startswith(("%%", "%("))]
+        entry = polib.POEntry(msgid=message.msgid, msgctxt=message.context or None, flags=["c-format"] if printf else [])
+        if message.msgid_plural is not None:
+            entry.msgid_plural = message.msgid_plural
+            forms = message.msgstr if keep_translations else ("", "")
+            entry.msgstr_plural = dict(enumerate(forms))
+        else:
+            entry.msgstr = message.msgstr[0] if keep_translations and message.msgstr else ""
+        template.append(entry)
+    path = Path(output_path)
+    template.save(str(path))
+    return path
