@@ -21,6 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import polib
+
 from hf_encdec.data import load_corpus
 from hf_encdec.data.gettext_corpus import find_catalogs
 from hf_encdec.evaluation import corpus_scores
@@ -60,6 +62,8 @@ def main() -> None:
     parser.add_argument("--data", default="gettext:de")
     parser.add_argument("--beams", type=int, help="beam size (default: the model's generation config)")
     parser.add_argument("--limit", type=int, help="only this many test pairs, and the 3 smallest packages")
+    parser.add_argument("--reuse-unprotected", action="store_true",
+                        help="check the unprotected catalogs an earlier run left in <run>/po_check/ instead of filling them again")
     args = parser.parse_args()
     if shutil.which("msgfmt") is None:
         raise SystemExit("msgfmt (gettext-tools) is not installed; install it (apt install gettext) to run this check")
@@ -79,9 +83,11 @@ def main() -> None:
         row: dict = {"reference": msgfmt_check(reference).rejected}
         for variant, protect in (("unprotected", False), ("protected", True)):
             filled = out / f"{name}.{variant}.po"
-            fill = fill_catalog(model, tokenizer, template, filled, language=language, protect=protect, num_beams=args.beams)
+            if not (args.reuse_unprotected and not protect and filled.is_file()):
+                fill_catalog(model, tokenizer, template, filled, language=language, protect=protect, num_beams=args.beams)
             checked = msgfmt_check(filled)
-            row.update({"entries": checked.entries, variant: checked.rejected, f"{variant}_not_filled": len(fill.not_filled)})
+            left = len(polib.pofile(str(filled)).untranslated_entries())  # not filled (fuzzy ones count as filled)
+            row.update({"entries": checked.entries, variant: checked.rejected, f"{variant}_not_filled": left})
         report["catalogs"][name] = row
         print(name, row, flush=True)
     report["test_split"] = _test_split(args, model, tokenizer)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 
 import pytest
 from transformers import PreTrainedModel, PreTrainedTokenizerFast, pipeline
 
 import hf_encdec  # noqa: F401 - registers the seq2seq-generation task
+from copying import copying_model
 from helpers import build, word_level_tokenizer
-from hf_encdec.inference import translate
+from hf_encdec.inference import trained_on_software_messages, translate, translate_messages, translate_nbest
+from hf_encdec.localization.placeholders import keeps_placeholders
 
 WORDS = [f"w{i}" for i in range(94)]
 
@@ -83,3 +86,58 @@ def test_translate_shows_a_progress_bar_and_rejects_a_single_string(
         translate(model, tokenizer, "w5 w6")  # type: ignore[arg-type]
     assert translate(model, tokenizer, [], progress=False) == []
 
+
+
+PROTECTED_WORDS = [f"w{i}" for i in range(88)] + ["%s", "%d", "_w1", "Ö_w2"]  # no `%lu`: it cannot be written
+
+
+@pytest.fixture(scope="module")
+def copier() -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    tokenizer = word_level_tokenizer(PROTECTED_WORDS)
+    return copying_model(tokenizer), tokenizer
+
+
+def test_software_messages_keep_layout_and_directives_or_come_back_as_the_source(
+    copier: tuple[PreTrainedModel, PreTrainedTokenizerFast], caplog: pytest.LogCaptureFixture
+) -> None:
+    model, tokenizer = copier
+    messages = ["w5 %s w6\n", "\n  -a, --all     w7 w8 w9\n", "w10 %lu", "w11 %d w12 %s"]
+    plain = translate(model, tokenizer, messages, protect=False, progress=False)
+    assert not plain[0].endswith("\n") and not plain[1].startswith("\n")  # the plain path loses the layout
+    counts: Counter[str] = Counter()
+    results = translate_messages(model, tokenizer, messages, progress=False, counts=counts)
+    assert results[2] is None  # no hypothesis can write %lu
+    for message, result in zip(messages, results):
+        assert result is None or keeps_placeholders(message, result)
+    assert results[0] is not None and results[0].endswith("\n") and "%s" in results[0]
+    assert results[1] is not None and results[1].startswith("\n  -a, --all     ") and results[1].endswith("\n")
+    assert sum(counts.values()) == 4 and counts["none"] == 1  # four distinct texts (the option cell is kept), one unsolvable
+    with caplog.at_level(logging.WARNING, logger="hf_encdec.inference"):
+        protected = translate(model, tokenizer, messages, protect=True, progress=False)
+    assert "1 of 4 text(s) kept as the source" in caplog.text
+    assert protected == [message if result is None else result for message, result in zip(messages, results)]
+
+
+def test_the_first_hypothesis_that_keeps_the_directives_is_taken(copier: tuple[PreTrainedModel, PreTrainedTokenizerFast]) -> None:
+    model, tokenizer = copier
+    texts = ["w13 %s w14 %d", "w15 w16 %d", "w17 w18"]
+    nbest = translate_nbest(model, tokenizer, texts, num_beams=2, num_return_sequences=2, progress=False)
+    got = translate_messages(model, tokenizer, texts, num_beams=2, progress=False)
+    for text, hypotheses, result in zip(texts, nbest, got):
+        passing = [h for h in hypotheses if h.strip() and keeps_placeholders(text, h)]
+        if passing:
+            assert result == passing[0]
+        else:  # settled by the wider or the constrained search
+            assert result is None or keeps_placeholders(text, result)
+
+
+def test_protection_is_the_default_for_models_trained_on_gettext(copier: tuple[PreTrainedModel, PreTrainedTokenizerFast]) -> None:
+    model, tokenizer = copier
+    messages = ["w10 %lu\n"]
+    assert translate(model, tokenizer, messages, progress=False) == translate(model, tokenizer, messages, protect=False, progress=False)
+    model.config.training_data = "gettext:de"
+    try:
+        assert trained_on_software_messages(model)
+        assert translate(model, tokenizer, messages, progress=False) == messages  # kept as the source
+    finally:
+        del model.config.training_data

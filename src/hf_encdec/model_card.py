@@ -77,6 +77,8 @@ class ModelCardFacts:
         comparison: other systems or decoding settings measured on the same test pairs, {system: {column: value}}
             (a non-autoregressive run: its iteration counts, its teacher, speed and repetition); a table when given.
         comparison_pairs: how many test pairs (evenly spaced over the split) the comparison used; None: all of them.
+        software_messages: for a model trained on gettext catalogs, the share of test translations and references
+            that keep their source's format directives; when given, the card says how translations are protected.
     """
 
     model_name: str
@@ -96,6 +98,7 @@ class ModelCardFacts:
     max_new_tokens: int = 128
     comparison: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     comparison_pairs: int | None = None
+    software_messages: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         pair = self.language_pair
@@ -235,6 +238,22 @@ def _images_section(images: Mapping[str, str], output_dir: Path) -> str:
     return "\n\n".join(blocks)
 
 
+def _software_section(fidelity: Mapping[str, Any]) -> str:
+    """What keeps a translated software message usable, and what was measured on the test split ("" if nothing)."""
+    if not fidelity:
+        return ""
+    return (
+        "Software messages carry format directives (`%s`, `%1$d`, `{name}`), keyboard accelerators and terminal "
+        "layout that a program needs back exactly. With `hf_encdec` installed, `translate()` (by default for this "
+        "model) and `hf-encdec translate-po` keep them by construction: the layout (edge newlines, `--help` "
+        "columns, wrapped lines) is taken from the source, and of the beam's n-best list the first hypothesis "
+        "that keeps every directive is used (then a wider search, then one that cannot end without them); a "
+        "message none keeps is left untranslated in a catalog. `hf-encdec translate-po` checks its output with "
+        "GNU `msgfmt -c` where gettext-tools is installed. Plain `generate()` has none of this.\n\n"
+        + _key_value_table(fidelity, "test split", "value")
+    )
+
+
 def _citations_section(citations: Sequence[str]) -> str:
     entries = [entry.strip() for entry in citations if entry.strip()]
     if not entries:
@@ -318,6 +337,7 @@ def render_model_card(facts: ModelCardFacts, *, output_dir: str | Path = ".") ->
         "samples_section": _samples_section(facts.samples),
         "images_section": _images_section(facts.images, output_dir),
         "citations_section": _citations_section(facts.citations),
+        "software_section": _software_section(facts.software_messages),
     }
     template = load_model_card_template()
     # Jinja renders an unknown name as "", so a misspelt placeholder would silently leave a hole in the card.

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import datasets
+import polib
 import pytest
 import yaml
 import torch
@@ -42,6 +43,7 @@ def test_train_writes_a_hub_ready_folder(trained: Path) -> None:
                  "configuration_transformer.py", "transformer_layers.py"):
         assert (trained / name).is_file(), name
     config = json.loads((trained / "config.json").read_text())
+    assert config["training_data"] == "synthetic:reverse"  # what translate() reads to protect software messages
     assert config["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_transformer.TransformerForConditionalGeneration"
     generation = json.loads((trained / "generation_config.json").read_text())
     assert generation["num_beams"] == 2 and generation["decoder_start_token_id"] == 1
@@ -102,6 +104,28 @@ def test_translate_reads_stdin_and_evaluate_writes_a_report(trained: Path, tmp_p
     assert main(args) == 0
     report = json.loads(report_path.read_text())
     assert report["sentences"] == 10 and 0 <= report["scores"]["chrf"] <= 100 and "copy_baseline" in report
+
+
+def test_translate_po_fills_a_template_that_msgfmt_accepts(trained: Path, tmp_path: Path) -> None:
+    template = polib.POFile(wrapwidth=0)
+    template.metadata = {"Content-Type": "text/plain; charset=UTF-8"}
+    template.append(polib.POEntry(msgid="1 2 3\n", msgstr=""))
+    template.append(polib.POEntry(msgid="\n4 5 6 7", msgstr=""))
+    template.append(polib.POEntry(msgid="8 %s 9", msgstr="", flags=["c-format"]))
+    template.append(polib.POEntry(msgid="7 8", msgstr="8 7"))
+    template.save(str(tmp_path / "demo.pot"))
+    args = ["translate-po", str(trained), str(tmp_path / "demo.pot"), "--beams", "2", "--max-new-tokens", "16"]
+    assert main([*args, "--output", str(tmp_path / "de.po"), "--language", "de"]) == 0
+    filled = polib.pofile(str(tmp_path / "de.po"))
+    assert filled.metadata["Language"] == "de" and filled.metadata["Plural-Forms"] == "nplurals=2; plural=(n != 1);"
+    entries = {entry.msgid: entry for entry in filled}
+    assert entries["7 8"].msgstr == "8 7" and "fuzzy" not in entries["7 8"].flags
+    assert entries["1 2 3\n"].msgstr.endswith("\n") and "fuzzy" in entries["1 2 3\n"].flags
+    assert entries["\n4 5 6 7"].msgstr.startswith("\n")
+    assert entries["8 %s 9"].msgstr == "" or "%s" in entries["8 %s 9"].msgstr
+    # the plain hypotheses lose the newlines: the command fails on its own check
+    assert main([*args, "--output", str(tmp_path / "plain.po"), "--language", "de", "--no-protect"]) == 1
+    assert main([*args, "--output", str(tmp_path / "x.po")]) == 2  # a template needs --language
 
 
 def test_translations_file_round_trips_tabs_newlines_and_backslashes(tmp_path: Path) -> None:

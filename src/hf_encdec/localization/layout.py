@@ -52,14 +52,16 @@ class _Cell:
     column: int  # where it starts on its first line
     gap: str  # the whitespace before it on that line ("" for the first cell)
     keep: bool  # kept as it is (no words, or an option list)
-    widths: list[int]  # the length of each source line it spans
+    ends: list[int]  # the column where it ends on each source line it spans
     continuation: str = ""  # the indent of its continuation lines
 
     def render(self, translation: str) -> str:
-        if len(self.widths) == 1:
+        if len(self.ends) == 1:
             return translation
-        lines = textwrap.wrap(translation, width=max(self.widths), break_long_words=False, break_on_hyphens=False)
-        return ("\n" + self.continuation).join(lines)
+        # wrapped so that no line goes past the rightmost column the source reached
+        lines = textwrap.wrap(translation, width=max(self.ends), initial_indent=" " * self.column,
+                              subsequent_indent=self.continuation, break_long_words=False, break_on_hyphens=False)
+        return "\n".join(lines)[self.column:]
 
 
 @dataclass
@@ -112,7 +114,7 @@ def _line_cells(text: str, start: int) -> list[_Cell]:
     for match in [*_GAP_RE.finditer(text), None]:
         end = match.start() if match else len(text)
         piece = text[position:end]
-        cells.append(_Cell(piece, start + position, gap, _keep(piece), [len(piece)]))
+        cells.append(_Cell(piece, start + position, gap, _keep(piece), [start + end]))
         if match:
             position, gap = match.end(), match.group()
     return cells
@@ -125,10 +127,10 @@ def _continues(previous: _Line, indent: str, cells: list[_Cell]) -> bool:
     last = previous.cells[-1]
     if last.keep or last.text.endswith(_SENTENCE_END):
         return False
-    if len(last.widths) > 1:  # already continued: the same indent again
+    if len(last.ends) > 1:  # already continued: the same indent again
         return indent == last.continuation
-    if len(previous.cells) > 1:  # a --help row: its description goes on at the description's column
-        return len(indent) == last.column
+    if len(previous.cells) > 1:  # a --help row: its description goes on at its column, or a little further in
+        return last.column <= len(indent) <= last.column + 4  # (coreutils indents continuation lines by two more)
     return indent == previous.indent  # a wrapped paragraph
 
 
@@ -147,7 +149,7 @@ def split_layout(message: str) -> Layout:
         if lines and cells and _continues(lines[-1], indent, cells):
             last = lines[-1].cells[-1]
             last.text = f"{last.text} {cells[0].text}"
-            last.widths.append(len(cells[0].text))
+            last.ends.append(cells[0].ends[0])
             last.continuation = indent
             lines[-1].end = end
             continue

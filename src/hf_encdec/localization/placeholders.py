@@ -42,6 +42,11 @@ _ACCELERATOR_RE = re.compile(r"(?<![\w&_])(?:_|&(?![A-Za-z]+;|#\d+;))(?=[^\W_])"
 _MARKER_RE = re.compile(r"(?<![&_])(?:_|&(?![A-Za-z]+;|#\d+;))(?=[^\W_])")
 
 
+def _stray_percents(text: str) -> int:
+    """How many `%` of `text` are not part of a directive that :data:`PLACEHOLDER_RE` recognises."""
+    return text.count("%") - sum(match.count("%") for match in PLACEHOLDER_RE.findall(text))
+
+
 def has_words(text: str) -> bool:
     """Whether `text` has a letter outside its format directives (``"%s: %s"`` has none).
 
@@ -72,6 +77,9 @@ def placeholder_problems(source: str, translation: str, *, check_accelerators: b
     wanted, got = Counter(find_placeholders(source)), Counter(find_placeholders(translation))
     problems += [f"dropped {item}" for item in sorted((wanted - got).elements())]
     problems += [f"added {item}" for item in sorted((got - wanted).elements())]
+    if _stray_percents(translation) > _stray_percents(source):
+        # printf reads every `%` as a directive: `%1 ` or `%1D` is a broken one, whatever the directives around it
+        problems.append("a % that starts no valid directive")
     if source.startswith("\n") != translation.startswith("\n"):
         problems.append("leading newline differs")
     if source.endswith("\n") != translation.endswith("\n"):

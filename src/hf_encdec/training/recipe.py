@@ -45,7 +45,8 @@ from transformers.trainer_utils import TrainOutput
 from ..data import check_tokenizer_matches_model, iter_corpus_texts, load_corpus, tokenize_pairs, train_tokenizer
 from ..data.gettext_corpus import gettext_corpus_summary
 from ..evaluation import build_compute_metrics, copy_baseline_scores, corpus_scores, plot_attention, plot_loss_curve
-from ..inference import check_model_folder, is_autoregressive, translate
+from ..inference import check_model_folder, is_autoregressive, trained_on_software_messages, translate
+from ..localization.placeholders import find_accelerators, find_placeholders, keeps_placeholders
 from ..model_card import ModelCardFacts, write_model_card
 from ..registration import family_of
 from .distill import distill_settings
@@ -384,6 +385,7 @@ class _TestResult:
     baseline: dict[str, Any]
     samples: list[tuple[str, str, str]]  # (source, reference, translation)
     seconds: float
+    directives: dict[str, Any] | None = None  # for software messages: who keeps the sources' format directives
 
 
 def _prepare_data(
@@ -575,7 +577,21 @@ def _test(
         baseline=copy_baseline_scores(test["source"], test["target"]),
         samples=[(test["source"][i], test["target"][i], hypotheses[i]) for i in _pick_samples(test, options.num_samples)],
         seconds=seconds,
+        directives=_directive_fidelity(test["source"], test["target"], hypotheses) if trained_on_software_messages(model) else None,
     )
+
+
+def _directive_fidelity(sources: list[str], references: list[str], hypotheses: list[str]) -> dict[str, Any]:
+    """The share of test translations (and of references) that keep their source's format directives and
+    accelerator: what `msgfmt -c` checks of a catalog entry besides its edge newlines, which the corpus removed."""
+    with_directives = [i for i, source in enumerate(sources) if find_placeholders(source) or find_accelerators(source)]
+    return {
+        "test pairs with directives or an accelerator": len(with_directives),
+        "translations keeping them": round(sum(keeps_placeholders(sources[i], hypotheses[i]) for i in with_directives)
+                                           / max(len(with_directives), 1), 4),
+        "references keeping them": round(sum(keeps_placeholders(sources[i], references[i]) for i in with_directives)
+                                         / max(len(with_directives), 1), 4),
+    }
 
 
 def _figures(
@@ -629,6 +645,7 @@ def _card_facts(
         images=images,
         comparison=report.get("decoding_comparison", {}).get("rows", {}),
         comparison_pairs=report.get("decoding_comparison", {}).get("test_pairs"),
+        software_messages=report.get("software_messages", {}),
     )
 
 
@@ -683,6 +700,8 @@ def _package(
         "samples": [{"source": s, "reference": r, "translation": h} for s, r, h in result.samples],
         "options": dataclasses.asdict(options),
     }
+    if result.directives is not None:
+        report["software_messages"] = result.directives
     if not is_autoregressive(model):
         pairs = _evenly_spaced(data.test, options.comparison_size)
         report["decoding_comparison"] = {
