@@ -176,7 +176,8 @@ def fill_catalog(
     if protect:
         outputs = translate_messages(model, tokenizer, sources, **translate_kwargs)
     else:
-        outputs = translate(model, tokenizer, sources, protect=False, **translate_kwargs)
+        # an empty hypothesis is no translation: the entry stays untranslated
+        outputs = [output or None for output in translate(model, tokenizer, sources, protect=False, **translate_kwargs)]
     translated = dict(zip(sources, outputs))
     for entry in todo:
         if entry.msgid_plural:
