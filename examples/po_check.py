@@ -46,7 +46,13 @@ def _test_split(args: argparse.Namespace, model, tokenizer) -> dict:  # noqa: AN
             kept_as_source = sum(output is None for output in outputs)
             hypotheses = [source if output is None else output for source, output in zip(sources, outputs)]
         else:
-            hypotheses, kept_as_source = translate(model, tokenizer, sources, num_beams=args.beams, protect=False), 0
+            cache = args.run / "po_check" / f"test.unprotected.{len(sources)}.json"
+            if args.reuse_unprotected and cache.is_file():
+                hypotheses = json.loads(cache.read_text())
+            else:
+                hypotheses = translate(model, tokenizer, sources, num_beams=args.beams, protect=False)
+                cache.write_text(json.dumps(hypotheses, ensure_ascii=False))
+            kept_as_source = 0
         scores = corpus_scores(hypotheses, references)
         result[name] = {
             "bleu": scores["bleu"], "chrf": scores["chrf"], "minutes": (time.perf_counter() - start) / 60,
@@ -63,7 +69,8 @@ def main() -> None:
     parser.add_argument("--beams", type=int, help="beam size (default: the model's generation config)")
     parser.add_argument("--limit", type=int, help="only this many test pairs, and the 3 smallest packages")
     parser.add_argument("--reuse-unprotected", action="store_true",
-                        help="check the unprotected catalogs an earlier run left in <run>/po_check/ instead of filling them again")
+                        help="check the unprotected catalogs and test translations an earlier run left in <run>/po_check/ "
+                             "instead of making them again")
     args = parser.parse_args()
     if shutil.which("msgfmt") is None:
         raise SystemExit("msgfmt (gettext-tools) is not installed; install it (apt install gettext) to run this check")

@@ -156,16 +156,17 @@ def _translate_po(args: argparse.Namespace) -> int:
         logger.info("left untranslated: %r", msgid)
     problems = directive_problems(args.output)
     if problems:
-        logger.error("%d entries break their source's directives or edge newlines (--no-protect?), e.g. %s",
+        logger.error("%d entries break their source's directives or edge newlines, e.g. %s",
                      len(problems), next(iter(problems.items())))
     checked = msgfmt_check(args.output)
     if checked is None:
         logger.info("msgfmt (gettext-tools) is not installed: only the Python directive check ran")
     else:
-        logger.info("msgfmt -c --use-fuzzy: %d of %d entries rejected", checked.rejected, checked.entries)
+        logger.info("msgfmt -c --use-fuzzy: %d of %d entries rejected%s", checked.rejected, checked.entries,
+                    f", {checked.header_errors} header errors" if checked.header_errors else "")
         for line in checked.errors[:20]:
             logger.error("%s", line)
-    return 1 if problems or (checked is not None and checked.rejected) else 0
+    return 1 if problems or (checked is not None and (checked.rejected or checked.header_errors)) else 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -191,7 +192,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     model, tokenizer = load_translator(args.model)
     hypotheses = translate(
         model, tokenizer, sources, num_beams=args.beams, length_penalty=args.length_penalty,
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=args.max_new_tokens, protect=False if args.no_protect else None,
     )
     report = {
         "model": args.model,
@@ -283,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--length-penalty", type=float, help="beam length penalty (default: the model's generation config)")
     evaluate.add_argument("--max-new-tokens", type=int, default=128)
     evaluate.add_argument("--report", help="write the JSON report here")
+    evaluate.add_argument("--no-protect", action="store_true",
+                          help="score the best hypotheses as they are, even for a gettext model (as training does)")
     evaluate.set_defaults(func=_evaluate)
 
     distill = sub.add_parser("distill", help="translate a corpus's training split with a trained model (for a student)",

@@ -20,7 +20,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessorLi
 
 from .data.tokenizer import check_tokenizer_matches_model
 from .localization.layout import split_layout
-from .localization.placeholders import DirectivesBeforeEnd, keeps_placeholders
+from .localization.placeholders import DirectivesBeforeEnd, find_placeholders, keeps_placeholders
 from .pipelines import Seq2SeqGenerationPipeline
 
 logger = logging.getLogger(__name__)
@@ -191,6 +191,10 @@ def _constrained_nbest(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, beams: int, **settings: object
 ) -> list[str]:
     """The n-best list of one text, searched so that no hypothesis ends before it has all of the text's directives."""
+    unknown = tokenizer.unk_token_id
+    if unknown is not None and any(unknown in tokenizer(directive, add_special_tokens=False)["input_ids"]
+                                   for directive in find_placeholders(text)):
+        return []  # a directive the tokenizer cannot spell: no hypothesis can end with it
     constraint = DirectivesBeforeEnd(text, tokenizer, eos_token_id=model.generation_config.eos_token_id)
     settings = {key: value for key, value in settings.items() if key != "progress"}
     return translate_nbest(model, tokenizer, [text], num_beams=beams, num_return_sequences=beams, progress=False,

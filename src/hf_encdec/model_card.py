@@ -249,7 +249,8 @@ def _software_section(fidelity: Mapping[str, Any]) -> str:
         "columns, wrapped lines) is taken from the source, and of the beam's n-best list the first hypothesis "
         "that keeps every directive is used (then a wider search, then one that cannot end without them); a "
         "message none keeps is left untranslated in a catalog. `hf-encdec translate-po` checks its output with "
-        "GNU `msgfmt -c` where gettext-tools is installed. Plain `generate()` has none of this.\n\n"
+        "GNU `msgfmt -c` where gettext-tools is installed. Plain `generate()` has none of this. The test scores "
+        "above, and the table below, are of the model's best hypotheses as they are, before any of this:\n\n"
         + _key_value_table(fidelity, "test split", "value")
     )
 

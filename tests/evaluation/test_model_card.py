@@ -220,9 +220,9 @@ def test_a_sample_must_be_a_triple() -> None:
 def test_software_messages_section_only_for_gettext_models(tmp_path: Path) -> None:
     _, plain = _split_card(_write(tmp_path))
     assert "## Software messages" not in plain
-    fidelity = {"test pairs with directives or an accelerator": 812, "translations keeping them": 0.9963,
+    fidelity = {"test pairs with directives or an accelerator": 812, "best hypotheses keeping them": 0.9163,
                 "references keeping them": 0.9951}
     _, body = _split_card(_write(tmp_path, software_messages=fidelity))
     section = body.split("## Software messages", 1)[1].split("\n## ", 1)[0]
     assert "translate-po" in section and "msgfmt -c" in section
-    assert "| translations keeping them | 0.9963 |" in section and "| test pairs with directives or an accelerator | 812 |" in section
+    assert "| best hypotheses keeping them | 0.9163 |" in section and "| test pairs with directives or an accelerator | 812 |" in section

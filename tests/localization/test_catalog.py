@@ -3,6 +3,7 @@ untranslated, and the checks (GNU msgfmt -c when installed, the pure-Python one 
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from copying import copying_model
 from helpers import word_level_tokenizer
+from hf_encdec.inference import translate_messages
 from hf_encdec.localization.catalog import (
+    PLURAL_FORMS,
     FillReport,
     directive_problems,
     fill_catalog,
@@ -181,3 +184,63 @@ def test_a_template_from_a_compiled_catalog_keeps_its_entries(tmp_path: Path) ->
     assert {entry.msgid: entry.msgstr or entry.msgstr_plural[1] for entry in reference if entry.msgid} == {
         "Open %s\n": "Öffne %s\n", "Quit": "Beenden", "%d file": "%d Dateien"}
     assert all(not placeholder_problems(e.msgid, e.msgstr) for e in reference if e.msgid and not e.msgid_plural)
+
+
+def _plural_catalog(path: Path, language: str, plural_forms: str, entries: list[polib.POEntry]) -> Path:
+    catalog = polib.POFile(wrapwidth=0)
+    catalog.metadata = {"Content-Type": "text/plain; charset=UTF-8", "Language": language, "Plural-Forms": plural_forms}
+    for entry in entries:
+        catalog.append(entry)
+    catalog.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("language", "singular", "plural", "form_zero"),
+    [
+        # Russian form 0 also serves 21, 31, ...: it needs the number, so it says the plural
+        ("ru", "w20 w21", "w22 %d w23", "plural"),
+        # German form 0 is n = 1 alone: it may leave the number out, so it says the singular
+        ("de", "w20 w21", "w22 %d w23", "singular"),
+        # but a singular that reads other arguments than the plural cannot be form 0 (msgfmt: "argument 1")
+        ("de", "w24 %s", "w25 %d w26 %s", "plural"),
+    ],
+)
+def test_form_zero_says_what_msgfmt_checks_it_against(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, tmp_path: Path, language: str, singular: str,
+    plural: str, form_zero: str,
+) -> None:
+    rule = PLURAL_FORMS[language]
+    forms = int(rule.split("nplurals=")[1][0])
+    entry = polib.POEntry(msgid=singular, msgid_plural=plural, msgstr_plural=dict.fromkeys(range(forms), ""), flags=["c-format"])
+    path = _plural_catalog(tmp_path / "p.po", language, rule, [entry])
+    report = fill_catalog(model, tokenizer, path, tmp_path / "out.po", progress=False)
+    assert report.filled == 1
+    (filled,) = [e for e in polib.pofile(str(tmp_path / "out.po")) if e.msgid]
+    expected_source = plural if form_zero == "plural" else singular
+    assert filled.msgstr_plural[0] == translate_messages(model, tokenizer, [expected_source], progress=False)[0]
+    assert directive_problems(tmp_path / "out.po") == {}
+    checked = msgfmt_check(tmp_path / "out.po")
+    assert checked is None or checked.rejected == 0, checked.errors
+
+
+def test_only_the_empty_forms_of_a_partly_translated_plural_are_filled(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, tmp_path: Path
+) -> None:
+    entry = polib.POEntry(msgid="w30 %d", msgid_plural="w31 %d", msgstr_plural={0: "Eins %d", 1: ""}, flags=["c-format"])
+    path = _plural_catalog(tmp_path / "p.po", "de", PLURAL_FORMS["de"], [entry])
+    assert fill_catalog(model, tokenizer, path, tmp_path / "out.po", progress=False).filled == 1
+    (filled,) = [e for e in polib.pofile(str(tmp_path / "out.po")) if e.msgid]
+    assert filled.msgstr_plural[0] == "Eins %d" and "%d" in filled.msgstr_plural[1]
+
+
+def test_the_output_gets_ordinary_file_permissions_and_locale_variants_their_language_rule(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, tmp_path: Path
+) -> None:
+    template = _catalog(tmp_path / "demo.pot", language=None, plural_forms=False)
+    fill_catalog(model, tokenizer, template, tmp_path / "sr.po", language="sr@latin", progress=False)
+    catalog = polib.pofile(str(tmp_path / "sr.po"))
+    assert catalog.metadata["Plural-Forms"] == PLURAL_FORMS["sr"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "sr.po").stat().st_mode & 0o777 == 0o666 & ~umask

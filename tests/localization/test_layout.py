@@ -34,6 +34,8 @@ def test_texts_are_what_a_translator_would_translate() -> None:
     assert split_layout(MESSAGES["blank lines"]).texts == ("First paragraph.", "Second paragraph.")
     assert split_layout("Usage:\n  tool FILE").texts == ("Usage:", "tool FILE")  # a colon ends a paragraph
     assert split_layout("%s: %s\n").texts == ()  # nothing but directives: kept as it is
+    # two spaces after a sentence's end are a sentence break, not a column
+    assert split_layout("Invalid argument.  Try --help.\n").texts == ("Invalid argument. Try --help.",)
 
 
 def test_columns_come_back_at_the_source_column() -> None:

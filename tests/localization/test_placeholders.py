@@ -23,6 +23,8 @@ from hf_encdec.localization.placeholders import (
         ("%s and %d", ["%s", "%d"]),
         ("%-10.3lf|%08lx|%zu|%lld|%hhu|%'d|%+5i", ["%-10.3lf", "%08lx", "%zu", "%lld", "%hhu", "%'d", "%+5i"]),
         ("%2$s before %1$d", ["%2$s", "%1$d"]),
+        ("%08<PRIx64> at %r", ["%08<PRIx64>", "%r"]),
+        ("50% complete, {{escaped}}, {x[0]}", ["{x[0]}"]),
         ("%*d and %.*s", ["%*d", "%.*s"]),
         ("%<PRIu64> bytes, %1$<PRId32>", ["%<PRIu64>", "%1$<PRId32>"]),
         ("100%% done", ["%%"]),
@@ -52,7 +54,18 @@ def test_accelerators_are_markers_before_a_word(text: str, expected: list[str]) 
         ("%d files", "%s Dateien", ["dropped %d", "added %s"]),
         ("%d files", "%d Dateien in %s", ["added %s"]),
         ("%1$s to %2$s", "nach %2$s von %1$s", []),  # positional directives may be reordered
-        ("100%% done", "100% fertig", ["dropped %%", "added % f"]),  # `% f` is a directive to printf
+        ("100%% done", "100% fertig", ["a % that starts no valid directive"]),
+        ("50% complete", "50 % abgeschlossen", []),  # a literal percent sign, kept
+        ("50% complete", "50 Prozent abgeschlossen", ["a literal % dropped"]),
+        ("%s of %d", "%d von %s", ["printf directives in another order (reorder with positions: %1$s, %2$d)"]),
+        ("%s of %d", "%2$d von %1$s", []),  # msgfmt -c accepts this reordering
+        ("%s and %s", "%1$s und %2$s", []),
+        ("%-10s|", "%s|", []),  # width and flags do not change the argument
+        ("%s files", "%1$s Dateien, %s", ["numbered and unnumbered printf directives mixed"]),
+        ("addr 0x%08<PRIx64>", "Adresse", ["dropped %08<PRIx64>"]),
+        ("Unknown option %r", "Unbekannte Option", ["dropped %r"]),
+        ("Item {x[0]}", "Element", ["dropped {x[0]}"]),
+        ("Use {{braces}} for {x}", "Verwende {{Klammern}} für {x}", []),
         ("%1$s: `END %1$s'", "%1$s: »END %1D %1$s«", ["a % that starts no valid directive"]),
         ("%d%% done", "%d%% fertig, %", ["a % that starts no valid directive"]),
         ("Done.\n", "Fertig.", ["trailing newline differs"]),

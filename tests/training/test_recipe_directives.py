@@ -13,6 +13,6 @@ def test_fidelity_counts_only_pairs_with_directives_or_an_accelerator() -> None:
     fidelity = _directive_fidelity(sources, references, hypotheses)
     assert fidelity == {
         "test pairs with directives or an accelerator": 3,
-        "translations keeping them": round(2 / 3, 4),  # `_Öffnen` and `%d von %d`; the first lost its %s
+        "best hypotheses keeping them": round(2 / 3, 4),  # `_Öffnen` and `%d von %d`; the first lost its %s
         "references keeping them": round(2 / 3, 4),  # `Öffnen` lost the accelerator
     }

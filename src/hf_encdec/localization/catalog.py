@@ -32,7 +32,7 @@ import polib
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.gettext_corpus import read_mo_file
-from .placeholders import find_placeholders, placeholder_problems
+from .placeholders import find_placeholders, placeholder_problems, printf_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class MsgfmtResult:
     entries: int  # entries of the catalog (the header not counted)
     rejected: int  # entries with at least one error
     errors: list[str]  # msgfmt's error lines
+    header_errors: int = 0  # errors of the header (before the first entry), which reject the whole catalog
 
 
 def _plural_forms(catalog: polib.POFile, language: str) -> str:
@@ -90,7 +91,7 @@ def _plural_forms(catalog: polib.POFile, language: str) -> str:
     header = catalog.metadata.get("Plural-Forms", "")
     if _NPLURALS_RE.search(header) and "INTEGER" not in header:
         return header
-    rule = PLURAL_FORMS.get(language) or PLURAL_FORMS.get(language.split("_")[0])
+    rule = PLURAL_FORMS.get(language) or PLURAL_FORMS.get(_base_language(language))
     if rule is None:
         raise ValueError(
             f"the catalog's header has no Plural-Forms and hf_encdec knows no plural rule for language {language!r}; "
@@ -98,6 +99,30 @@ def _plural_forms(catalog: polib.POFile, language: str) -> str:
             f"{', '.join(sorted(PLURAL_FORMS))}"
         )
     return rule
+
+
+def _base_language(language: str) -> str:
+    """`de` of `de_CH`, `sr` of `sr@latin`."""
+    return re.split(r"[_@.]", language, maxsplit=1)[0]
+
+
+def _form_zero_is_one(plural_forms: str) -> bool:
+    """Whether form 0 is used for n = 1 alone (`plural=(n != 1)`): then msgstr[0] may leave out the number."""
+    return re.search(r"plural\s*=\s*\(?\s*n\s*!=\s*1\s*\)?\s*;?\s*$", plural_forms) is not None
+
+
+def _singular_form_source(entry: polib.POEntry, plural_forms: str) -> str:
+    """The English form msgstr[0] translates and is checked against, as ``msgfmt -c`` checks it.
+
+    msgfmt checks msgstr[0] against msgid_plural (form 0 may serve 21, 31, ... in Russian), except that where form 0
+    serves n = 1 alone the number's directive may be left out. So the singular is used when it reads the plural's
+    arguments, or reads none where form 0 is n = 1 alone; otherwise msgstr[0] translates the plural.
+    """
+    singular = printf_arguments([d for d in find_placeholders(entry.msgid) if d.startswith("%") and not d.startswith("%(")])[0]
+    plural = printf_arguments([d for d in find_placeholders(entry.msgid_plural) if d.startswith("%") and not d.startswith("%(")])[0]
+    if singular == plural or (not singular and _form_zero_is_one(plural_forms)):
+        return entry.msgid
+    return entry.msgid_plural
 
 
 def _target_language(model: PreTrainedModel) -> str | None:
@@ -112,10 +137,10 @@ def _catalog_language(catalog: polib.POFile, language: str | None, path: Path, m
     chosen = language or header
     if not chosen:
         raise ValueError(f"{path} has no Language in its header (a .pot template?); give the language, e.g. --language de")
-    if language and header and language.split("_")[0] != header.split("_")[0]:
+    if language and header and _base_language(language) != _base_language(header):
         raise ValueError(f"{path} is a catalog for Language {header!r}, but --language {language!r} was given")
     model_language = _target_language(model)
-    if model_language and model_language.split("_")[0] != chosen.split("_")[0]:
+    if model_language and _base_language(model_language) != _base_language(chosen):
         raise ValueError(
             f"the model translates into {model_language!r} (trained on gettext:{model_language}), but {path} is to be "
             f"filled in {chosen!r}; use a model trained on gettext:{chosen}"
@@ -123,9 +148,9 @@ def _catalog_language(catalog: polib.POFile, language: str | None, path: Path, m
     return chosen
 
 
-def _needs_filling(entry: polib.POEntry, overwrite: bool) -> bool:
-    if entry.msgid_plural:
-        return overwrite or not any(entry.msgstr_plural.values())
+def _needs_filling(entry: polib.POEntry, overwrite: bool, forms: int) -> bool:
+    if entry.msgid_plural:  # any empty form (only the empty ones are filled, unless overwrite)
+        return overwrite or not all(entry.msgstr_plural.get(index) for index in range(forms))
     return overwrite or not entry.msgstr
 
 
@@ -170,9 +195,12 @@ def fill_catalog(
     forms = int(_NPLURALS_RE.search(plural_forms).group(1))  # type: ignore[union-attr]
     entries = [entry for entry in catalog if not entry.obsolete and entry.msgid]
     report = FillReport(Path(output_path), entries=len(entries))
-    todo = [entry for entry in entries if _needs_filling(entry, overwrite)]
+    todo = [entry for entry in entries if _needs_filling(entry, overwrite, forms)]
     report.kept = len(entries) - len(todo)
-    sources = list(dict.fromkeys(text for entry in todo for text in (entry.msgid, entry.msgid_plural) if text))
+    sources = list(dict.fromkeys(
+        text for entry in todo
+        for text in ((_singular_form_source(entry, plural_forms), entry.msgid_plural) if entry.msgid_plural else (entry.msgid,))
+    ))
     if protect:
         outputs = translate_messages(model, tokenizer, sources, **translate_kwargs)
     else:
@@ -181,12 +209,14 @@ def fill_catalog(
     translated = dict(zip(sources, outputs))
     for entry in todo:
         if entry.msgid_plural:
-            singular, plural = translated[entry.msgid], translated[entry.msgid_plural]
+            singular, plural = translated[_singular_form_source(entry, plural_forms)], translated[entry.msgid_plural]
             if singular is None or plural is None:
                 report.not_filled.append(entry.msgid)
                 continue
             # One form (Japanese) is used for every number: it says the plural.
-            entry.msgstr_plural = {0: plural if forms == 1 else singular, **{i: plural for i in range(1, forms)}}
+            new = {0: plural if forms == 1 else singular, **{i: plural for i in range(1, forms)}}
+            entry.msgstr_plural = {i: text if overwrite or not entry.msgstr_plural.get(i) else entry.msgstr_plural[i]
+                                   for i, text in new.items()}
         else:
             if translated[entry.msgid] is None:
                 report.not_filled.append(entry.msgid)
@@ -211,6 +241,10 @@ def _save_atomically(catalog: polib.POFile, path: Path) -> None:
     os.close(handle)
     try:
         catalog.save(temporary)
+        # mkstemp makes the file private; a catalog gets the mode of the one it replaces, or the umask's default
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -224,12 +258,15 @@ def directive_problems(catalog_path: str | os.PathLike[str]) -> dict[str, list[s
     accelerator), for each translated form against its English form, without gettext-tools.
     """
     problems: dict[str, list[str]] = {}
-    for entry in polib.pofile(str(catalog_path), wrapwidth=0):
+    catalog = polib.pofile(str(catalog_path), wrapwidth=0)
+    plural_forms = catalog.metadata.get("Plural-Forms", "")
+    for entry in catalog:
         if entry.obsolete or not entry.msgid:
             continue
         if entry.msgid_plural:
             forms = sorted(entry.msgstr_plural.items())
-            pairs = [(entry.msgid if index == 0 and len(forms) > 1 else entry.msgid_plural, text) for index, text in forms]
+            first = _singular_form_source(entry, plural_forms) if len(forms) > 1 else entry.msgid_plural
+            pairs = [(first if index == 0 else entry.msgid_plural, text) for index, text in forms]
         else:
             pairs = [(entry.msgid, entry.msgstr)]
         found = [problem for source, text in pairs if text for problem in placeholder_problems(source, text)]
@@ -257,13 +294,17 @@ def msgfmt_check(catalog_path: str | os.PathLike[str]) -> MsgfmtResult | None:
     pattern = re.compile(rf"^{re.escape(str(path))}:(\d+):")
     errors = [line for line in result.stderr.splitlines() if pattern.match(line) and "warning" not in line]
     rejected: set[int] = set()
+    header_errors = 0
     for line in errors:
         number = int(pattern.match(line).group(1))  # type: ignore[union-attr]
         before = [start for start in starts if start <= number]
-        rejected.add(before[-1] if before else 0)
+        if before:
+            rejected.add(before[-1])
+        else:
+            header_errors += 1
     if result.returncode != 0 and not errors:
         raise RuntimeError(f"msgfmt failed on {path} without naming an entry: {result.stderr.strip()}")
-    return MsgfmtResult(entries=len(starts), rejected=len(rejected), errors=errors)
+    return MsgfmtResult(entries=len(starts), rejected=len(rejected), errors=errors, header_errors=header_errors)
 
 
 def template_from_mo(mo_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *, keep_translations: bool = False) -> Path:
@@ -283,7 +324,8 @@ def template_from_mo(mo_path: str | os.PathLike[str], output_path: str | os.Path
     }
     if keep_translations:
         template.metadata["Language"] = Path(mo_path).parent.parent.name
-        template.metadata["Plural-Forms"] = PLURAL_FORMS.get(template.metadata["Language"], PLURAL_FORMS["de"])
+        template.metadata["Plural-Forms"] = polib.mofile(str(mo_path)).metadata.get("Plural-Forms") or _plural_forms(
+            template, template.metadata["Language"])
     for message in messages:
         printf = [item for item in find_placeholders(message.msgid) if item.startswith("%") and not item.startswith(("%%", "%("))]
         entry = polib.POEntry(msgid=message.msgid, msgctxt=message.context or None, flags=["c-format"] if printf else [])

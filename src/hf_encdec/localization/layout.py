@@ -36,7 +36,9 @@ __all__ = ["Layout", "split_layout"]
 
 # Leading whole blank lines, the text (its first line's indent included), the trailing blanks and newlines.
 _EDGES_RE = re.compile(r"((?:[ \t\r]*\n)*)(.*?)([ \t\r\n]*)", re.DOTALL)
-_GAP_RE = re.compile(r" {2,}|[ ]*\t[ \t]*")
+# A column gap: two or more spaces, or a tab. Two spaces after a sentence's end are a sentence break (the typewriter
+# convention of many GNU messages: "Invalid argument.  Try --help"), not a column.
+_GAP_RE = re.compile(r"(?<![.!?]) {2,}|(?<=[.!?]) {3,}|[ ]*\t[ \t]*")
 _ASCII_SPACE_RE = re.compile(r"[ \t\n\r\f\v]+")  # not str.split(): a no-break space is the translation's own
 # An option list: `-a`, `--all`, `-a, --all`, `--block-size=SIZE`, `-t, --tabsize=COLS`, `-o FILE`, `--color[=WHEN]`.
 _OPTION = r"--?[\w?][\w-]*(?:(?:=|\[=| )[\[<]?[\w.-]+[\]>]?\]?)?"
@@ -114,7 +116,8 @@ def _line_cells(text: str, start: int) -> list[_Cell]:
     for match in [*_GAP_RE.finditer(text), None]:
         end = match.start() if match else len(text)
         piece = text[position:end]
-        cells.append(_Cell(piece, start + position, gap, _keep(piece), [start + end]))
+        words = _ASCII_SPACE_RE.sub(" ", piece)  # a sentence break's two spaces: one, as the model learned
+        cells.append(_Cell(words, start + position, gap, _keep(words), [start + end]))
         if match:
             position, gap = match.end(), match.group()
     return cells

@@ -22,17 +22,29 @@ from collections import Counter
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
-__all__ = ["PLACEHOLDER_RE", "DirectivesBeforeEnd", "find_accelerators", "find_placeholders", "has_words", "keeps_placeholders", "placeholder_problems"]
+__all__ = ["PLACEHOLDER_RE", "DirectivesBeforeEnd", "find_accelerators", "find_placeholders", "has_words", "keeps_placeholders", "placeholder_problems",
+           "printf_arguments"]
 
 #: printf directives (C99 and POSIX positional ``%1$s``, flags, width, precision, length, ``%<PRIu64>`` as gettext
-#: writes the inttypes macros, ``%%``), Python's ``%(name)s``, and brace fields (``{}``, ``{0}``, ``{name}``,
-#: ``{0:.2f}``, ``{name!r}``).
+#: writes the inttypes macros, ``%%``; Python's ``%r``), Python's ``%(name)s``, and brace fields (``{}``, ``{0}``,
+#: ``{name}``, ``{0:.2f}``, ``{name!r}``, ``{x[0]}``; not the escaped ``{{``). The space flag is left out: ``% c`` in
+#: "50% complete" is a literal percent sign far more often than a directive.
 PLACEHOLDER_RE = re.compile(
-    r"%(?:\d+\$)?[-+ #0']*(?:\d+|\*(?:\d+\$)?)?(?:\.(?:\d+|\*(?:\d+\$)?))?(?:hh|ll|[hlLqjzZt])?[diouxXeEfFgGaAcCsSpnm%]"
-    r"|%(?:\d+\$)?<PRI[a-zA-Z0-9]+>"
+    r"%(?:\d+\$)?[-+#0']*(?:\d+|\*(?:\d+\$)?)?(?:\.(?:\d+|\*(?:\d+\$)?))?(?:hh|ll|[hlLqjzZt])?[diouxXeEfFgGaAcCsSpnmr%]"
+    r"|%(?:\d+\$)?[-+#0']*\d*(?:\.\d+)?<PRI[a-zA-Z0-9]+>"
     r"|%\([A-Za-z_][A-Za-z0-9_]*\)[-+ #0]*\d*(?:\.\d+)?[a-zA-Z]"
-    r"|\{[A-Za-z0-9_.]*(?:![rsa])?(?::[^{}]*)?\}"
+    r"|(?<!\{)\{[A-Za-z0-9_.\[\]]*(?:![rsa])?(?::[^{}]*)?\}(?!\})"
 )
+# The parts of one printf directive that decide which argument it reads and as what type.
+_PRINTF_RE = re.compile(
+    r"%(?:(?P<position>\d+)\$)?[-+#0']*(?P<width>\d+|\*(?:\d+\$)?)?(?:\.(?P<precision>\d+|\*(?:\d+\$)?))?"
+    r"(?:(?P<length>hh|ll|[hlLqjzZt])?(?P<conversion>[diouxXeEfFgGaAcCsSpnmr%])|<PRI(?P<macro>[a-zA-Z0-9]+)>)"
+)
+# Conversions printf reads the same argument type with (msgfmt -c accepts `%i` for `%d`, `%x` for `%u`, ...).
+_ARGUMENT_TYPES = {
+    **dict.fromkeys("di", "int"), **dict.fromkeys("ouxX", "unsigned"), **dict.fromkeys("eEfFgGaA", "double"),
+    "c": "char", "C": "wide char", "s": "string", "S": "wide string", "p": "pointer", "n": "count", "r": "repr",
+}
 
 _LETTER_RE = re.compile(r"[^\W\d_]")  # any Unicode letter
 # A keyboard accelerator: GTK's `_` or Qt/KDE's `&` in front of a letter or digit that starts a word (`_Open`,
@@ -45,6 +57,45 @@ _MARKER_RE = re.compile(r"(?<![&_])(?:_|&(?![A-Za-z]+;|#\d+;))(?=[^\W_])")
 def _stray_percents(text: str) -> int:
     """How many `%` of `text` are not part of a directive that :data:`PLACEHOLDER_RE` recognises."""
     return text.count("%") - sum(match.count("%") for match in PLACEHOLDER_RE.findall(text))
+
+
+def _is_printf(directive: str) -> bool:
+    return directive.startswith("%") and not directive.startswith("%(")
+
+
+def printf_arguments(directives: list[str]) -> tuple[dict[int, str], bool]:
+    """The arguments printf reads for `directives`: ``{argument number: type}``, and whether numbered (``%1$s``) and
+    unnumbered directives are mixed (which printf does not allow).
+
+    >>> printf_arguments(["%s", "%-5lu", "%.*s", "%%"])
+    ({1: 'string', 2: 'l unsigned', 3: 'int', 4: 'string'}, False)
+    >>> printf_arguments(["%2$d", "%1$s"])
+    ({2: 'int', 1: 'string'}, False)
+    """
+    arguments: dict[int, str] = {}
+    following, numbered, unnumbered = 1, False, False
+
+    def take(position: str | None, kind: str) -> None:
+        nonlocal following, numbered, unnumbered
+        if position:
+            arguments[int(position)], numbered = kind, True
+        else:
+            arguments[following], unnumbered = kind, True
+            following += 1
+
+    for directive in directives:
+        match = _PRINTF_RE.fullmatch(directive)
+        if match is None or match["conversion"] in ("%", "m"):  # `%%` and glibc's `%m` read no argument
+            continue
+        for star in (match["width"], match["precision"]):
+            if star and star.startswith("*"):
+                take(star[1:-1] or None, "int")
+        if match["macro"]:  # PRIu64: the letter's type at the macro's size
+            kind = f"{_ARGUMENT_TYPES.get(match['macro'][0], match['macro'][0])} {match['macro'][1:]}"
+        else:
+            kind = " ".join(filter(None, [match["length"], _ARGUMENT_TYPES[match["conversion"]]]))
+        take(match["position"], kind)
+    return arguments, numbered and unnumbered
 
 
 def has_words(text: str) -> bool:
@@ -69,17 +120,30 @@ def find_accelerators(text: str) -> list[str]:
 def placeholder_problems(source: str, translation: str, *, check_accelerators: bool = True) -> list[str]:
     """Everything `translation` breaks of `source`'s directives, accelerator and edge newlines; ``[]`` when nothing.
 
-    Directives are compared as multisets (positional directives may be reordered, so may brace fields). The
-    accelerator is checked only where the source has exactly one: the translation needs exactly one too, of the same
+    printf directives must read the same arguments as the same types, as ``msgfmt -c`` checks (``%2$d von %1$s``
+    for ``%s of %d`` is fine, ``%d von %s`` is not); the other directives (``%(name)s``, brace fields) are compared as
+    multisets. Every ``%`` outside a directive must stay one too. The accelerator is checked only where the source has exactly one: the translation needs exactly one too, of the same
     kind, on any letter (translators move it).
     """
     problems: list[str] = []
     wanted, got = Counter(find_placeholders(source)), Counter(find_placeholders(translation))
-    problems += [f"dropped {item}" for item in sorted((wanted - got).elements())]
-    problems += [f"added {item}" for item in sorted((got - wanted).elements())]
-    if _stray_percents(translation) > _stray_percents(source):
+    source_printf = [item for item in find_placeholders(source) if _is_printf(item)]
+    translation_printf = [item for item in find_placeholders(translation) if _is_printf(item)]
+    (source_arguments, source_mixed), (arguments, mixed) = printf_arguments(source_printf), printf_arguments(translation_printf)
+    if arguments == source_arguments:
+        # the same arguments read as the same types: `%2$d ... %1$s` for `%s ... %d` is a correct reordering
+        wanted.subtract(source_printf)
+        got.subtract(translation_printf)
+    problems += [f"dropped {item}" for item in sorted((+(wanted - got)).elements())]
+    problems += [f"added {item}" for item in sorted((+(got - wanted)).elements())]
+    if arguments != source_arguments and Counter(source_printf) == Counter(translation_printf):
+        problems.append("printf directives in another order (reorder with positions: %1$s, %2$d)")
+    if mixed and not source_mixed:
+        problems.append("numbered and unnumbered printf directives mixed")
+    if _stray_percents(translation) != _stray_percents(source):
         # printf reads every `%` as a directive: `%1 ` or `%1D` is a broken one, whatever the directives around it
-        problems.append("a % that starts no valid directive")
+        problems.append("a % that starts no valid directive" if _stray_percents(translation) > _stray_percents(source)
+                        else "a literal % dropped")
     if source.startswith("\n") != translation.startswith("\n"):
         problems.append("leading newline differs")
     if source.endswith("\n") != translation.endswith("\n"):

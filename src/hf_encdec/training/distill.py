@@ -114,7 +114,7 @@ def distill_corpus(
             continue
         sources = train["source"][start : start + chunk_size]
         outputs = translate(model, tokenizer, sources, num_beams=beams, max_new_tokens=max_new_tokens,
-                            batch_size=batch_size, progress=False)
+                            batch_size=batch_size, progress=False, protect=False)  # the teacher as it is
         _write_jsonl(path, [{"source": s, "target": t} for s, t in zip(sources, outputs)])
         bar.update(len(sources))
     bar.close()

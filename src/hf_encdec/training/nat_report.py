@@ -40,10 +40,10 @@ def _text_repetition(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -
 def _speed(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sources: Sequence[str], **kwargs: Any) -> dict[str, float]:
     """Sentences per second over `sources` at batch 1 and batch 32 (after a warm-up call)."""
     speeds = {}
-    translate(model, tokenizer, list(sources[:2]), batch_size=2, progress=False, **kwargs)
+    translate(model, tokenizer, list(sources[:2]), batch_size=2, progress=False, protect=False, **kwargs)
     for batch_size in (1, 32):
         started = time.perf_counter()
-        translate(model, tokenizer, list(sources), batch_size=batch_size, progress=False, **kwargs)
+        translate(model, tokenizer, list(sources), batch_size=batch_size, progress=False, protect=False, **kwargs)
         speeds[f"sentences/s (batch {batch_size})"] = round(len(sources) / (time.perf_counter() - started), 2)
     return speeds
 
@@ -55,7 +55,7 @@ def _system(
     references: Sequence[str],
     **kwargs: Any,
 ) -> dict[str, Any]:
-    hypotheses = translate(model, tokenizer, list(sources), progress=True, **kwargs)
+    hypotheses = translate(model, tokenizer, list(sources), progress=True, protect=False, **kwargs)
     scores = corpus_scores(hypotheses, list(references))
     row = {"BLEU": round(scores["bleu"], 2), "chrF": round(scores["chrf"], 2),
            "token repetition": round(_text_repetition(tokenizer, hypotheses), 4)}

@@ -245,7 +245,7 @@ def _tune_length_penalty(
     for penalty in LENGTH_PENALTIES:
         hypotheses = translate(
             model, tokenizer, subset["source"], num_beams=options.num_beams, length_penalty=penalty,
-            max_new_tokens=options.max_new_tokens, progress=False,
+            max_new_tokens=options.max_new_tokens, progress=False, protect=False,
         )
         scores = corpus_scores(hypotheses, subset["target"])
         trials.append({"length_penalty": penalty, "bleu": scores["bleu"], "chrf": scores["chrf"]})
@@ -569,7 +569,8 @@ def _test(
         logger.info("translating %d test sentences with %d mask-predict iterations, length beam %d", len(test),
                     options.num_iterations, options.length_beam_size)
     started = time.perf_counter()
-    hypotheses = translate(model, tokenizer, test["source"], max_new_tokens=options.max_new_tokens)
+    # the model's own best hypotheses: what it learned, without translate()'s protections for software messages
+    hypotheses = translate(model, tokenizer, test["source"], max_new_tokens=options.max_new_tokens, protect=False)
     seconds = time.perf_counter() - started
     _write_translations(output_dir / TRANSLATIONS_FILE, test, hypotheses)
     return _TestResult(
@@ -582,12 +583,13 @@ def _test(
 
 
 def _directive_fidelity(sources: list[str], references: list[str], hypotheses: list[str]) -> dict[str, Any]:
-    """The share of test translations (and of references) that keep their source's format directives and
-    accelerator: what `msgfmt -c` checks of a catalog entry besides its edge newlines, which the corpus removed."""
+    """The share of the model's best test hypotheses (and of references) that keep their source's format directives
+    and accelerator: what `msgfmt -c` checks of a catalog entry besides its edge newlines, which the corpus removed.
+    translate() and translate-po take the hypotheses that keep them (see the model card)."""
     with_directives = [i for i, source in enumerate(sources) if find_placeholders(source) or find_accelerators(source)]
     return {
         "test pairs with directives or an accelerator": len(with_directives),
-        "translations keeping them": round(sum(keeps_placeholders(sources[i], hypotheses[i]) for i in with_directives)
+        "best hypotheses keeping them": round(sum(keeps_placeholders(sources[i], hypotheses[i]) for i in with_directives)
                                            / max(len(with_directives), 1), 4),
         "references keeping them": round(sum(keeps_placeholders(sources[i], references[i]) for i in with_directives)
                                          / max(len(with_directives), 1), 4),
