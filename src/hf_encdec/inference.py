@@ -106,6 +106,8 @@ def translate(
     """
     if isinstance(texts, str):
         raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
+    if generate_kwargs.get("num_return_sequences", 1) != 1:
+        raise ValueError("translate() returns one translation a text; for the n-best list use translate_nbest()")
     if protect is None:
         protect = trained_on_software_messages(model)
     settings = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
