@@ -60,6 +60,8 @@ def test_accelerators_are_markers_before_a_word(text: str, expected: list[str]) 
         ("%s of %d", "%d von %s", ["printf directives in another order (reorder with positions: %1$s, %2$d)"]),
         ("%s of %d", "%2$d von %1$s", []),  # msgfmt -c accepts this reordering
         ("%s and %s", "%1$s und %2$s", []),
+        # `%.*%` is no `%%`: git's "bad ls-files format: %%%.*s" came back as "%.*%%.*%%.*s"
+        ("format: %%%.*s", "Format: %.*%%.*%%.*s", ["dropped %.*s", "added %%", "a % that starts no valid directive"]),
         ("%-10s|", "%s|", []),  # width and flags do not change the argument
         ("%s files", "%1$s Dateien, %s", ["numbered and unnumbered printf directives mixed"]),
         ("addr 0x%08<PRIx64>", "Adresse", ["dropped %08<PRIx64>"]),

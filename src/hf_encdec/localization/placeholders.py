@@ -26,11 +26,11 @@ __all__ = ["PLACEHOLDER_RE", "DirectivesBeforeEnd", "find_accelerators", "find_p
            "printf_arguments"]
 
 #: printf directives (C99 and POSIX positional ``%1$s``, flags, width, precision, length, ``%<PRIu64>`` as gettext
-#: writes the inttypes macros, ``%%``; Python's ``%r``), Python's ``%(name)s``, and brace fields (``{}``, ``{0}``,
+#: writes the inttypes macros, ``%%`` bare only; Python's ``%r``), Python's ``%(name)s``, and brace fields (``{}``, ``{0}``,
 #: ``{name}``, ``{0:.2f}``, ``{name!r}``, ``{x[0]}``; not the escaped ``{{``). The space flag is left out: ``% c`` in
 #: "50% complete" is a literal percent sign far more often than a directive.
 PLACEHOLDER_RE = re.compile(
-    r"%(?:\d+\$)?[-+#0']*(?:\d+|\*(?:\d+\$)?)?(?:\.(?:\d+|\*(?:\d+\$)?))?(?:hh|ll|[hlLqjzZt])?[diouxXeEfFgGaAcCsSpnmr%]"
+    r"%%|%(?:\d+\$)?[-+#0']*(?:\d+|\*(?:\d+\$)?)?(?:\.(?:\d+|\*(?:\d+\$)?))?(?:hh|ll|[hlLqjzZt])?[diouxXeEfFgGaAcCsSpnmr]"
     r"|%(?:\d+\$)?[-+#0']*\d*(?:\.\d+)?<PRI[a-zA-Z0-9]+>"
     r"|%\([A-Za-z_][A-Za-z0-9_]*\)[-+ #0]*\d*(?:\.\d+)?[a-zA-Z]"
     r"|(?<!\{)\{[A-Za-z0-9_.\[\]]*(?:![rsa])?(?::[^{}]*)?\}(?!\})"
@@ -38,7 +38,7 @@ PLACEHOLDER_RE = re.compile(
 # The parts of one printf directive that decide which argument it reads and as what type.
 _PRINTF_RE = re.compile(
     r"%(?:(?P<position>\d+)\$)?[-+#0']*(?P<width>\d+|\*(?:\d+\$)?)?(?:\.(?P<precision>\d+|\*(?:\d+\$)?))?"
-    r"(?:(?P<length>hh|ll|[hlLqjzZt])?(?P<conversion>[diouxXeEfFgGaAcCsSpnmr%])|<PRI(?P<macro>[a-zA-Z0-9]+)>)"
+    r"(?:(?P<length>hh|ll|[hlLqjzZt])?(?P<conversion>[diouxXeEfFgGaAcCsSpnmr])|<PRI(?P<macro>[a-zA-Z0-9]+)>)"
 )
 # Conversions printf reads the same argument type with (msgfmt -c accepts `%i` for `%d`, `%x` for `%u`, ...).
 _ARGUMENT_TYPES = {
@@ -85,7 +85,7 @@ def printf_arguments(directives: list[str]) -> tuple[dict[int, str], bool]:
 
     for directive in directives:
         match = _PRINTF_RE.fullmatch(directive)
-        if match is None or match["conversion"] in ("%", "m"):  # `%%` and glibc's `%m` read no argument
+        if match is None or match["conversion"] == "m":  # `%%` (no match) and glibc's `%m` read no argument
             continue
         for star in (match["width"], match["precision"]):
             if star and star.startswith("*"):
