@@ -32,7 +32,7 @@ import polib
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.gettext_corpus import read_mo_file
-from .placeholders import find_placeholders, placeholder_problems, printf_arguments
+from .placeholders import find_printf, placeholder_problems, printf_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,7 @@ def _singular_form_source(entry: polib.POEntry, plural_forms: str) -> str:
     serves n = 1 alone the number's directive may be left out. So the singular is used when it reads the plural's
     arguments, or reads none where form 0 is n = 1 alone; otherwise msgstr[0] translates the plural.
     """
-    singular = printf_arguments([d for d in find_placeholders(entry.msgid) if d.startswith("%") and not d.startswith("%(")])[0]
-    plural = printf_arguments([d for d in find_placeholders(entry.msgid_plural) if d.startswith("%") and not d.startswith("%(")])[0]
+    singular, plural = printf_arguments(find_printf(entry.msgid))[0], printf_arguments(find_printf(entry.msgid_plural))[0]
     if singular == plural or (not singular and _form_zero_is_one(plural_forms)):
         return entry.msgid
     return entry.msgid_plural
@@ -327,7 +326,7 @@ def template_from_mo(mo_path: str | os.PathLike[str], output_path: str | os.Path
         template.metadata["Plural-Forms"] = polib.mofile(str(mo_path)).metadata.get("Plural-Forms") or _plural_forms(
             template, template.metadata["Language"])
     for message in messages:
-        printf = [item for item in find_placeholders(message.msgid) if item.startswith("%") and not item.startswith(("%%", "%("))]
+        printf = [item for item in find_printf(message.msgid) if item != "%%"]
         entry = polib.POEntry(msgid=message.msgid, msgctxt=message.context or None, flags=["c-format"] if printf else [])
         if message.msgid_plural is not None:
             entry.msgid_plural = message.msgid_plural

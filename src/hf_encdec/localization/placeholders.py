@@ -22,7 +22,7 @@ from collections import Counter
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
-__all__ = ["PLACEHOLDER_RE", "DirectivesBeforeEnd", "find_accelerators", "find_placeholders", "has_words", "keeps_placeholders", "placeholder_problems",
+__all__ = ["PLACEHOLDER_RE", "DirectivesBeforeEnd", "find_accelerators", "find_placeholders", "find_printf", "has_words", "keeps_placeholders", "placeholder_problems",
            "printf_arguments"]
 
 #: printf directives (C99 and POSIX positional ``%1$s``, flags, width, precision, length, ``%<PRIu64>`` as gettext
@@ -59,8 +59,9 @@ def _stray_percents(text: str) -> int:
     return text.count("%") - sum(match.count("%") for match in PLACEHOLDER_RE.findall(text))
 
 
-def _is_printf(directive: str) -> bool:
-    return directive.startswith("%") and not directive.startswith("%(")
+def find_printf(text: str) -> list[str]:
+    """The printf directives of `text`, in order (``%%`` included; Python's ``%(name)s`` not)."""
+    return [item for item in find_placeholders(text) if item.startswith("%") and not item.startswith("%(")]
 
 
 def printf_arguments(directives: list[str]) -> tuple[dict[int, str], bool]:
@@ -127,8 +128,7 @@ def placeholder_problems(source: str, translation: str, *, check_accelerators: b
     """
     problems: list[str] = []
     wanted, got = Counter(find_placeholders(source)), Counter(find_placeholders(translation))
-    source_printf = [item for item in find_placeholders(source) if _is_printf(item)]
-    translation_printf = [item for item in find_placeholders(translation) if _is_printf(item)]
+    source_printf, translation_printf = find_printf(source), find_printf(translation)
     (source_arguments, source_mixed), (arguments, mixed) = printf_arguments(source_printf), printf_arguments(translation_printf)
     if arguments == source_arguments:
         # the same arguments read as the same types: `%2$d ... %1$s` for `%s ... %d` is a correct reordering
