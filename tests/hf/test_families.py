@@ -118,3 +118,15 @@ def test_a_resized_model_with_one_shared_vocabulary_saves_a_config_that_loads(fa
     inputs = {**_inputs(family), "input_ids": SOURCE.masked_fill(SOURCE == 9, new_size - 1)}  # a new token
     with torch.no_grad():
         torch.testing.assert_close(_output(loaded(**inputs)), _output(model(**inputs)), rtol=0, atol=1e-6)
+
+
+HEADS = [(family, model) for family in FAMILIES for auto, model in family.models.items() if auto.__name__ != "AutoModel"]
+
+
+@pytest.mark.parametrize(("family", "model_class"), HEADS, ids=[m.__name__ for _, m in HEADS])
+def test_the_trainer_finds_exactly_labels_so_it_reports_an_evaluation_loss(family: Family, model_class: type) -> None:
+    # Trainer.prediction_step computes a loss only when every parameter it found with "label" in its name is in the
+    # batch: a second one (DecoderForCausalLM's shift_labels did) silently drops eval_loss and perplexity.
+    from transformers.utils import find_labels
+
+    assert find_labels(model_class) == ["labels"]

@@ -131,7 +131,6 @@ class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
         past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        shift_labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -140,6 +139,9 @@ class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
         **kwargs: object,
     ) -> CausalLMOutputWithPast:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        # shift_labels comes through **kwargs, as in transformers' causal LMs: a second *label* parameter in the
+        # signature would make the Trainer wait for both before it computes an evaluation loss (find_labels)
+        shift_labels = kwargs.pop("shift_labels", None)
         targets = shift_labels if shift_labels is not None else (next_token_labels(labels) if labels is not None else None)
         if targets is not None:
             use_cache = False
