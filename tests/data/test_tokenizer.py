@@ -202,3 +202,23 @@ def test_check_tokenizer_matches_model(bpe: PreTrainedTokenizerBase) -> None:
     wrong_mask.mask_token_id = 7  # an encoder config's field; BART has none
     with pytest.raises(ValueError, match="tokenizer.mask_token_id=4 != config.mask_token_id=7"):
         check_tokenizer_matches_model(bpe, wrong_mask)
+
+
+def test_wordpiece_is_bert_style_with_fixed_special_ids_and_reloads(
+    catalog_corpus: datasets.DatasetDict, tmp_path: Path
+) -> None:
+    wordpiece = train_tokenizer(iter_corpus_texts(catalog_corpus), vocab_size=1200, model="wordpiece")
+    assert [wordpiece.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    assert 261 < len(wordpiece) <= 1200
+    vocabulary = wordpiece.get_vocab()
+    continuations = [token for token in vocabulary if token.startswith("##")]
+    assert continuations, "WordPiece learns ## continuation pieces"
+    text = "Open the configuration file --help"
+    tokens = wordpiece.convert_ids_to_tokens(wordpiece(text)["input_ids"])
+    assert tokens[-1] == "</s>" and "-" in tokens  # split at punctuation, </s> appended
+    # cased, words come back; spaces around punctuation do not (documented)
+    decoded = wordpiece.decode(wordpiece(text)["input_ids"], skip_special_tokens=True)
+    assert decoded.replace(" ", "") == text.replace(" ", "") and decoded.startswith("Open")
+    wordpiece.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert reloaded(TRICKY)["input_ids"] == wordpiece(TRICKY)["input_ids"]

@@ -20,6 +20,12 @@ exact text: option names (``--help``), format directives (``%s``, ``%1$s``), pat
 repeated spaces all round-trip, without the normalisation a SentencePiece-style Metaspace tokenizer applies (which
 needs 256 extra byte-fallback tokens to reach the same coverage and re-inserts spaces on decode).
 
+The third model, ``"wordpiece"``, is BERT's (Devlin et al. 2018, arXiv 1810.04805; cased, no lowercasing): the text is
+split at whitespace and punctuation (``BertPreTokenizer``), words into the longest known pieces with ``##``
+continuations. It is offered for BERT-style masked LM and classification. It does **not** round-trip: spaces around
+punctuation are lost on decode (``"--help"`` comes back as ``"- - help"``) and a character unseen in training becomes
+``<unk>``, so translation and causal LM should use the byte-level models.
+
 Special-token strings typed in the input text (``"<mask>"``) are recognised as the special tokens, as usual for
 Hugging Face tokenizers (``fill-mask`` relies on it); the gettext corpus contains none.
 """
@@ -31,7 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import datasets
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 logger = logging.getLogger(__name__)
@@ -54,7 +60,7 @@ PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN, MASK_TOKEN = "<pad>", "<s>", "</s>",
 SPECIAL_TOKENS: tuple[str, ...] = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN, MASK_TOKEN)
 """The special tokens in id order: ``<pad>``=0, ``<s>``=1, ``</s>``=2, ``<unk>``=3, ``<mask>``=4."""
 
-TOKENIZER_MODELS: tuple[str, ...] = ("bpe", "unigram")
+TOKENIZER_MODELS: tuple[str, ...] = ("bpe", "unigram", "wordpiece")
 """Subword models :func:`train_tokenizer` can train."""
 
 
@@ -79,6 +85,19 @@ def _build_trainer(model: str, *, vocab_size: int, min_frequency: int) -> tuple[
             initial_alphabet=alphabet,
             show_progress=False,
         )
+    elif model == "wordpiece":
+        tokenizer = Tokenizer(models.WordPiece(unk_token=UNK_TOKEN))
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=list(SPECIAL_TOKENS),
+            show_progress=False,
+        )
+        # BERT-cased: clean control characters, keep case and accents; split at whitespace and punctuation
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False, clean_text=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece()
+        return tokenizer, trainer
     else:
         raise ValueError(f"Unknown tokenizer model {model!r}; valid models: {', '.join(TOKENIZER_MODELS)}")
     # add_prefix_space=False: a prefix space would come back as a leading space on decode.
@@ -96,7 +115,7 @@ def train_tokenizer(
     model_max_length: int = 512,
     length: int | None = None,
 ) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE or Unigram tokenizer and wrap it for ``transformers``.
+    """Train a byte-level BPE or Unigram tokenizer, or a BERT WordPiece tokenizer, and wrap it for ``transformers``.
 
     The texts are streamed into the trainer, never collected into a list; pass a generator such as
     :func:`iter_corpus_texts` over the **training** split only, so no evaluation text shapes the vocabulary.
@@ -105,8 +124,8 @@ def train_tokenizer(
         texts: Training texts (both languages for a shared vocabulary).
         vocab_size: Target vocabulary size, special tokens included. A small corpus may give fewer (BPE stops when
             no pair reaches ``min_frequency``); check ``len(tokenizer)``.
-        model: ``"bpe"`` or ``"unigram"``.
-        min_frequency: Minimum count of a pair to be merged (BPE only).
+        model: ``"bpe"``, ``"unigram"`` or ``"wordpiece"`` (not byte-level: see the module docstring).
+        min_frequency: Minimum count of a pair to be merged (BPE and WordPiece).
         model_max_length: Longest input the models accept, stored on the tokenizer (``truncation=True`` uses it).
         length: Number of texts, if known (only for the trainer's bookkeeping).
 
