@@ -153,6 +153,9 @@ FAMILIES: tuple[Family, ...] = (
         },
         summary="encoder-only Transformer (BERT-like, Devlin et al. 2018): masked LM and classification heads",
         tiny={**TINY_TRANSFORMER, "num_hidden_layers": 2},
+        # BERT's block at the size of the side-by-side runs (examples/run_mlm.py, README)
+        presets={"encoder-small": {"hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024,
+                                   "num_hidden_layers": 4, "max_position_embeddings": 128}},
     ),
     Family(
         name="decoder",
@@ -160,6 +163,17 @@ FAMILIES: tuple[Family, ...] = (
         models={AutoModelForCausalLM: DecoderForCausalLM, AutoModel: DecoderModel},
         summary="decoder-only Transformer (GPT-2-like, or the Llama-3 block with DecoderConfig.llama): causal LM",
         tiny={**TINY_TRANSFORMER, "num_hidden_layers": 2},
+        presets={
+            # GPT-2's block at the size of the side-by-side runs (examples/run_clm.py, README)
+            "decoder-small": {"hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024,
+                              "num_hidden_layers": 4, "max_position_embeddings": 256},
+            # the Llama-3 block at the same size: pre-RMSNorm, RoPE, SwiGLU, GQA (4 query heads, 1 key/value head)
+            "decoder-small-llama": {
+                **TransformerBlockConfig.llama_kwargs(), "hidden_size": 256, "num_attention_heads": 4,
+                "num_key_value_heads": 1, "intermediate_size": 704, "num_hidden_layers": 4,
+                "max_position_embeddings": 256,
+            },
+        },
     ),
     Family(
         name="rnn_seq2seq",

@@ -17,9 +17,12 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from ..registration import presets, seq2seq_model_types
 
-#: preset name -> (model_type, config values); each family's presets are in its row of the registration table
-PRESETS: dict[str, tuple[str, dict[str, Any]]] = presets()
+#: preset name -> (model_type, config values) of the seq2seq families (the ones `hf-encdec train` trains); each
+#: family's presets are in its row of the registration table, the encoder/decoder ones serve examples/run_*.py
 SEQ2SEQ_MODEL_TYPES = seq2seq_model_types()
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    name: row for name, row in presets().items() if row[0] in SEQ2SEQ_MODEL_TYPES
+}
 
 
 def preset_names() -> list[str]:

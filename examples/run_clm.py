@@ -1,0 +1,128 @@
+"""Causal-language-model training or fine-tuning (GPT-2 / Llama-style) with the Trainer, offline.
+
+Texts are tokenized, concatenated (each ends in ``</s>``) and cut into blocks of ``--block_size`` tokens; the model
+learns to predict each next token. ``all_results.json`` gets ``eval_loss`` and ``perplexity`` = exp(eval_loss), and
+``samples.json`` a few continuations of held-out openings (greedy with a repetition penalty, and sampled).
+
+    # our GPT-2-like decoder from scratch on the installed manual pages
+    python examples/run_clm.py --model_type hf_encdec_decoder \\
+        --config_overrides "hidden_size=256,num_hidden_layers=4,num_attention_heads=4,intermediate_size=1024" \\
+        --dataset_name manpages --do_train --do_eval --max_steps 1000 --output_dir runs/clm-decoder
+    # transformers' GPT-2 of the same size: --model_type gpt2 --config_overrides "hidden_size=256,...";
+    # the Llama block: --preset decoder-small-llama (ours) or --model_type llama
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
+from transformers.data.data_collator import default_data_collator
+
+from hf_encdec.training.scripts import (
+    DataArguments,
+    ModelArguments,
+    build_model,
+    finish,
+    get_tokenizer,
+    group_texts,
+    load_splits,
+    parse_arguments,
+    require_split,
+    select_samples,
+    setup_logging,
+    text_iterator,
+    tokenize_texts,
+    train,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CLMArguments:
+    block_size: int = field(default=128, metadata={"help": "Tokens per training block."})
+    num_samples: int = field(default=3, metadata={"help": "Continuations written to samples.json (0: none)."})
+    sample_prompt_words: int = field(default=8, metadata={"help": "Words of a held-out text that open a sample."})
+    sample_new_tokens: int = field(default=40, metadata={"help": "Tokens generated per sample."})
+
+
+def with_labels(blocks: datasets.DatasetDict) -> datasets.DatasetDict:
+    """Labels are the inputs: the models shift them by one position themselves."""
+    return blocks.map(lambda batch: {"labels": batch["input_ids"]}, batched=True)
+
+
+def write_samples(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], args: CLMArguments, path: Path
+) -> list[dict[str, str]]:
+    """Continue the first words of held-out texts, greedily and by sampling, and save them as JSON."""
+    samples = []
+    model.eval()
+    for text in texts[: args.num_samples]:
+        prompt = " ".join(text.split()[: args.sample_prompt_words])
+        # no </s> after the prompt: the model continues the text
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
+        row = {"prompt": prompt}
+        with torch.no_grad():
+            greedy = model.generate(ids, max_new_tokens=args.sample_new_tokens, do_sample=False, repetition_penalty=1.3,
+                                    pad_token_id=tokenizer.pad_token_id)
+            torch.manual_seed(0)
+            sampled = model.generate(ids, max_new_tokens=args.sample_new_tokens, do_sample=True, top_p=0.9,
+                                     temperature=0.8, pad_token_id=tokenizer.pad_token_id)
+        row["greedy"] = tokenizer.decode(greedy[0, ids.shape[1]:], skip_special_tokens=True)
+        row["sampled"] = tokenizer.decode(sampled[0, ids.shape[1]:], skip_special_tokens=True)
+        samples.append(row)
+    path.write_text(json.dumps(samples, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return samples
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    model_args, data_args, clm_args, training_args = parse_arguments(
+        (ModelArguments, DataArguments, CLMArguments, TrainingArguments), argv
+    )
+    setup_logging(training_args)
+    corpus = load_splits(data_args, task="text")
+    tokenizer = get_tokenizer(
+        model_args, training_args, lambda: text_iterator(corpus["train"]), model_max_length=clm_args.block_size
+    )
+    with training_args.main_process_first(desc="tokenizing"):
+        blocks = with_labels(group_texts(tokenize_texts(corpus, tokenizer), clm_args.block_size))
+    model = build_model(AutoModelForCausalLM, model_args, tokenizer, seed=training_args.seed)
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if model.config.model_type != "llama" and limit is not None and clm_args.block_size > limit:
+        raise ValueError(f"--block_size {clm_args.block_size} is longer than the model's {limit} positions")
+    train_set = select_samples(require_split(blocks, "train", "--do_train"), data_args.max_train_samples) \
+        if training_args.do_train else None
+    eval_set = select_samples(require_split(blocks, "validation", "--do_eval"), data_args.max_eval_samples) \
+        if training_args.do_eval else None
+    trainer = Trainer(
+        model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set,
+        data_collator=default_data_collator, processing_class=tokenizer,
+    )
+    results: dict[str, float] = {}
+    if training_args.do_train:
+        train(trainer, training_args, len(train_set))
+    if training_args.do_eval:
+        results.update(finish(trainer, "eval", trainer.evaluate(), len(eval_set), with_perplexity=True))
+    if training_args.do_predict:
+        test_set = select_samples(require_split(blocks, "test", "--do_predict"), data_args.max_predict_samples)
+        metrics = trainer.evaluate(test_set, metric_key_prefix="predict")
+        results.update(finish(trainer, "test", metrics, len(test_set), with_perplexity=True))
+    held_out = "test" if "test" in corpus else "validation"
+    if clm_args.num_samples and trainer.is_world_process_zero() and held_out in corpus:
+        samples = write_samples(trainer.model, tokenizer, corpus[held_out]["text"][: clm_args.num_samples], clm_args,
+                                Path(training_args.output_dir) / "samples.json")
+        for sample in samples:
+            logger.info("sample: %s || %s", sample["prompt"], sample["greedy"])
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
+    return results
+
+
+if __name__ == "__main__":
+    main()
