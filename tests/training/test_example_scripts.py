@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -135,8 +137,10 @@ def test_run_mlm_scores_bert_on_the_same_masked_positions(mlm_run: Path, data: P
     [(["--preset", "decoder-small-llama", "--config_overrides", "hidden_size=32,num_hidden_layers=2,intermediate_size=48"],
       "DecoderForCausalLM"),
      (["--model_type", "gpt2", "--config_overrides", "hidden_size=32,num_hidden_layers=2,num_attention_heads=4"],
-      "GPT2LMHeadModel")],
-    ids=["ours-llama-preset", "gpt2"],
+      "GPT2LMHeadModel"),
+     (["--model_type", "llama", "--config_overrides", "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,"
+       "num_key_value_heads=1,intermediate_size=48"], "LlamaForCausalLM")],
+    ids=["ours-llama-preset", "gpt2", "llama"],
 )
 def test_run_clm_trains_and_writes_perplexity_and_samples(model: list[str], auto_name: str, data: Path,
                                                            tmp_path: Path) -> None:
@@ -201,8 +205,11 @@ def test_run_classification_fine_tunes_the_mlm_checkpoint_and_bert_from_scratch(
       "hidden_size=32,encoder_layers=2,decoder_layers=2,num_attention_heads=4,intermediate_size=37"],
      ["--model_type", "marian", "--config_overrides",
       "d_model=32,encoder_layers=2,decoder_layers=2,encoder_attention_heads=4,decoder_attention_heads=4,"
+      "encoder_ffn_dim=37,decoder_ffn_dim=37"],
+     ["--model_type", "bart", "--config_overrides",
+      "d_model=32,encoder_layers=1,decoder_layers=1,encoder_attention_heads=4,decoder_attention_heads=4,"
       "encoder_ffn_dim=37,decoder_ffn_dim=37"]],
-    ids=["ours", "marian"],
+    ids=["ours", "marian", "bart"],
 )
 def test_run_translation_trains_scores_and_writes_predictions(model: list[str], data: Path, tmp_path: Path) -> None:
     output = tmp_path / "translation"
@@ -245,3 +252,51 @@ def test_bad_arguments_get_clear_errors(data: Path, tmp_path: Path) -> None:
         run_clm.main(["--model_type", "gpt2", "--dataset_name", "gettext:de", "--output_dir", str(tmp_path / "c")])
     with pytest.raises(ValueError, match="unknown --model_type 'gpt5'"):
         run_clm.main(["--model_type", "gpt5", *files, "--vocab_size", "300", "--output_dir", str(tmp_path / "d")])
+
+
+def test_the_side_by_side_table_compares_each_pair_of_runs(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("side_by_side_table", EXAMPLES / "side_by_side_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, values, architecture in (
+        ("mlm-ours", {"predict_perplexity": 20.0, "train_runtime": 120.0}, "EncoderForMaskedLM"),
+        ("mlm-bert", {"predict_perplexity": 25.0}, "BertForMaskedLM"),
+        ("cls-ours-pretrained", {"predict_accuracy": 0.8, "predict_f1": 0.7, "predict_majority_accuracy": 0.4}, "E"),
+        ("adapt-before", {"predict_bleu": 20.0, "predict_chrf": 40.0}, "P"),
+        ("adapt-after", {"predict_bleu": 30.0, "predict_chrf": 50.0, "predict_samples": 9}, "P"),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "all_results.json").write_text(json.dumps(values))
+        (tmp_path / name / "config.json").write_text(json.dumps({"architectures": [architecture]}))
+    text = module.table(tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| masked LM"))
+    assert "`EncoderForMaskedLM` | 20.000 (2.0 min) | `BertForMaskedLM` | 25.000 | 1.250 |" in row
+    assert "| sections from MLM checkpoint (test accuracy) | `E` | 0.800 | `?` | not run | - |" in text
+    assert "BLEU 20.00 -> 30.00, chrF 40.00 -> 50.00" in text and "git, 9 held-out messages" in text
+
+
+LAUNCHERS = {
+    "torchrun": ["torchrun", "--nproc_per_node", "2", "--master_port", "29551"],
+    "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29553"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_a_script_runs_unchanged_on_two_processes(launcher: str, data: Path, tmp_path: Path) -> None:
+    command = LAUNCHERS[launcher]
+    command = [shutil.which(command[0], path=str(Path(sys.executable).parent)) or command[0], *command[1:]]
+    output = tmp_path / launcher
+    completed = subprocess.run(
+        [*command, str(EXAMPLES / "run_clm.py"), "--model_type", "hf_encdec_decoder", "--config_overrides", TINY_BLOCK,
+         *text_files(data, "txt"), "--vocab_size", "300", "--block_size", "32", "--num_samples", "1",
+         "--sample_new_tokens", "3", *COMMON, "--output_dir", str(output)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    state = json.loads((output / "trainer_state.json").read_text())
+    report = results(output)
+    assert state["global_step"] == 4 and report["train_processes"] == 2 and report["eval_loss"] > 0
+    assert type(AutoModelForCausalLM.from_pretrained(output)).__name__ == "DecoderForCausalLM"
+    assert len(json.loads((output / "samples.json").read_text())) == 1  # written once, by the main process

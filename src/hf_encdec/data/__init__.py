@@ -11,6 +11,10 @@ One entry point, :func:`load_corpus`, turns a short spec into a corpus:
   (:func:`~hf_encdec.data.files.load_parallel_files`).
 
 Every corpus has string columns ``source`` and ``target``; the gettext corpus adds ``package`` and ``context``.
+
+Monolingual and labelled text, for the masked/causal LM and classification scripts in ``examples/``, comes from the
+machine's manual pages (:mod:`~hf_encdec.data.manpages`): :func:`build_manpages_corpus` (``name``, ``section``,
+``text``) and :func:`build_manpage_sections_corpus` (``text`` and the manual section as ``label``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .gettext_corpus import (
     gettext_corpus_summary,
     read_mo_file,
 )
+from .manpages import ManPagesNotFoundError, build_manpage_sections_corpus, build_manpages_corpus, manpages_summary
 from .synthetic import SYNTHETIC_TASKS, load_synthetic
 from .tokenizer import SPECIAL_TOKENS, check_tokenizer_matches_model, iter_corpus_texts, tokenize_pairs, train_tokenizer
 
@@ -40,14 +45,18 @@ __all__ = [
     "SPECIAL_TOKENS",
     "SYNTHETIC_TASKS",
     "GettextCatalogNotFoundError",
+    "ManPagesNotFoundError",
     "available_gettext_languages",
     "build_gettext_corpus",
+    "build_manpage_sections_corpus",
+    "build_manpages_corpus",
     "check_tokenizer_matches_model",
     "gettext_corpus_summary",
     "iter_corpus_texts",
     "load_corpus",
     "load_parallel_files",
     "load_synthetic",
+    "manpages_summary",
     "read_mo_file",
     "tokenize_pairs",
     "train_tokenizer",

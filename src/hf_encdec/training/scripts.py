@@ -50,7 +50,7 @@ from transformers import (
 )
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from ..data import load_corpus
+from ..data import build_manpage_sections_corpus, build_manpages_corpus, load_corpus, load_parallel_files
 from ..data.tokenizer import TOKENIZER_MODELS, check_tokenizer_matches_model, train_tokenizer
 from ..registration import FAMILIES, presets
 
@@ -216,12 +216,8 @@ def load_splits(data_args: DataArguments, *, task: str) -> datasets.DatasetDict:
     name = data_args.dataset_name
     if name is not None:
         if task == "text" and name in TEXT_CORPORA:
-            from ..data.manpages import build_manpages_corpus
-
             corpus = build_manpages_corpus()
         elif task == "classification" and name in LABELLED_CORPORA:
-            from ..data.manpages import build_manpage_sections_corpus
-
             corpus = build_manpage_sections_corpus()
         elif task == "translation" and name not in TEXT_CORPORA + LABELLED_CORPORA:
             corpus = load_corpus(name)
@@ -231,8 +227,6 @@ def load_splits(data_args: DataArguments, *, task: str) -> datasets.DatasetDict:
             raise ValueError(f"--dataset_name {name!r} does not fit this script; it takes {', '.join(fitting)} or "
                              "--train_file/--validation_file")
     elif task == "translation":
-        from ..data import load_parallel_files
-
         corpus = load_parallel_files(
             data_args.train_file, validation_file=data_args.validation_file, test_file=data_args.test_file
         ) if data_args.train_file else _load_files(data_args)
@@ -496,6 +490,7 @@ def train(trainer: Trainer, training_args: TrainingArguments, train_samples: int
     trainer.save_model()
     metrics = dict(result.metrics)
     metrics["train_samples"] = train_samples
+    metrics["train_processes"] = training_args.world_size
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
