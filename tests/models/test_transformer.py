@@ -287,3 +287,22 @@ def test_fused_training_skips_logits_unless_asked_and_evaluation_can_skip_them(f
     torch.testing.assert_close(asked.logits, plain.logits)
     for output in (default, asked, skipped):
         torch.testing.assert_close(output.loss, plain.loss)
+
+
+def test_gpt2_scales_the_residual_branch_init_by_depth_and_llama_does_not() -> None:
+    import math
+
+    from hf_encdec import DecoderConfig, DecoderForCausalLM
+
+    sizes = {"vocab_size": 99, "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 8}
+    torch.manual_seed(0)
+    gpt2 = DecoderForCausalLM(DecoderConfig(**sizes, intermediate_size=256))
+    llama = DecoderForCausalLM(DecoderConfig.llama(**sizes))
+    scaled = 0.02 / math.sqrt(2 * 8)  # Radford et al. 2019: 1/sqrt(N) over the N = 2 * layers residual branches
+    for layer in gpt2.model.decoder.layers:
+        assert layer.self_attn.o_proj.weight.std().item() == pytest.approx(scaled, rel=0.1)
+        assert layer.feed_forward.fc2.weight.std().item() == pytest.approx(scaled, rel=0.1)
+        assert layer.self_attn.q_proj.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    for layer in llama.model.decoder.layers:
+        assert layer.self_attn.o_proj.weight.std().item() == pytest.approx(0.02, rel=0.1)
+        assert layer.feed_forward.down_proj.weight.std().item() == pytest.approx(0.02, rel=0.1)

@@ -108,6 +108,7 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = ProjectionLinear(hidden_size, num_key_value_heads * head_dim, bias=bias)
         self.v_proj = ProjectionLinear(hidden_size, num_key_value_heads * head_dim, bias=bias)
         self.o_proj = ProjectionLinear(num_heads * head_dim, hidden_size, bias=bias)
+        self.o_proj.residual_output = True  # the branch's last map (config.scale_residual_init)
 
     def _project(self, projection: nn.Linear, states: torch.Tensor) -> torch.Tensor:
         batch, length, _ = states.shape

@@ -13,7 +13,8 @@ from .configuration_transformer import TransformerBlockConfig
 class DecoderConfig(TransformerBlockConfig):
     """A causal Transformer stack; the defaults are GPT-2 small (Radford et al. 2019): 768 hidden, 12 heads,
     12 layers, GELU, pre-LN with a final LayerNorm, learned positions up to 1024, unscaled embeddings tied to the
-    output layer. `DecoderConfig.llama(...)` builds the Llama-3 block at any size.
+    output layer, residual-branch projections initialised with std 0.02 / sqrt(2 * layers).
+    `DecoderConfig.llama(...)` builds the Llama-3 block at any size.
 
     >>> from hf_encdec import DecoderConfig
     >>> config = DecoderConfig()
@@ -35,6 +36,7 @@ class DecoderConfig(TransformerBlockConfig):
     position_type: str = "learned"
     attention_dropout: float = 0.1
     scale_embedding: bool = False
+    scale_residual_init: bool = True
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)

@@ -54,6 +54,10 @@ class TransformerBlockConfig(EncDecConfig):
     for pre-LN (the residual stream is otherwise never normalised) and False for post-LN.
 
     `label_smoothing` (Szegedy et al. 2016, 1512.00567) is a training setting: read by the loss, never saved.
+
+    `scale_residual_init` is GPT-2's initialisation (Radford et al. 2019, section 2.3): the last projection of every
+    residual branch (attention `o_proj`, feed-forward `fc2`/`down_proj`) is drawn with std
+    `initializer_range / sqrt(2 * num_hidden_layers)`, so the residual stream's variance does not grow with depth.
     """
 
     training_settings = ("label_smoothing",)
@@ -84,6 +88,7 @@ class TransformerBlockConfig(EncDecConfig):
     embedding_norm: bool = False
     final_norm: bool | None = None
     initializer_range: float = 0.02
+    scale_residual_init: bool = False
     label_smoothing: float = 0.0
     fused_loss: bool = True
     pad_token_id: int | None = 0
@@ -147,6 +152,7 @@ class TransformerBlockConfig(EncDecConfig):
             "attention_bias": False,
             "mlp_bias": False,
             "scale_embedding": False,
+            "scale_residual_init": False,
             "tie_word_embeddings": False,
             "dropout": 0.0,
             "attention_dropout": 0.0,

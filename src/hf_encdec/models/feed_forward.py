@@ -31,6 +31,7 @@ class FeedForward(nn.Module):
         self.act = ACT2FN[activation]
         self.dropout = Dropout(dropout)
         self.fc2 = ProjectionLinear(intermediate_size, hidden_size, bias=bias)
+        self.fc2.residual_output = True  # the branch's last map (config.scale_residual_init)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.dropout(self.act(self.fc1(hidden_states))))
@@ -48,6 +49,7 @@ class GatedFeedForward(nn.Module):
         self.activation = activation
         self.dropout = Dropout(dropout)
         self.down_proj = ProjectionLinear(intermediate_size, hidden_size, bias=bias)
+        self.down_proj.residual_output = True  # the branch's last map (config.scale_residual_init)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_proj(hidden_states), self.up_proj(hidden_states)  # (B, T, F) each

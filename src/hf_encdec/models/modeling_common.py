@@ -234,6 +234,10 @@ class TransformerPreTrainedModel(EncDecPreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, (SinusoidalPositionalEmbedding, RotaryEmbedding, AlibiBias)):
             module.reset_buffers()  # non-persistent buffers come back uninitialised from meta-device loading
+        elif getattr(module, "residual_output", False) and self.config.scale_residual_init:
+            # marked on the leaf: transformers skips the init of custom-code modules without parameters of their own
+            std = self.config.initializer_range / math.sqrt(2 * self.config.num_hidden_layers)
+            init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, TokenEmbedding) and self.config.scale_embedding:
             init.normal_(module.weight, mean=0.0, std=self.config.hidden_size**-0.5)
             if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
