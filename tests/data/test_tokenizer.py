@@ -132,8 +132,8 @@ def test_training_consumes_a_one_shot_generator() -> None:
 
 
 def test_bad_arguments_are_rejected() -> None:
-    with pytest.raises(ValueError, match="valid models: bpe, unigram"):
-        train_tokenizer(["a b"], model="wordpiece")
+    with pytest.raises(ValueError, match="valid models: bpe, unigram, wordpiece"):
+        train_tokenizer(["a b"], model="sentencepiece")
     with pytest.raises(ValueError, match="at least 261"):
         train_tokenizer(["a b"], vocab_size=100)
     with pytest.raises(ValueError, match="no texts"):

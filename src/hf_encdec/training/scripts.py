@@ -145,10 +145,21 @@ class DataArguments:
                 raise ValueError(f"--{name} must be a positive number of examples, got {value}")
 
 
+def _launched_without_accelerator() -> bool:
+    """Started by torchrun / accelerate launch with several processes on a machine without a GPU."""
+    import torch
+
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return several and not torch.cuda.is_available() and not (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
 def parse_arguments(types: Sequence[type], argv: Sequence[str] | None = None) -> tuple[Any, ...]:
-    """Parse the command line (or one ``.json`` file of arguments) into the given dataclasses."""
+    """Parse the command line (or one ``.json`` file of arguments) into the given dataclasses. Several processes on a
+    machine without a GPU (``torchrun``, ``accelerate launch``) get ``--use_cpu``, so they train together over gloo."""
     parser = HfArgumentParser(tuple(types))
     args = list(sys.argv[1:] if argv is None else argv)
+    if _launched_without_accelerator() and "--use_cpu" not in args:
+        args.append("--use_cpu")  # TrainingArguments starts CPU ranks (gloo) only with use_cpu
     if len(args) == 1 and args[0].endswith(".json"):
         return parser.parse_json_file(json_file=os.path.abspath(args[0]))
     return parser.parse_args_into_dataclasses(args=args)
