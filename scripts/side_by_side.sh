@@ -4,7 +4,7 @@
 # Every run is a separate folder under OUT; the table is printed at the end (python examples/side_by_side_table.py OUT).
 #   bash scripts/side_by_side.sh [OUT] [MAIN_RUN]    # OUT defaults to runs/side-by-side; MAIN_RUN (a run folder of
 #                                                    # scripts/main.sh) adds the domain-adaptation rows
-# Steps per run (env): MLM_STEPS=600 CLS_STEPS=200 CLM_STEPS=300 ADAPT_STEPS=300; about 75 minutes on 2 CPU cores.
+# Steps per run (env): MLM_STEPS=2000 CLS_STEPS=300 CLM_STEPS=1000 ADAPT_STEPS=300; about 100 minutes on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,7 +19,7 @@ done_run() { [ -f "$1/all_results.json" ]; }  # a finished run is not repeated
 # 1. masked LM on the manual pages: our encoder and BERT (d128, 4 layers; one WordPiece tokenizer, trained by the first)
 block="hidden_size=128,num_hidden_layers=4,num_attention_heads=4,intermediate_size=512,max_position_embeddings=128"
 mlm=(--dataset_name manpages --max_seq_length 128 --do_train --do_eval --do_predict --max_eval_samples 400
-     --max_predict_samples 400 --max_steps "${MLM_STEPS:-600}" --per_device_train_batch_size 16 --learning_rate 5e-4
+     --max_predict_samples 400 --max_steps "${MLM_STEPS:-2000}" --per_device_train_batch_size 16 --learning_rate 5e-4
      --warmup_steps 60 "${common[@]}")
 done_run "$out/mlm-ours" || $py examples/run_mlm.py --model_type hf_encdec_encoder --config_overrides "$block" \
     --tokenizer_type wordpiece "${mlm[@]}" --output_dir "$out/mlm-ours"
@@ -28,7 +28,7 @@ done_run "$out/mlm-bert" || $py examples/run_mlm.py --model_type bert --config_o
 
 # 2. manual-page sections from a page's first 128 tokens: fine-tuned from the MLM run vs from scratch
 cls=(--dataset_name manpages-sections --max_seq_length 128 --do_train --do_eval --do_predict
-     --max_steps "${CLS_STEPS:-200}" --per_device_train_batch_size 16 --learning_rate 3e-4 --warmup_steps 20
+     --max_steps "${CLS_STEPS:-300}" --per_device_train_batch_size 16 --learning_rate 3e-4 --warmup_steps 20
      "${common[@]}")
 done_run "$out/cls-ours-pretrained" || $py examples/run_classification.py --model_name_or_path "$out/mlm-ours" \
     "${cls[@]}" --output_dir "$out/cls-ours-pretrained"
@@ -41,7 +41,7 @@ done_run "$out/cls-bert-scratch" || $py examples/run_classification.py --model_t
 
 # 3. causal LM on the manual pages: our decoder as GPT-2 and as Llama, against GPT-2 and Llama (d128, 4 layers, BPE)
 clm=(--dataset_name manpages --block_size 128 --do_train --do_eval --do_predict --max_eval_samples 400
-     --max_predict_samples 400 --max_steps "${CLM_STEPS:-300}" --per_device_train_batch_size 16 --learning_rate 1e-3
+     --max_predict_samples 400 --max_steps "${CLM_STEPS:-1000}" --per_device_train_batch_size 16 --learning_rate 1e-3
      --warmup_steps 30 "${common[@]}")
 gpt="hidden_size=128,num_hidden_layers=4,num_attention_heads=4,max_position_embeddings=128"
 llama="hidden_size=128,num_hidden_layers=4,num_attention_heads=4,num_key_value_heads=1,intermediate_size=384,max_position_embeddings=128"
