@@ -420,7 +420,8 @@ def scratch_config(
                 "bert, gpt2, llama, marian, bart"
             )
     overrides = parse_config_overrides(model_args.config_overrides)
-    unknown = sorted(set(overrides) - _known_keys(model_type))
+    known = _known_keys(model_type)
+    unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"--config_overrides: {unknown} are not fields of {model_type} configs; see its config class "
                          f"{CONFIG_MAPPING[model_type].__name__}")
@@ -430,7 +431,6 @@ def scratch_config(
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
     }
-    known = _known_keys(model_type)
     for name, value in (("decoder_start_token_id", tokenizer.bos_token_id), ("mask_token_id", tokenizer.mask_token_id),
                         ("decoder_vocab_size", len(tokenizer))):
         if name in known:
