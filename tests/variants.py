@@ -28,7 +28,7 @@ TRANSFORMER_SWITCHES: dict[str, list[Any]] = {
     "norm_type": ["layernorm", "rmsnorm"],
     "norm_position": ["post", "pre"],
     "position_type": ["sinusoidal", "learned", "rope", "alibi"],
-    "hidden_act": ["relu", "gelu", "silu", "swiglu", "geglu"],
+    "hidden_act": ["relu", "gelu", "gelu_new", "silu", "swiglu", "geglu"],
     "num_key_value_heads": [4, 2, 1],
     "attn_implementation": ["sdpa", "eager"],
 }

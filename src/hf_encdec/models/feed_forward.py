@@ -2,7 +2,8 @@
 
 Shapes: (B, T, D) -> (B, T, D), inner width F.
 
-- Plain (Vaswani et al. 2017, arXiv 1706.03762):  FFN(x) = W_2 act(W_1 x + b_1) + b_2,  act in relu/gelu/silu.
+- Plain (Vaswani et al. 2017, arXiv 1706.03762):  FFN(x) = W_2 act(W_1 x + b_1) + b_2,  act in relu/gelu/silu;
+  gelu_new is GPT-2's tanh approximation of GELU.
 - Gated (Shazeer 2020, arXiv 2002.05202):          FFN(x) = W_down (act(W_gate x) * W_up x),
   SwiGLU with act = SiLU (Llama), GEGLU with act = GELU.
 
@@ -17,7 +18,7 @@ from transformers.activations import ACT2FN
 
 from .speed_paths import Dropout, ProjectionLinear, gated_product
 
-PLAIN_ACTIVATIONS = ("relu", "gelu", "silu")
+PLAIN_ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu")
 GATED_ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu"}
 HIDDEN_ACTS = PLAIN_ACTIVATIONS + tuple(GATED_ACTIVATIONS)
 
