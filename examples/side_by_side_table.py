@@ -4,13 +4,16 @@
 
 Each row reads a run's ``all_results.json`` (missing runs are shown as such) and ``config.json``; the ratio column
 compares our model with transformers' own of the same size and steps (perplexity: theirs / ours, so > 1 means ours is
-better; accuracy and BLEU: ours / theirs). Minutes are each run's training time.
+better; accuracy and BLEU: ours / theirs). Minutes are each run's training time. A line run over several seeds
+(folders NAME, NAME-seed1, ...) shows the mean, the standard deviation and the number of seeds; its ratio is that of
+the means.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 ROWS = [
@@ -37,30 +40,47 @@ def model_name(folder: Path) -> str:
     return config.get("architectures", ["?"])[0]
 
 
-def cell(results: dict | None, key: str) -> str:
-    if results is None or key not in results:
+def seed_runs(root: Path, name: str) -> list[dict]:
+    """The finished runs of one line: NAME (seed 42) and NAME-seedN."""
+    folders = [root / name] + sorted(root.glob(f"{name}-seed*"))
+    return [results for results in map(read, folders) if results is not None]
+
+
+def values(runs: list[dict], key: str) -> list[float]:
+    return [run[key] for run in runs if key in run]
+
+
+def cell(runs: list[dict], key: str) -> str:
+    found = values(runs, key)
+    if not found:
         return "not run"
-    value = results[key]
-    minutes = results.get("train_runtime", 0) / 60
-    return f"{value:.3f}" + (f" ({minutes:.1f} min)" if minutes else "")
+    minutes = statistics.mean(run.get("train_runtime", 0) for run in runs) / 60
+    if len(found) == 1:
+        return f"{found[0]:.3f}" + (f" ({minutes:.1f} min)" if minutes else "")
+    each = f", {minutes:.1f} min each" if minutes else ""
+    return f"{statistics.mean(found):.3f} ± {statistics.stdev(found):.3f} ({len(found)} seeds{each})"
 
 
 def table(root: Path) -> str:
     lines = ["| task | ours | hf_encdec | transformers | theirs | ratio |", "|---|---|---|---|---|---|"]
     for task, key, lower_better, ours, theirs in ROWS:
-        mine, other = read(root / ours), read(root / theirs)
+        mine, other = seed_runs(root, ours), seed_runs(root, theirs)
         ratio = "-"
-        if mine and other and key in mine and key in other and mine[key] and other[key]:
-            value = other[key] / mine[key] if lower_better else mine[key] / other[key]
+        if values(mine, key) and values(other, key):
+            mean_mine, mean_other = statistics.mean(values(mine, key)), statistics.mean(values(other, key))
+            value = mean_other / mean_mine if lower_better else mean_mine / mean_other
             ratio = f"{value:.3f}"
         lines.append(f"| {task} | `{model_name(root / ours)}` | {cell(mine, key)} | `{model_name(root / theirs)}` | "
                      f"{cell(other, key)} | {ratio} |")
     extra = []
     for name in ("cls-ours-pretrained", "cls-ours-scratch", "cls-bert-pretrained", "cls-bert-scratch"):
-        results = read(root / name)
-        if results:
-            extra.append(f"{name}: accuracy {results['predict_accuracy']:.3f}, macro-F1 {results['predict_f1']:.3f}, "
-                         f"majority class {results.get('predict_majority_accuracy', float('nan')):.3f}")
+        runs = seed_runs(root, name)
+        if runs:
+            mean = {key: statistics.mean(values(runs, key) or [float("nan")])
+                    for key in ("predict_accuracy", "predict_f1", "predict_majority_accuracy")}
+            seeds = f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""
+            extra.append(f"{name}: accuracy {mean['predict_accuracy']:.3f}, macro-F1 {mean['predict_f1']:.3f}, "
+                         f"majority class {mean['predict_majority_accuracy']:.3f}{seeds}")
     before, after = read(root / "adapt-before"), read(root / "adapt-after")
     if before and after:
         extra.append(f"domain adaptation (git, {after['predict_samples']} held-out messages): BLEU "

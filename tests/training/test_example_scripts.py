@@ -264,6 +264,11 @@ def test_the_side_by_side_table_compares_each_pair_of_runs(tmp_path: Path) -> No
         ("cls-ours-pretrained", {"predict_accuracy": 0.8, "predict_f1": 0.7, "predict_majority_accuracy": 0.4}, "E"),
         ("adapt-before", {"predict_bleu": 20.0, "predict_chrf": 40.0}, "P"),
         ("adapt-after", {"predict_bleu": 30.0, "predict_chrf": 50.0, "predict_samples": 9}, "P"),
+        ("clm-ours-gpt2", {"predict_perplexity": 100.0}, "D"),
+        ("clm-ours-gpt2-seed1", {"predict_perplexity": 110.0}, "D"),
+        ("clm-ours-gpt2-seed2", {"predict_perplexity": 120.0}, "D"),
+        ("clm-gpt2", {"predict_perplexity": 99.0}, "G"),
+        ("clm-gpt2-seed7", {"predict_perplexity": 121.0}, "G"),
     ):
         (tmp_path / name).mkdir()
         (tmp_path / name / "all_results.json").write_text(json.dumps(values))
@@ -273,6 +278,13 @@ def test_the_side_by_side_table_compares_each_pair_of_runs(tmp_path: Path) -> No
     assert "`EncoderForMaskedLM` | 20.000 (2.0 min) | `BertForMaskedLM` | 25.000 | 1.250 |" in row
     assert "| sections from MLM checkpoint (test accuracy) | `E` | 0.800 | `?` | not run | - |" in text
     assert "BLEU 20.00 -> 30.00, chrF 40.00 -> 50.00" in text and "git, 9 held-out messages" in text
+    # seeds: mean ± sample standard deviation, and the ratio of the means (110 / 110)
+    assert "| `D` | 110.000 ± 10.000 (3 seeds) | `G` | 110.000 ± 15.556 (2 seeds) | 1.000 |" in text
+    (tmp_path / "cls-ours-pretrained-seed1").mkdir()
+    (tmp_path / "cls-ours-pretrained-seed1" / "all_results.json").write_text(
+        json.dumps({"predict_accuracy": 0.6, "predict_f1": 0.5, "predict_majority_accuracy": 0.4}))
+    text = module.table(tmp_path)
+    assert "cls-ours-pretrained: accuracy 0.700, macro-F1 0.600, majority class 0.400 (mean of 2 seeds)" in text
 
 
 LAUNCHERS = {
