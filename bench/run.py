@@ -20,7 +20,9 @@ import gc
 import json
 import os
 import platform
+import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # the memory profiler warns about pre-existing blocks
@@ -50,6 +52,8 @@ from measure import (  # noqa: E402
 )
 from pairs import PAIRS, SIZES, Pair, Size, parameter_report  # noqa: E402
 
+from hf_encdec.models.speed_paths import product_choices  # noqa: E402
+
 transformers.logging.set_verbosity_error()
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -63,8 +67,17 @@ def machine(device: torch.device) -> dict[str, object]:
         cpu = names[0] if names else cpu
     except OSError:
         pass
+    flags: list[str] = []
+    try:
+        with open("/proc/cpuinfo") as handle:
+            line = next((line for line in handle if line.startswith("flags")), "")
+        # the vector extensions that decide which BLAS kernels run
+        flags = sorted(flag for flag in line.split(":", 1)[-1].split() if flag.startswith(("avx", "amx", "fma")))
+    except OSError:
+        pass
     info: dict[str, object] = {
         "cpu": cpu,
+        "cpu_flags": flags,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -74,7 +87,25 @@ def machine(device: torch.device) -> dict[str, object]:
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+    info["slug"] = machine_slug(info)
     return info
+
+
+def machine_slug(info: dict[str, object]) -> str:
+    """A folder name per machine type, e.g. ``amd-epyc-2cores-avx2`` or ``nvidia-h200``: results are kept per machine.
+
+    >>> machine_slug({"cpu": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "cpu_count": 2,
+    ...               "cpu_flags": ["avx", "avx2", "avx512f"]})
+    'intel-xeon-platinum-8375c-2cores-avx512'
+    """
+    if info.get("gpu"):
+        name = str(info["gpu"])
+    else:
+        flags = info.get("cpu_flags") or []
+        vector = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "novec"
+        name = f"{info['cpu']} {info['cpu_count']}cores {vector}"
+    name = re.sub(r"\((r|tm)\)|\bcpu\b|@.*?(?= \d+cores|$)", " ", name.lower())
+    return re.sub(r"[^a-z0-9]+", "-", name).strip("-")
 
 
 def matmul_shapes(size: Size) -> list[tuple[int, int, int]]:
@@ -167,22 +198,35 @@ def bench_training(pair: Pair, size: Size, candidate, reference, args, device: t
     return result
 
 
-def bench_generation(pair: Pair, size: Size, candidate, reference, args, device: torch.device) -> dict:
-    inputs = to_device(generation_inputs(pair.kind, size, args.seed), device)
-    models = {"candidate": candidate.eval(), "reference": reference.eval()}
-    output: dict[str, object] = {"batch": size.generate_batch, "new_tokens": size.new_tokens}
+def time_generation(pair: Pair, size: Size, models: dict, args, device: torch.device, batch: int) -> dict:
+    """Greedy and beam `generate()` on `batch` sources, both sides in alternation: tokens per second and the ratio."""
+    inputs = to_device(generation_inputs(pair.kind, replace(size, generate_batch=batch), args.seed), device)
+    output: dict[str, object] = {}
     for mode, beams in (("greedy", 1), ("beam", size.beams)):
         config = generation_config(size.new_tokens, beams)
         calls = {name: generate_call(model, inputs, config) for name, model in models.items()}
         for call in calls.values():
             call()
         times = alternate(calls, args.gen_reps, device)
-        produced = size.generate_batch * size.new_tokens
+        produced = batch * size.new_tokens
         entry: dict[str, object] = {"beams": beams}
         for name in models:
             entry[name] = {"tokens_per_s": produced / median(times[name]), "call_ms": median(times[name]) * 1e3}
         entry["ratio"] = entry["candidate"]["tokens_per_s"] / entry["reference"]["tokens_per_s"]
         output[mode] = entry
+    return output
+
+
+def bench_generation(pair: Pair, size: Size, candidate, reference, args, device: torch.device) -> dict:
+    inputs = to_device(generation_inputs(pair.kind, size, args.seed), device)
+    models = {"candidate": candidate.eval(), "reference": reference.eval()}
+    output: dict[str, object] = {"batch": size.generate_batch, "new_tokens": size.new_tokens}
+    output.update(time_generation(pair, size, models, args, device, size.generate_batch))
+    if args.gen_batches:
+        output["by_batch"] = {
+            batch: time_generation(pair, size, models, args, device, batch)
+            for batch in map(int, args.gen_batches.split(","))
+        }
 
     # per-token cost along one long generation, greedy and beam: early steps against late ones
     growth: dict[str, object] = {"new_tokens": size.growth_tokens, "window": max(2, size.growth_tokens // 8)}
@@ -191,6 +235,8 @@ def bench_generation(pair: Pair, size: Size, candidate, reference, args, device:
         clocks = {name: StepClock() for name in models}
         calls = {name: generate_call(model, inputs, config, clocks[name]) for name, model in models.items()}
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in models}
+        for call in calls.values():  # a first long call meets every new cache length untimed
+            call()
         for repetition in range(max(1, args.gen_reps // 2)):
             for name in list(models) if repetition % 2 == 0 else list(models)[::-1]:
                 calls[name]()
@@ -292,6 +338,22 @@ def print_table(rows: list[dict[str, object]]) -> str:
     return text
 
 
+def print_batch_table(results: list[dict]) -> str:
+    """Markdown table of `--gen-batches`: generation ratios per batch size (ours / reference)."""
+    lines = ["| size | pair | batch | greedy x | greedy tok/s (ours/ref) | beam x | beam tok/s (ours/ref) |",
+             "|---|---|---|---|---|---|---|"]
+    for result in results:
+        for batch, entry in result.get("generate", {}).get("by_batch", {}).items():
+            cells = []
+            for mode in ("greedy", "beam"):
+                sides = tuple(entry[mode][side]["tokens_per_s"] for side in ("candidate", "reference"))
+                cells += [_fmt(entry[mode]["ratio"], ".2f"), _pair_fmt(sides, ".0f")]
+            lines.append(f"| {result['size']} | {result['pair']} | {batch} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="small,base", help=f"comma-separated, from {', '.join(SIZES)}")
@@ -300,6 +362,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=3, help="distinct training batches (cycled)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed training steps per side (at least one per batch)")
     parser.add_argument("--gen-reps", type=int, default=5, help="timed generate() calls per side and mode")
+    parser.add_argument("--gen-batches", default="", help="also time generate() at these batch sizes, e.g. 1,8,32")
     parser.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (both sides)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
@@ -378,8 +441,16 @@ def main(argv: list[str] | None = None) -> dict:
     report["table"] = table_rows(report["results"])
     print()
     report["table_markdown"] = print_table(report["table"])
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{name}.json"
+    if args.gen_batches:
+        print()
+        report["batch_table_markdown"] = print_batch_table(report["results"])
+    report["product_choices"] = [  # what ProjectionLinear measured and chose on this machine (models/speed_paths.py)
+        {"rows": rows, "d_in": d_in, "d_out": d_out, "bias": bias, "threads": threads, "swapped": swapped}
+        for (rows, d_in, d_out, bias, threads), swapped in sorted(product_choices().items())
+    ]
+    folder = args.out / info["slug"] if args.out == RESULTS else args.out  # results are kept per machine
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(report, indent=1))
     print(f"\nwrote {path}")
     return report

@@ -15,14 +15,18 @@ PAIRS = ["marian", "bart", "bert", "gpt2", "llama", "rnn"]
 def test_quick_tiny_run_writes_the_documented_json(tmp_path: Path) -> None:
     command = [
         sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "tiny", "--quick", "--threads", "1",
-        "--pairs", ",".join(PAIRS), "--out", str(tmp_path), "--name", "smoke",
+        "--pairs", ",".join(PAIRS), "--out", str(tmp_path), "--name", "smoke", "--gen-batches", "1,2",
     ]
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "| size | pair |" in finished.stdout  # the ratio table is printed
+    assert "| size | pair | batch |" in finished.stdout  # and the one per batch size
 
     report = json.loads((tmp_path / "smoke.json").read_text())
     assert {"name", "command", "machine", "device", "dtype", "settings", "sizes", "matmul", "results", "table"} <= set(report)
+    assert report["machine"]["slug"] and report["machine"]["cpu_count"] > 0
+    # decoding measured its few-row products on this machine and recorded the choice
+    assert report["product_choices"] and {type(choice["swapped"]) for choice in report["product_choices"]} == {bool}
     assert report["matmul"]["tiny"]["peak_gflops"] > 0 and len(report["matmul"]["tiny"]["shapes"]) == 5
     assert [result["pair"] for result in report["results"]] == PAIRS
     assert len(report["table"]) == len(PAIRS)
@@ -43,6 +47,9 @@ def test_quick_tiny_run_writes_the_documented_json(tmp_path: Path) -> None:
         for mode in ("greedy", "beam"):
             assert generate[mode]["candidate"]["tokens_per_s"] > 0 and generate[mode]["ratio"] > 0
         assert generate["beam"]["beams"] > 1
+        assert sorted(generate["by_batch"]) == ["1", "2"]  # JSON keys
+        for entry in generate["by_batch"].values():
+            assert entry["greedy"]["ratio"] > 0 and entry["beam"]["ratio"] > 0
         for mode in ("greedy", "beam"):
             for side in ("candidate", "reference"):
                 assert generate["per_token_cost"][mode][side]["growth"] > 0

@@ -12,7 +12,8 @@ from hf_encdec import TransformerConfig
 from hf_encdec.models.attention import MultiHeadAttention
 from hf_encdec.models.feed_forward import build_feed_forward
 from hf_encdec.models.losses import linear_cross_entropy, token_cross_entropy
-from hf_encdec.models.speed_paths import FEW_ROWS, ProjectionLinear
+from hf_encdec.models import speed_paths
+from hf_encdec.models.speed_paths import ProjectionLinear, faster_second
 from hf_encdec.models.norms import RMSNorm, build_norm
 from hf_encdec.models.positions import (
     AlibiBias,
@@ -215,21 +216,63 @@ def test_fused_loss_hands_its_gradients_over_and_refuses_a_second_backward() -> 
         loss.backward()
 
 
-@pytest.mark.parametrize("rows", [1, 2, 4, 8, 9, 16, 32])
+@pytest.mark.parametrize("swapped", [False, True])
+@pytest.mark.parametrize("rows", [1, 2, 9, 64])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize(("in_features", "out_features"), [(16, 37), (37, 16), (16, 160)])
-def test_linear_few_row_path_equals_nn_linear(rows: int, bias: bool, in_features: int, out_features: int) -> None:
+def test_linear_few_row_path_equals_nn_linear(
+    rows: int, bias: bool, in_features: int, out_features: int, swapped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both products give nn.Linear's result; which one runs is what this machine measured, forced here."""
     ours = ProjectionLinear(in_features, out_features, bias=bias)
     plain = torch.nn.Linear(in_features, out_features, bias=bias)
     plain.load_state_dict(ours.state_dict())
+    key = (rows, in_features, out_features, bias, torch.get_num_threads())
+    monkeypatch.setitem(speed_paths._product_choices, key, swapped)
+    calls: list[int] = []
+    monkeypatch.setattr(speed_paths, "_swapped_product", lambda *args: calls.append(1) or swapped_product(*args))
     hidden = torch.randn(rows, 1, in_features)
     with torch.no_grad():
         got, expected = ours(hidden), plain(hidden)
     assert got.shape == (rows, 1, out_features) and got.is_contiguous()
     torch.testing.assert_close(got, expected)
+    assert len(calls) == swapped
     # with autograd the plain path runs, and gradients flow
     ours(hidden.requires_grad_()).sum().backward()
-    assert hidden.grad is not None and 2 in FEW_ROWS and 1 not in FEW_ROWS
+    assert hidden.grad is not None and len(calls) == swapped
+
+
+swapped_product = speed_paths._swapped_product
+
+
+def test_each_product_shape_is_measured_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speed_paths, "_product_choices", {})
+    measured: list[bool] = []
+    real = speed_paths.faster_second
+    monkeypatch.setattr(speed_paths, "faster_second", lambda *a, **k: measured.append(real(*a, **k)) or measured[-1])
+    layer, other = ProjectionLinear(8, 24), ProjectionLinear(8, 24)
+    with torch.no_grad():
+        for rows in (3, 3, 5, 3, 65):
+            layer(torch.randn(rows, 8))
+        other(torch.randn(5, 8))  # same shape, another layer: the choice is shared
+    assert len(measured) == 2  # 3 rows and 5 rows; 65 rows are past MAX_CHOSEN_ROWS and take nn.Linear's product
+    assert set(speed_paths.product_choices()) == {
+        (rows, 8, 24, True, torch.get_num_threads()) for rows in (3, 5)
+    }
+
+
+def test_the_swapped_product_needs_a_clear_win() -> None:
+    """Timed on a scripted clock: each call moves it on by the function's cost."""
+    now = [0.0]
+
+    def costing(units: float):
+        return lambda: now.__setitem__(0, now[0] + units)
+
+    def faster(first: float, second: float) -> bool:
+        return faster_second(costing(first), costing(second), clock=lambda: now[0])
+
+    assert faster(1.0, 0.5) and faster(1.0, 0.89)
+    assert not faster(1.0, 0.95) and not faster(1.0, 1.0) and not faster(1.0, 2.0)
 
 
 @pytest.mark.parametrize("activation", ["swiglu", "geglu"])

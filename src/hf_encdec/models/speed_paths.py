@@ -7,7 +7,7 @@ both paths give the same outputs for every family. Nothing here changes a parame
 
 | speed path | what it saves | plain path |
 |---|---|---|
-| `ProjectionLinear`: a decoding step's few-row CPU product as (W x^T)^T | MKL packs the rows, not the weight | `nn.Linear` |
+| `ProjectionLinear`: a decoding step's few-row CPU product as (W x^T)^T, where measured faster at first use | the BLAS packs the rows, not the weight | `nn.Linear` |
 | `Dropout` / `dropout`: a bool mask on CPU | 1 byte per element kept for backward, not 4 | `F.dropout` |
 | `gated_product`: act(gate) * up recomputed in backward | one (B, T, F) tensor per gated layer | autograd |
 | `attention_kernel`: eager attention when training with dropout on CPU | torch's sdpa math fallback keeps a float mask | sdpa |
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 
 import torch
@@ -57,38 +58,80 @@ def speed_paths_enabled(enabled: bool) -> Iterator[None]:
 
 
 # ---- projections ----------------------------------------------------------------------------------------------------
-# A decoding step multiplies only a few rows (sequences x beams) by each weight. MKL's CPU matrix product packs its
-# second operand into blocks first, and for x W^T that operand is the whole (D_out, D_in) weight: with few rows the
-# packing costs more than the product. Computing the same product as (W x^T)^T packs the rows instead. Which row
-# counts gain depends on MKL's kernel choice (measured on one machine with bench/projections.py; see bench/README.md).
+# A decoding step multiplies only a few rows (sequences x beams) by each weight. A CPU BLAS packs the second operand of
+# its matrix product into blocks first, and for x W^T that operand is the whole (D_out, D_in) weight: with few rows the
+# packing can cost more than the product. Computing the same product as (W x^T)^T packs the rows instead. Whether that
+# wins depends on the CPU and the BLAS kernel it picks: 1.0-2.3x on an AMD EPYC, a loss of 5-25% on an Intel Xeon
+# (bench/projections.py prints the table for a machine). So nothing is assumed: the first few-row product of each
+# shape in a process times both ways on the layer's own weight (`_swapped_wins`, about 50 products) and keeps the
+# winner; the swapped product only when it is at least 10% faster. `product_choices()` shows what was chosen.
 
-# rows of a product that take the (W x^T)^T path on CPU in float32 without autograd
-FEW_ROWS = frozenset(range(2, 9)) | frozenset({16, 32})
-# the same for an output layer (D_out >= 8 D_in), whose weight packing dominates up to 10 rows
-WIDE_FEW_ROWS = FEW_ROWS | frozenset(range(2, 11))
+MAX_CHOSEN_ROWS = 64  # more rows than this always take nn.Linear's product (the weight's packing is then shared)
+_product_choices: dict[tuple[int, int, int, bool, int], bool] = {}
+
+
+def product_choices() -> dict[tuple[int, int, int, bool, int], bool]:
+    """What this process chose so far: (rows, D_in, D_out, bias, threads) -> True where (W x^T)^T was faster."""
+    return dict(_product_choices)
+
+
+def _swapped_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """(W x^T)^T (+ b) for x (N, D_in): the product F.linear computes, with the rows as the packed operand."""
+    output = torch.mm(weight, x.t()) if bias is None else torch.addmm(bias[:, None], weight, x.t())  # (D_out, N)
+    return output.t().contiguous()
+
+
+def faster_second(first, second, *, rounds: int = 5, calls: int = 3, margin: float = 0.9, clock=time.perf_counter) -> bool:
+    """Whether `second` runs in under `margin` of `first`'s time: after one warm-up call each, `rounds` alternating
+    rounds of `calls` calls (so drifting load hits both), comparing each side's fastest round.
+
+    >>> now = [0.0]  # a clock that each call moves on: `quick` takes 1 unit, `slow` 2
+    >>> quick, slow = lambda: now.__setitem__(0, now[0] + 1), lambda: now.__setitem__(0, now[0] + 2)
+    >>> faster_second(slow, quick, clock=lambda: now[0]), faster_second(quick, slow, clock=lambda: now[0])
+    (True, False)
+    """
+    first(), second()
+    best = {first: float("inf"), second: float("inf")}
+    for round_ in range(rounds):
+        for function in ((first, second) if round_ % 2 == 0 else (second, first)):
+            started = clock()
+            for _ in range(calls):
+                function()
+            best[function] = min(best[function], clock() - started)
+    return best[second] < margin * best[first]
+
+
+def _swapped_wins(rows: int, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    key = (rows, weight.shape[1], weight.shape[0], bias is not None, torch.get_num_threads())
+    won = _product_choices.get(key)
+    if won is None:
+        x = torch.randn(rows, weight.shape[1], dtype=weight.dtype)  # (N, D_in), not the caller's data
+        with torch.no_grad():
+            won = _product_choices[key] = faster_second(
+                lambda: F.linear(x, weight, bias), lambda: _swapped_product(x, weight, bias)
+            )
+    return won
 
 
 class ProjectionLinear(nn.Linear):
     """`nn.Linear` (same parameters, same results) whose few-row float32 CPU product without autograd runs as
-    (W x^T)^T."""
+    (W x^T)^T where that was measured faster on this machine for this shape."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         rows = input.numel() // self.in_features if input.dim() else 0
         if (
             not _enabled
-            or rows not in (WIDE_FEW_ROWS if self.out_features >= 8 * self.in_features else FEW_ROWS)
+            or not 0 < rows <= MAX_CHOSEN_ROWS
             or input.device.type != "cpu"
             or input.dtype != torch.float32
             or self.weight.dtype != torch.float32
             or (torch.is_grad_enabled() and (input.requires_grad or self.weight.requires_grad))
+            or torch.compiler.is_compiling()
+            or not _swapped_wins(rows, self.weight, self.bias)
         ):
             return super().forward(input)
-        flat = input.reshape(rows, self.in_features)  # (N, D_in)
-        if self.bias is None:
-            output = torch.mm(self.weight, flat.t())  # (D_out, N)
-        else:
-            output = torch.addmm(self.bias[:, None], self.weight, flat.t())
-        return output.t().contiguous().view(*input.shape[:-1], self.out_features)
+        output = _swapped_product(input.reshape(rows, self.in_features), self.weight, self.bias)  # (N, D_out)
+        return output.view(*input.shape[:-1], self.out_features)
 
 
 # ---- dropout --------------------------------------------------------------------------------------------------------
