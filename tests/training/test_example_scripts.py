@@ -26,7 +26,14 @@ from transformers import (
     AutoTokenizer,
 )
 
-from hf_encdec.training.scripts import package_halves, parse_config_overrides
+from hf_encdec.training.scripts import (
+    DataArguments,
+    group_texts,
+    load_splits,
+    package_halves,
+    parse_config_overrides,
+    tokenize_texts,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WORDS = "the file system command option prints list directory user process memory signal returns value error".split()
@@ -150,9 +157,19 @@ def test_run_clm_trains_and_writes_perplexity_and_samples(model: list[str], auto
                                      "--output_dir", str(output)])
     assert report["perplexity"] == pytest.approx(math.exp(report["eval_loss"]))
     assert results(output)["eval_loss"] == report["eval_loss"]
+    # the reported loss is the mean over the predicted tokens (each block's first token is never one), for stock
+    # models too: the Trainer once counted GPT-2's first labels and reported (T-1)/T of its loss
+    loaded = AutoModelForCausalLM.from_pretrained(output).eval()
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    corpus = load_splits(DataArguments(train_file=str(data / "train.txt"),
+                                       validation_file=str(data / "validation.txt")), task="text")
+    blocks = torch.tensor(group_texts(tokenize_texts(corpus, tokenizer), 32)["validation"]["input_ids"])  # (N, 32)
+    with torch.no_grad():
+        logits = loaded(input_ids=blocks).logits  # (N, 32, V)
+    mean = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), blocks[:, 1:].flatten()).item()
+    assert report["eval_loss"] == pytest.approx(mean, rel=1e-4)
     samples = json.loads((output / "samples.json").read_text())
     assert len(samples) == 2 and all(sample["prompt"] and "greedy" in sample for sample in samples)
-    loaded = AutoModelForCausalLM.from_pretrained(output)
     assert type(loaded).__name__ == auto_name
     if auto_name == "DecoderForCausalLM":
         assert loaded.config.position_type == "rope" and loaded.config.num_key_value_heads == 1
