@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from hf_encdec import TransformerConfig
+from hf_encdec.models import speed_paths
 from hf_encdec.models.attention import MultiHeadAttention
 from hf_encdec.models.feed_forward import build_feed_forward
 from hf_encdec.models.losses import linear_cross_entropy, token_cross_entropy
-from hf_encdec.models import speed_paths
-from hf_encdec.models.speed_paths import ProjectionLinear, faster_second
 from hf_encdec.models.norms import RMSNorm, build_norm
 from hf_encdec.models.positions import (
     AlibiBias,
@@ -22,6 +21,7 @@ from hf_encdec.models.positions import (
     alibi_slopes,
     apply_rotary,
 )
+from hf_encdec.models.speed_paths import ProductTrial, ProjectionLinear
 
 
 def test_sinusoidal_positions_follow_the_paper() -> None:
@@ -245,34 +245,46 @@ def test_linear_few_row_path_equals_nn_linear(
 swapped_product = speed_paths._swapped_product
 
 
-def test_each_product_shape_is_measured_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_product_shape_is_chosen_once_per_process_from_its_real_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(speed_paths, "_product_choices", {})
-    measured: list[bool] = []
-    real = speed_paths.faster_second
-    monkeypatch.setattr(speed_paths, "faster_second", lambda *a, **k: measured.append(real(*a, **k)) or measured[-1])
+    monkeypatch.setattr(speed_paths, "_product_trials", {})
+    ways: list[bool] = []
+    monkeypatch.setattr(speed_paths, "_swapped_product", lambda *args: ways.append(True) or swapped_product(*args))
     layer, other = ProjectionLinear(8, 24), ProjectionLinear(8, 24)
+    calls = 2 * (speed_paths.TRIAL_CALLS + 1)  # each way once untimed, then TRIAL_CALLS timed
     with torch.no_grad():
-        for rows in (3, 3, 5, 3, 65):
-            layer(torch.randn(rows, 8))
-        other(torch.randn(5, 8))  # same shape, another layer: the choice is shared
-    assert len(measured) == 2  # 3 rows and 5 rows; 65 rows are past MAX_CHOSEN_ROWS and take nn.Linear's product
-    assert set(speed_paths.product_choices()) == {
-        (rows, 8, 24, True, torch.get_num_threads()) for rows in (3, 5)
-    }
+        for step in range(calls):
+            x = torch.randn(3, 8)
+            used = layer if step % 2 else other
+            torch.testing.assert_close(used(x), torch.nn.functional.linear(x, used.weight, used.bias))
+            assert len(ways) == (step + 1) // 2  # the two ways alternate, on the caller's own inputs
+        chosen = speed_paths.product_choices()
+        assert set(chosen) == {(3, 8, 24, True, torch.get_num_threads())}  # shared by the layers of one shape
+        before = len(ways)
+        for _ in range(5):
+            layer(torch.randn(3, 8))
+        assert len(ways) - before == (5 if chosen[(3, 8, 24, True, torch.get_num_threads())] else 0)
+        layer(torch.randn(65, 8))  # past MAX_CHOSEN_ROWS: nn.Linear's product, no trial
+    assert not speed_paths._product_trials and len(speed_paths.product_choices()) == 1
 
 
 def test_the_swapped_product_needs_a_clear_win() -> None:
-    """Timed on a scripted clock: each call moves it on by the function's cost."""
-    now = [0.0]
+    """Decided on given timings (tests never time): the median of the timed calls, the first call of each way left
+    out, and a 10% margin for the swapped way."""
 
-    def costing(units: float):
-        return lambda: now.__setitem__(0, now[0] + units)
+    def choice(plain: list[float], swapped: list[float]) -> bool | None:
+        trial = ProductTrial(calls=len(plain) - 1)
+        decided = None
+        for seconds in [t for pair in zip(plain, swapped) for t in pair]:
+            decided = trial.record(trial.next_way(), seconds)
+        return decided
 
-    def faster(first: float, second: float) -> bool:
-        return faster_second(costing(first), costing(second), clock=lambda: now[0])
-
-    assert faster(1.0, 0.5) and faster(1.0, 0.89)
-    assert not faster(1.0, 0.95) and not faster(1.0, 1.0) and not faster(1.0, 2.0)
+    assert choice([50.0, 1.0, 1.0, 1.0], [50.0, 0.5, 0.6, 9.0])  # one slow outlier does not decide
+    assert choice([1.0, 1.0, 1.0], [1.0, 0.89, 0.89])
+    assert choice([1.0, 1.0, 1.0], [1.0, 0.95, 0.95]) is False and choice([1.0, 1.0, 1.0], [0.1, 2.0, 2.0]) is False
+    assert choice([1.0, 1.0, 1.0, 1.0], [1.0, 0.5, 0.5, 0.5]) is True
+    unfinished = ProductTrial(calls=3)
+    assert unfinished.record(unfinished.next_way(), 1.0) is None
 
 
 @pytest.mark.parametrize("activation", ["swiglu", "geglu"])

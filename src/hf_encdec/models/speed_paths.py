@@ -7,7 +7,7 @@ both paths give the same outputs for every family. Nothing here changes a parame
 
 | speed path | what it saves | plain path |
 |---|---|---|
-| `ProjectionLinear`: a decoding step's few-row CPU product as (W x^T)^T, where measured faster at first use | the BLAS packs the rows, not the weight | `nn.Linear` |
+| `ProjectionLinear`: a decoding step's few-row CPU product as (W x^T)^T, where its first real calls measured it faster | the BLAS packs the rows, not the weight | `nn.Linear` |
 | `Dropout` / `dropout`: a bool mask on CPU | 1 byte per element kept for backward, not 4 | `F.dropout` |
 | `gated_product`: act(gate) * up recomputed in backward | one (B, T, F) tensor per gated layer | autograd |
 | `attention_kernel`: eager attention when training with dropout on CPU | torch's sdpa math fallback keeps a float mask | sdpa |
@@ -20,13 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import time
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
+from transformers.cache_utils import (
+    Cache,
+    DynamicCache,
+    DynamicLayer,
+    EncoderDecoderCache,
+)
 
 _enabled = os.environ.get("HF_ENCDEC_SPEED_PATHS", "1") != "0"
 
@@ -61,13 +67,17 @@ def speed_paths_enabled(enabled: bool) -> Iterator[None]:
 # A decoding step multiplies only a few rows (sequences x beams) by each weight. A CPU BLAS packs the second operand of
 # its matrix product into blocks first, and for x W^T that operand is the whole (D_out, D_in) weight: with few rows the
 # packing can cost more than the product. Computing the same product as (W x^T)^T packs the rows instead. Whether that
-# wins depends on the CPU and the BLAS kernel it picks: 1.0-2.3x on an AMD EPYC, a loss of 5-25% on an Intel Xeon
-# (bench/projections.py prints the table for a machine). So nothing is assumed: the first few-row product of each
-# shape in a process times both ways on the layer's own weight (`_swapped_wins`, about 50 products) and keeps the
-# winner; the swapped product only when it is at least 10% faster. `product_choices()` shows what was chosen.
+# wins depends on the CPU, the BLAS kernel it picks and what else runs between the products: 1.0-2.3x on an AMD EPYC in
+# isolation, a loss of 5-25% on an Intel Xeon, and at 8 rows behind in isolation yet ahead inside generate()
+# (bench/README.md). So nothing is assumed and nothing is timed apart from the real work: the first products of each
+# shape in a process alternate the two ways on the caller's own data, TRIAL_CALLS timed calls each (after one untimed
+# call each), and the shape then keeps the way whose median was faster; the swapped product only when it was at least
+# 10% faster. `product_choices()` shows what was chosen.
 
 MAX_CHOSEN_ROWS = 64  # more rows than this always take nn.Linear's product (the weight's packing is then shared)
+TRIAL_CALLS = 8  # timed real products per way before a shape's choice
 _product_choices: dict[tuple[int, int, int, bool, int], bool] = {}
+_product_trials: dict[tuple[int, int, int, bool, int], ProductTrial] = {}
 
 
 def product_choices() -> dict[tuple[int, int, int, bool, int], bool]:
@@ -81,41 +91,37 @@ def _swapped_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     return output.t().contiguous()
 
 
-def faster_second(first, second, *, rounds: int = 5, calls: int = 3, margin: float = 0.9, clock=time.perf_counter) -> bool:
-    """Whether `second` runs in under `margin` of `first`'s time: after one warm-up call each, `rounds` alternating
-    rounds of `calls` calls (so drifting load hits both), comparing each side's fastest round.
+class ProductTrial:
+    """The timings of one shape's real products so far, alternating the plain and the swapped way.
 
-    >>> now = [0.0]  # a clock that each call moves on: `quick` takes 1 unit, `slow` 2
-    >>> quick, slow = lambda: now.__setitem__(0, now[0] + 1), lambda: now.__setitem__(0, now[0] + 2)
-    >>> faster_second(slow, quick, clock=lambda: now[0]), faster_second(quick, slow, clock=lambda: now[0])
-    (True, False)
+    >>> trial = ProductTrial(calls=2)
+    >>> for seconds in [9.0, 9.0, 1.0, 0.5, 1.0, 0.5]:  # untimed first calls, then plain 1.0 s, swapped 0.5 s
+    ...     swapped = trial.next_way()
+    ...     decided = trial.record(swapped, seconds)
+    >>> decided
+    True
     """
-    first(), second()
-    best = {first: float("inf"), second: float("inf")}
-    for round_ in range(rounds):
-        for function in ((first, second) if round_ % 2 == 0 else (second, first)):
-            started = clock()
-            for _ in range(calls):
-                function()
-            best[function] = min(best[function], clock() - started)
-    return best[second] < margin * best[first]
 
+    def __init__(self, calls: int = TRIAL_CALLS) -> None:
+        self.calls = calls
+        self.times: dict[bool, list[float]] = {False: [], True: []}
 
-def _swapped_wins(rows: int, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    key = (rows, weight.shape[1], weight.shape[0], bias is not None, torch.get_num_threads())
-    won = _product_choices.get(key)
-    if won is None:
-        x = torch.randn(rows, weight.shape[1], dtype=weight.dtype)  # (N, D_in), not the caller's data
-        with torch.no_grad():
-            won = _product_choices[key] = faster_second(
-                lambda: F.linear(x, weight, bias), lambda: _swapped_product(x, weight, bias)
-            )
-    return won
+    def next_way(self) -> bool:
+        """True for the swapped product: the way with fewer calls so far, plain first."""
+        return len(self.times[True]) < len(self.times[False])
+
+    def record(self, swapped: bool, seconds: float) -> bool | None:
+        """Add one call's time; once both ways have their calls, the choice (True: swapped), else None."""
+        self.times[swapped].append(seconds)
+        if len(self.times[True]) <= self.calls:
+            return None
+        plain, fast = (statistics.median(self.times[way][1:]) for way in (False, True))  # the first call is untimed
+        return fast < 0.9 * plain
 
 
 class ProjectionLinear(nn.Linear):
-    """`nn.Linear` (same parameters, same results) whose few-row float32 CPU product without autograd runs as
-    (W x^T)^T where that was measured faster on this machine for this shape."""
+    """`nn.Linear` (same parameters, same results up to rounding) whose few-row float32 CPU product without autograd
+    runs as (W x^T)^T where that was measured faster on this machine for this shape."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         rows = input.numel() // self.in_features if input.dim() else 0
@@ -127,11 +133,28 @@ class ProjectionLinear(nn.Linear):
             or self.weight.dtype != torch.float32
             or (torch.is_grad_enabled() and (input.requires_grad or self.weight.requires_grad))
             or torch.compiler.is_compiling()
-            or not _swapped_wins(rows, self.weight, self.bias)
         ):
             return super().forward(input)
-        output = _swapped_product(input.reshape(rows, self.in_features), self.weight, self.bias)  # (N, D_out)
-        return output.view(*input.shape[:-1], self.out_features)
+        key = (rows, self.in_features, self.out_features, self.bias is not None, torch.get_num_threads())
+        swapped = _product_choices.get(key)
+        trial = None
+        if swapped is None:
+            trial = _product_trials.get(key)
+            if trial is None:
+                trial = _product_trials[key] = ProductTrial()
+            swapped = trial.next_way()
+            started = time.perf_counter()
+        if swapped:
+            output = _swapped_product(input.reshape(rows, self.in_features), self.weight, self.bias)  # (N, D_out)
+            output = output.view(*input.shape[:-1], self.out_features)
+        else:
+            output = super().forward(input)
+        if trial is not None:
+            decided = trial.record(swapped, time.perf_counter() - started)
+            if decided is not None:
+                _product_choices[key] = decided
+                del _product_trials[key]
+        return output
 
 
 # ---- dropout --------------------------------------------------------------------------------------------------------
