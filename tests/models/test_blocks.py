@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -228,6 +231,7 @@ def test_linear_few_row_path_equals_nn_linear(
     plain = torch.nn.Linear(in_features, out_features, bias=bias)
     plain.load_state_dict(ours.state_dict())
     key = (rows, in_features, out_features, bias, torch.get_num_threads())
+    monkeypatch.setattr(speed_paths, "_few_row_product", "measured")
     monkeypatch.setitem(speed_paths._product_choices, key, swapped)
     calls: list[int] = []
     monkeypatch.setattr(speed_paths, "_swapped_product", lambda *args: calls.append(1) or swapped_product(*args))
@@ -246,6 +250,7 @@ swapped_product = speed_paths._swapped_product
 
 
 def test_each_product_shape_is_chosen_once_per_process_from_its_real_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speed_paths, "_few_row_product", "measured")
     monkeypatch.setattr(speed_paths, "_product_choices", {})
     monkeypatch.setattr(speed_paths, "_product_trials", {})
     ways: list[bool] = []
@@ -266,6 +271,26 @@ def test_each_product_shape_is_chosen_once_per_process_from_its_real_calls(monke
         assert len(ways) - before == (5 if chosen[(3, 8, 24, True, torch.get_num_threads())] else 0)
         layer(torch.randn(65, 8))  # past MAX_CHOSEN_ROWS: nn.Linear's product, no trial
     assert not speed_paths._product_trials and len(speed_paths.product_choices()) == 1
+
+
+@pytest.mark.parametrize("way", ["plain", "swapped"])
+def test_a_fixed_way_takes_no_trial(way: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speed_paths, "_few_row_product", way)
+    monkeypatch.setattr(speed_paths, "_product_choices", {})
+    monkeypatch.setattr(speed_paths, "_product_trials", {})
+    calls: list[int] = []
+    monkeypatch.setattr(speed_paths, "_swapped_product", lambda *args: calls.append(1) or swapped_product(*args))
+    with torch.no_grad():
+        for _ in range(3):
+            ProjectionLinear(8, 24)(torch.randn(3, 8))
+    assert len(calls) == (3 if way == "swapped" else 0) and not speed_paths._product_trials
+
+
+def test_an_unknown_few_row_product_setting_is_refused() -> None:
+    finished = subprocess.run([sys.executable, "-c", "import hf_encdec.models.speed_paths"], capture_output=True,
+                              text=True, env={**os.environ, "HF_ENCDEC_FEW_ROW_PRODUCT": "fast"}, timeout=120)
+    assert finished.returncode != 0
+    assert "HF_ENCDEC_FEW_ROW_PRODUCT='fast' is not one of ('measured', 'plain', 'swapped')" in finished.stderr
 
 
 def test_the_swapped_product_needs_a_clear_win() -> None:
