@@ -52,6 +52,7 @@ from measure import (  # noqa: E402
 )
 from pairs import PAIRS, SIZES, Pair, Size, parameter_report  # noqa: E402
 
+from hf_encdec.models import speed_paths  # noqa: E402
 from hf_encdec.models.speed_paths import product_choices  # noqa: E402
 
 transformers.logging.set_verbosity_error()
@@ -81,6 +82,7 @@ def machine(device: torch.device) -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "few_row_product": speed_paths._few_row_product,  # HF_ENCDEC_FEW_ROW_PRODUCT: measured, plain or swapped
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
