@@ -24,6 +24,7 @@ Data: ``--dataset_name`` names an offline corpus of this library (``manpages``, 
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -153,10 +154,21 @@ def _launched_without_accelerator() -> bool:
     return several and not torch.cuda.is_available() and not (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
+def _close_process_group() -> None:
+    """Destroy the process group before the interpreter exits: gloo's threads left running then can abort a rank
+    ("terminate called without an active exception") after its work is done, failing the whole launch."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def parse_arguments(types: Sequence[type], argv: Sequence[str] | None = None) -> tuple[Any, ...]:
     """Parse the command line (or one ``.json`` file of arguments) into the given dataclasses. Several processes on a
     machine without a GPU (``torchrun``, ``accelerate launch``) get ``--use_cpu``, so they train together over gloo."""
     parser = HfArgumentParser(tuple(types))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        atexit.register(_close_process_group)
     args = list(sys.argv[1:] if argv is None else argv)
     if _launched_without_accelerator() and "--use_cpu" not in args:
         args.append("--use_cpu")  # TrainingArguments starts CPU ranks (gloo) only with use_cpu
