@@ -90,6 +90,8 @@ RNN_SWITCHES: dict[str, list[Any]] = {
     "encoder_type": ["rnn", "transformer"],
     "tie_word_embeddings": [True, False],
     "share_encoder_decoder_embeddings": [True, False],
+    "copy_mechanism": [True, False],
+    "coverage": [True, False],
 }
 
 
@@ -133,6 +135,21 @@ RNN_VARIANTS = [
         _rnn_row({"encoder_type": "transformer", "rnn_type": "gru", "attention_type": "bahdanau", "input_feeding": False,
                   "encoder_config": {"norm_position": "pre", "position_type": "rope"}, "attn_implementation": "eager"}),
         id="transformer-gru-bahdanau-eager",
+    ),
+    pytest.param(
+        {"rnn_type": "lstm", "attention_type": "bahdanau", "input_feeding": False, "encoder_layers": 1,
+         "decoder_layers": 1, "share_encoder_decoder_embeddings": True, "copy_mechanism": True, "coverage": True},
+        id="see-2017",
+    ),
+    pytest.param(
+        {"rnn_type": "gru", "attention_type": "luong_dot", "input_feeding": False, "copy_mechanism": True,
+         "coverage": True},
+        id="gru-dot-copy-coverage",
+    ),
+    pytest.param(
+        {"rnn_type": "rnn", "attention_type": "luong_concat", "copy_mechanism": True, "coverage": True,
+         "tie_word_embeddings": True},
+        id="elman-concat-copy-coverage-feeding",
     ),
     pytest.param(
         _rnn_row({"encoder_type": "transformer", "attention_type": "none", "input_feeding": False, "bridge": "zero",

@@ -180,7 +180,7 @@ FAMILIES: tuple[Family, ...] = (
         config_class=RNNSeq2SeqConfig,
         models={AutoModelForSeq2SeqLM: RNNSeq2SeqForConditionalGeneration, AutoModel: RNNSeq2SeqModel},
         summary="RNN encoder-decoder (Cho et al. 2014, Sutskever et al. 2014) with Bahdanau or Luong attention, or "
-        "a Transformer encoder behind the RNN decoder",
+        "a Transformer encoder behind the RNN decoder; optionally See et al. 2017's pointer-generator with coverage",
         tiny={"vocab_size": 99, "embedding_size": 24, "hidden_size": 32, "encoder_layers": 2, "decoder_layers": 2},
         presets={
             # Bahdanau et al. 2015: bidirectional GRU encoder, additive attention feeding the recurrent input
@@ -194,6 +194,16 @@ FAMILIES: tuple[Family, ...] = (
                 "rnn_type": "lstm", "attention_type": "luong_general", "input_feeding": True, "embedding_size": 256,
                 "hidden_size": 256, "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.2,
                 "share_encoder_decoder_embeddings": True, "tie_word_embeddings": True,
+            },
+            # See et al. 2017's pointer-generator with coverage: one bidirectional LSTM layer of 256 units a direction,
+            # Bahdanau attention reused as the copy distribution, 128-wide embeddings shared by encoder and decoder, no
+            # dropout. Departures for a ~30-minute CPU budget: the decoder has 512 units (the concatenated encoder
+            # state, where See et al. reduce it to 256) and coverage is on from the first step (they add it at the end)
+            "see-2017": {
+                "rnn_type": "lstm", "attention_type": "bahdanau", "input_feeding": False, "embedding_size": 128,
+                "hidden_size": 512, "encoder_layers": 1, "decoder_layers": 1, "bidirectional_encoder": True,
+                "bridge": "linear", "dropout": 0.0, "share_encoder_decoder_embeddings": True,
+                "copy_mechanism": True, "coverage": True,
             },
             # the Transformer-encoder / RNN-decoder hybrid
             "hybrid-transformer-lstm": {

@@ -22,6 +22,18 @@ SOURCE = torch.tensor([[5, 6, 7, 8, 9, 2], [10, 11, 12, 2, 0, 0]])
 SOURCE_MASK = (SOURCE != 0).long()
 TARGET = torch.tensor([[1, 13, 14, 15], [1, 16, 17, 18]])
 PAIRS = [(family, auto_class) for family in FAMILIES for auto_class in family.models]
+_BY_NAME = {family.name: family for family in FAMILIES}
+#: (family, tiny config values): every family's tiny config, plus the switches that add modules of their own
+REMOTE_ROWS = [pytest.param(family, family.tiny, id=family.name) for family in FAMILIES] + [
+    pytest.param(
+        _BY_NAME["rnn_seq2seq"],
+        {**_BY_NAME["rnn_seq2seq"].tiny, "attention_type": "bahdanau", "input_feeding": False, "copy_mechanism": True,
+         "coverage": True},
+        id="rnn_seq2seq-copy-coverage",
+    ),
+    pytest.param(_BY_NAME["pointer_generator"], {**_BY_NAME["pointer_generator"].tiny, "coverage": True},
+                 id="pointer_generator-coverage"),
+]
 
 
 def _inputs(family: Family) -> dict[str, torch.Tensor]:
@@ -69,10 +81,10 @@ print(json.dumps(result))
 """
 
 
-@pytest.mark.parametrize("family", FAMILIES, ids=[family.name for family in FAMILIES])
-def test_each_family_loads_as_remote_code_without_hf_encdec(family: Family, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("family", "tiny"), REMOTE_ROWS)
+def test_each_family_loads_as_remote_code_without_hf_encdec(family: Family, tiny: dict, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = family.main_class(AutoConfig.for_model(family.model_type, **family.tiny)).eval()
+    model = family.main_class(AutoConfig.for_model(family.model_type, **tiny)).eval()
     model.save_pretrained(tmp_path / "model")
     inputs = _inputs(family)
     completed = subprocess.run(

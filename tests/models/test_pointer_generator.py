@@ -43,7 +43,7 @@ def _copy_mechanism(gate_bias: float | None = None) -> CopyMechanism:
 
 
 def _mixture(copy: CopyMechanism, inputs: dict[str, torch.Tensor], extended: int | None = None) -> tuple:
-    attention, gate_logits = copy(inputs["hidden_states"], inputs["encoder_hidden_states"], inputs["encoder_attention_mask"])
+    attention, gate_logits, _ = copy(inputs["hidden_states"], inputs["encoder_hidden_states"], inputs["encoder_attention_mask"])
     log_probs = mixture_log_probs(inputs["vocab_logits"], attention, gate_logits, inputs["source_ids"], extended)
     return log_probs, torch.sigmoid(gate_logits), attention
 
@@ -116,7 +116,7 @@ def test_loss_without_the_mixture_equals_the_loss_of_the_mixture(extra: int, lab
     for sparse in (True, False):
         copy = _copy_mechanism()
         logits = inputs["vocab_logits"].clone().requires_grad_()
-        attention, gate_logits = copy(inputs["hidden_states"], inputs["encoder_hidden_states"], inputs["encoder_attention_mask"])
+        attention, gate_logits, _ = copy(inputs["hidden_states"], inputs["encoder_hidden_states"], inputs["encoder_attention_mask"])
         if sparse:
             loss = copy_cross_entropy(
                 logits[labels != -100], attention, gate_logits, inputs["source_ids"], labels,

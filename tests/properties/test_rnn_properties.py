@@ -44,6 +44,7 @@ def test_incremental_decoding_equals_the_full_forward(overrides: dict[str, Any])
     full = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids, use_cache=False)
     assert output_cache(full) is None
     encoder_outputs = model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
+    copy = {"source_ids": ids} if model.config.copy_mechanism else {}  # a pointer-generator copies from the source ids
     state, steps = None, []
     for t in range(TARGET_LEN):
         out = model(
@@ -52,15 +53,18 @@ def test_incremental_decoding_equals_the_full_forward(overrides: dict[str, Any])
             decoder_input_ids=decoder_ids[:, t : t + 1],
             cache=state,
             use_cache=True,
+            **copy,
         )
         state = output_cache(out)
         steps.append(out.logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full.logits, atol=1e-6, rtol=1e-5)
     # a prefix then the rest from its state
-    head = model(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=decoder_ids[:, :2], use_cache=True)
+    head = model(
+        encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=decoder_ids[:, :2], use_cache=True, **copy
+    )
     tail = model(
         encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=decoder_ids[:, 2:],
-        past_key_values=output_cache(head), use_cache=True,
+        past_key_values=output_cache(head), use_cache=True, **copy,
     )
     torch.testing.assert_close(torch.cat([head.logits, tail.logits], dim=1), full.logits, atol=1e-6, rtol=1e-5)
 

@@ -11,7 +11,7 @@ from .metrics import (
     metric_script_path,
     reference_streams,
 )
-from .plots import plot_attention, plot_loss_curve
+from .plots import plot_attention, plot_copy_attention, plot_loss_curve
 
 __all__ = [
     "METRIC_MODULES",
@@ -23,6 +23,7 @@ __all__ = [
     "load_metric",
     "metric_script_path",
     "plot_attention",
+    "plot_copy_attention",
     "plot_loss_curve",
     "reference_streams",
 ]

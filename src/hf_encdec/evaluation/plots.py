@@ -92,6 +92,19 @@ def plot_attention(
         ValueError: `weights` is not 2-D, is empty, contains negative values, or its shape differs from
             (len(target_tokens), len(source_tokens)); or `path` does not end in `.png`.
     """
+    matrix = _attention_matrix(weights, source_tokens, target_tokens)
+    num_target, num_source = matrix.shape
+    width = _clamp(_INCHES_PER_TOKEN * num_source + 2.5, _MIN_SIDE_INCHES + 1.5, _MAX_SIDE_INCHES)
+    height = _clamp(_INCHES_PER_TOKEN * num_target + 1.8, _MIN_SIDE_INCHES, _MAX_SIDE_INCHES)
+    figure = Figure(figsize=(width, height), layout="constrained")
+    _heatmap(figure, figure.subplots(), matrix, source_tokens, target_tokens, width)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    return _save(figure, path)
+
+
+def _attention_matrix(weights: Any, source_tokens: Sequence[str], target_tokens: Sequence[str]) -> np.ndarray:
+    """The (T, S) weights as numpy, checked against the token labels (see `plot_attention`'s Raises)."""
     matrix = _to_numpy(weights)
     if matrix.ndim != 2:
         raise ValueError(f"weights must be a (target, source) matrix, got shape {matrix.shape}")
@@ -104,19 +117,26 @@ def plot_attention(
         )
     if np.nanmin(matrix) < 0:
         raise ValueError(f"attention weights must be non-negative, got minimum {np.nanmin(matrix):.4g}")
+    return matrix
 
+
+def _heatmap(
+    figure: Figure,
+    axes: Any,
+    matrix: np.ndarray,
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    width: float,
+    colour_label: str = "attention weight",
+) -> None:
+    """Draw (T, S) weights on `axes`: target tokens down the rows, source tokens along the top, a colour bar."""
     num_target, num_source = matrix.shape
-    width = _clamp(_INCHES_PER_TOKEN * num_source + 2.5, _MIN_SIDE_INCHES + 1.5, _MAX_SIDE_INCHES)
-    height = _clamp(_INCHES_PER_TOKEN * num_target + 1.8, _MIN_SIDE_INCHES, _MAX_SIDE_INCHES)
-    figure = Figure(figsize=(width, height), layout="constrained")
-    axes = figure.subplots()
-
     # vmax at the largest weight (not 1) so that diffuse attention over long sources stays visible.
     vmax = float(np.nanmax(matrix)) if np.nanmax(matrix) > 0 else 1.0
     image = axes.imshow(matrix, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto", interpolation="nearest")
     # A colourbar about half an inch wide whatever the figure width.
     colorbar = figure.colorbar(image, ax=axes, fraction=min(0.05, 0.5 / width), pad=0.02)
-    colorbar.set_label("attention weight")
+    colorbar.set_label(colour_label)
 
     label_size = 9 if max(num_source, num_target) <= 40 else 7
     source_ticks = _tick_positions(num_source)
@@ -145,6 +165,55 @@ def plot_attention(
                     color = "black" if value > 0.6 * vmax else "white"
                     axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
 
+
+def plot_copy_attention(
+    weights: Any,
+    p_gen: Any,
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    path: str | Path,
+    title: str | None = None,
+) -> Path:
+    """Draw a pointer-generator's copy attention as a heatmap PNG with, beside each target row, the probability
+    p_gen that the token was generated from the vocabulary rather than copied (a bar from 0 to 1).
+
+    Args:
+        weights: (T, S) copy attention; row t is where target step t copies from.
+        p_gen: T generation probabilities (numpy array, list or tensor of shape (T,) or (T, 1)), each in [0, 1].
+        source_tokens, target_tokens, path, title: as in `plot_attention`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: as `plot_attention`, or p_gen does not hold T values in [0, 1].
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> plot_copy_attention([[0.9, 0.1], [0.2, 0.8]], [0.1, 0.7], ["a", "b"], ["a", "x"], folder / "copy.png").name
+    'copy.png'
+    """
+    matrix = _attention_matrix(weights, source_tokens, target_tokens)
+    generation = _to_numpy(p_gen).reshape(-1)
+    if generation.shape[0] != matrix.shape[0]:
+        raise ValueError(f"p_gen has {generation.shape[0]} values for {matrix.shape[0]} target tokens")
+    if np.nanmin(generation) < 0 or np.nanmax(generation) > 1:
+        raise ValueError(f"p_gen values must lie in [0, 1], got [{np.nanmin(generation):.4g}, {np.nanmax(generation):.4g}]")
+    num_target, num_source = matrix.shape
+    width = _clamp(_INCHES_PER_TOKEN * num_source + 4.0, _MIN_SIDE_INCHES + 3.0, _MAX_SIDE_INCHES)
+    height = _clamp(_INCHES_PER_TOKEN * num_target + 1.8, _MIN_SIDE_INCHES, _MAX_SIDE_INCHES)
+    figure = Figure(figsize=(width, height), layout="constrained")
+    attention_axes, gate_axes = figure.subplots(1, 2, width_ratios=[max(num_source, 4), 3], sharey=True)
+    _heatmap(figure, attention_axes, matrix, source_tokens, target_tokens, width, colour_label="copy attention")
+    rows = np.arange(num_target)
+    gate_axes.barh(rows, generation, height=0.7, color="tab:orange", label="p_gen (generate)")
+    gate_axes.barh(rows, 1 - generation, left=generation, height=0.7, color="tab:blue", alpha=0.35, label="1 - p_gen (copy)")
+    gate_axes.set_xlim(0.0, 1.0)
+    gate_axes.set_xlabel("p_gen")
+    gate_axes.xaxis.set_label_position("top")
+    gate_axes.xaxis.tick_top()
+    gate_axes.tick_params(axis="y", left=False, labelleft=False)
+    gate_axes.legend(loc="lower center", bbox_to_anchor=(0.5, -0.02 - 1.2 / height), fontsize=7, frameon=False)
     if title:
         figure.suptitle(title, fontsize=11)
     return _save(figure, path)

@@ -5,6 +5,10 @@ with copying source tokens (See et al. 2017, arXiv 1704.04368; copy_mechanism.py
 needs one vocabulary for both sides, so `decoder_vocab_size` must equal `vocab_size`. The loss has its own sparse
 form (`copy_mechanism.copy_cross_entropy`, which never builds the mixture), so the plain Transformer's chunked
 output-layer loss (`fused_loss`) does not apply and is off.
+
+Coverage (See et al. 2017, section 2.4; Tu et al. 2016, arXiv 1601.04811): `coverage=True` feeds the sum of the past
+copy attentions into the copy head's scores and adds the coverage loss sum_t sum_s min(a_t,s, c^t_s), weighted by
+`coverage_loss_weight` (a training setting, 1.0 by default as in the paper; never saved with the model).
 """
 
 from __future__ import annotations
@@ -28,9 +32,13 @@ class PointerGeneratorConfig(TransformerConfig):
     """
 
     model_type = "hf_encdec_pointer_generator"
+    training_settings = TransformerConfig.training_settings + ("coverage_loss_weight",)
+    card_fields = TransformerConfig.card_fields + ("coverage",)
 
     fused_loss: bool = False
     unk_token_id: int | None = None
+    coverage: bool = False
+    coverage_loss_weight: float | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
@@ -46,3 +54,18 @@ class PointerGeneratorConfig(TransformerConfig):
             )
         if self.unk_token_id is not None and not 0 <= self.unk_token_id < self.vocab_size:
             raise ValueError(f"unk_token_id={self.unk_token_id} is outside the vocabulary [0, {self.vocab_size})")
+        self.coverage_loss_weight = check_coverage_loss_weight(self.coverage, self.coverage_loss_weight)
+
+
+def check_coverage_loss_weight(coverage: bool, weight: float | None) -> float | None:
+    """The coverage loss weight of a config: 1.0 (See et al.) when coverage is on and none is given; a weight without
+    coverage, or a negative one, raises."""
+    if weight is None:
+        return 1.0 if coverage else None
+    if not coverage:
+        raise ValueError(
+            f"coverage_loss_weight={weight} has no effect without coverage; set coverage=True or drop the weight"
+        )
+    if weight < 0:
+        raise ValueError(f"coverage_loss_weight must be >= 0, got {weight}")
+    return float(weight)

@@ -14,6 +14,8 @@ Each variant is one field (see `FIELD_CHOICES`):
 | `bridge` | zero, last, linear | zero state; Sutskever et al. 2014 (1409.3215) copy; Cho / Bahdanau tanh(W h) |
 | `encoder_type` | rnn, transformer (settings in `encoder_config`) | Vaswani 2017 (1706.03762) encoder + RNN decoder: Chen et al. 2018 (1804.09849) |
 | `bidirectional_encoder` | True, False | Schuster & Paliwal 1997; Bahdanau et al. 2015 |
+| `copy_mechanism` | False, True (any attention) | See et al. 2017 pointer-generator (1704.04368) |
+| `coverage` | False, True (any attention) | Tu et al. 2016 (1601.04811); See et al. 2017, section 2.4 |
 
 Departures from the papers, each named by a field: a bidirectional encoder splits `hidden_size` between its two
 directions (OpenNMT's convention; Bahdanau et al. give each direction the full size), so encoder states, decoder
@@ -30,6 +32,7 @@ from transformers import PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_common import EncDecConfig
+from .configuration_pointer_generator import check_coverage_loss_weight
 from .configuration_transformer import TransformerBlockConfig
 from .rnn_attention import ATTENTION_TYPES
 from .rnn_layers import BRIDGES, RNN_TYPES
@@ -81,6 +84,14 @@ class RNNSeq2SeqConfig(EncDecConfig):
     `hf_encdec.training.ScheduledSamplingCallback` moves the probability along a schedule during training.
     `fused_loss` (the chunked output layer + loss in training) is as in the Transformer family.
 
+    The pointer-generator of See et al. 2017 (arXiv 1704.04368): `copy_mechanism=True` mixes generating from the
+    vocabulary with copying source tokens, the decoder's own attention a_t being the copy distribution and
+    p_gen = sigmoid(w_c^T c_t + w_s^T s_t + w_x^T x_t + b) (context, decoder state, decoder input). The mixture, its
+    loss and the extended vocabulary are the Transformer pointer-generator's (copy_mechanism.py); source and target
+    share one vocabulary, and `unk_token_id` is fed back for extended ids. `coverage=True` feeds the attention paid so
+    far into the attention scores and adds the coverage loss, weighted by `coverage_loss_weight` (a training setting,
+    1.0 by default). The `see-2017` preset is the paper's model.
+
     Initialisation: RNN-family weights uniform in [-`uniform_init_range`, +`uniform_init_range`] (Sutskever 2014,
     Luong 2015); the Transformer encoder as in the Transformer family (normal, std `initializer_range`).
 
@@ -94,9 +105,12 @@ class RNNSeq2SeqConfig(EncDecConfig):
     """
 
     model_type = "hf_encdec_rnn_seq2seq"
-    training_settings = ("label_smoothing", "scheduled_sampling_probability", "scheduled_sampling_mode")
+    training_settings = (
+        "label_smoothing", "scheduled_sampling_probability", "scheduled_sampling_mode", "coverage_loss_weight",
+    )
     card_fields = (
         "rnn_type", "attention_type", "input_feeding", "bridge", "encoder_type", "bidirectional_encoder",
+        "copy_mechanism", "coverage",
         "embedding_size", "hidden_size", "encoder_layers", "decoder_layers", "vocab_size",
     )
     keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache by its 5.24 name and its older one
@@ -129,6 +143,10 @@ class RNNSeq2SeqConfig(EncDecConfig):
     fused_loss: bool = True
     scheduled_sampling_probability: float = 0.0
     scheduled_sampling_mode: str = "sample"
+    copy_mechanism: bool = False
+    coverage: bool = False
+    coverage_loss_weight: float | None = None
+    unk_token_id: int | None = None
     pad_token_id: int | None = 0
     bos_token_id: int | None = 1
     eos_token_id: int | list[int] | None = 2
@@ -152,6 +170,7 @@ class RNNSeq2SeqConfig(EncDecConfig):
             )
         super().__post_init__(**kwargs)
         self.check_switches()
+        self.coverage_loss_weight = check_coverage_loss_weight(self.coverage, self.coverage_loss_weight)
 
     def _encoder_config(self, legacy: dict[str, Any]) -> TransformerBlockConfig:
         """The Transformer encoder's config: `encoder_config` (or the legacy flat fields) plus the shared fields."""
@@ -225,6 +244,18 @@ class RNNSeq2SeqConfig(EncDecConfig):
                     f"a Transformer encoder embeds tokens at hidden_size={self.hidden_size}, so sharing its embeddings "
                     f"with the decoder needs embedding_size == hidden_size, got embedding_size={self.embedding_size}"
                 )
+        for switch in ("copy_mechanism", "coverage"):
+            if getattr(self, switch) and self.attention_type == "none":
+                raise ValueError(
+                    f"{switch}=True reads the decoder's attention over the source, which attention_type='none' (Cho et "
+                    f"al.'s fixed context) does not have; use one of {ATTENTION_TYPES[1:]}"
+                )
+        if self.copy_mechanism and self.decoder_vocab_size != self.vocab_size:
+            raise ValueError(
+                f"the copy mechanism copies source ids into the output, so source and target share one vocabulary: "
+                f"decoder_vocab_size={self.decoder_vocab_size} must equal vocab_size={self.vocab_size}"
+            )
         self.check_token_ids(
-            min(self.vocab_size, self.decoder_vocab_size), ("pad_token_id", "bos_token_id", "decoder_start_token_id")
+            min(self.vocab_size, self.decoder_vocab_size),
+            ("pad_token_id", "bos_token_id", "decoder_start_token_id", "unk_token_id"),
         )

@@ -14,6 +14,14 @@ dot-product attention; the gate reads the decoder state and the copy context (th
 already inside a Transformer's s_t). Mixtures are taken in log space (`logaddexp`), so a word the vocabulary gives a
 probability below float32's range keeps a finite log-probability.
 
+One copy module serves both pointer-generator families. The Transformer's has its own copy head (`CopyMechanism`);
+See et al.'s RNN reuses its decoder's attention as a_t and reads p_gen = sigmoid(w_c^T c_t + w_s^T s_t + w_x^T x_t + b)
+(`CopyGate` over [c_t ; s_t ; x_t]). Both share the mixture, the sparse loss, the extended vocabulary, coverage and
+what `generate()` needs (`PointerGeneratorMixin`).
+
+Coverage (See et al. section 2.4; Tu et al. 2016, arXiv 1601.04811): c^t = sum_{t' < t} a_t' enters the attention
+scores, and the loss adds lambda sum_t sum_s min(a_t,s, c^t_s) (`coverage_loss`).
+
 Two ways to use P: `mixture_log_probs` builds the whole (B, T, V+) distribution with one vectorised `scatter_add`
 (for decoding); `copy_cross_entropy` takes the training loss without building it, because the copy part is zero
 outside the S source words of a row (see its docstring).
@@ -22,12 +30,18 @@ outside the S source words of a row (see its docstring).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
+from transformers.modeling_outputs import Seq2SeqLMOutput
+from transformers.utils import ModelOutput
 
 from .losses import IGNORE_INDEX, loss_normaliser
+from .rnn_attention import CoverageWeight
 from .speed_paths import ProjectionLinear
 
 # floor of a copy probability before its log: log 0 = -inf would turn gradients into NaN; e^-69 is far below anything
@@ -35,22 +49,56 @@ from .speed_paths import ProjectionLinear
 COPY_FLOOR = 1e-30
 
 
+class CopyGate(nn.Linear):
+    """The logit of p_gen from the features it reads, side by side: w^T [f_1 ; ... ; f_k] + b, (B, T, 1) in float32.
+    A `Linear`, so its parameters are `weight` and `bias` (the names checkpoints have always used).
+
+    >>> gate = CopyGate(8, 4)
+    >>> tuple(gate(torch.randn(2, 3, 8), torch.randn(2, 3, 4)).shape)
+    (2, 3, 1)
+    """
+
+    def __init__(self, *feature_sizes: int) -> None:
+        super().__init__(sum(feature_sizes), 1)
+
+    def forward(self, *features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(torch.cat(features, dim=-1)).float()  # (B, T, 1)
+
+
+class CopyDistribution(NamedTuple):
+    """What the copy head gives for T target steps: the copy attention a (B, T, S), the gate logit (B, T, 1), and with
+    coverage the coverage vector before each step c^t = sum_{t' < t} a^t' (B, T, S), else None."""
+
+    attention: torch.Tensor
+    gate_logits: torch.Tensor
+    coverage: torch.Tensor | None = None
+
+
 class CopyMechanism(nn.Module):
-    """Where to copy from and how much: the copy attention a (B, T, S) and the gate logit (B, T, 1), p_gen =
-    sigmoid(gate logit).
+    """The Transformer pointer-generator's copy head: where to copy from and how much, as a `CopyDistribution`.
+
+    With `coverage=True` (See et al. 2017, section 2.4; Tu et al. 2016, arXiv 1601.04811) the running sum of the
+    past copy attentions c^t enters the scores, weighted per step by the decoder state (`CoverageWeight`):
+
+        e_t,s = s_t^T W_a h_s / sqrt(E) + (w_c^T s_t + b_c) c^t_s,     c^t = sum_{t' < t} a_t'
+
+    so each step's attention depends on the steps before it and the T steps are taken in order (a loop over T of
+    (B, S) work; the projections stay batched). `coverage` in `forward` is c^1, the coverage before the first step:
+    zeros for a fresh target, the sum of the cached attentions when decoding continues.
 
     >>> import torch
     >>> copy = CopyMechanism(hidden_size=8, encoder_hidden_size=8)
-    >>> attention, gate_logits = copy(torch.randn(2, 3, 8), torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.long))
+    >>> attention, gate_logits, _ = copy(torch.randn(2, 3, 8), torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.long))
     >>> log_probs = mixture_log_probs(torch.randn(2, 3, 11), attention, gate_logits, torch.randint(0, 11, (2, 5)))
     >>> tuple(log_probs.shape), bool(torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 3)))
     ((2, 3, 11), True)
     """
 
-    def __init__(self, hidden_size: int, encoder_hidden_size: int) -> None:
+    def __init__(self, hidden_size: int, encoder_hidden_size: int, *, coverage: bool = False) -> None:
         super().__init__()
         self.query = ProjectionLinear(hidden_size, encoder_hidden_size, bias=False)  # W_a
-        self.gate = nn.Linear(hidden_size + encoder_hidden_size, 1)  # [w_s; w_c], b
+        self.gate = CopyGate(hidden_size, encoder_hidden_size)  # [w_s; w_c], b
+        self.coverage = CoverageWeight(hidden_size) if coverage else None
         self.scaling = encoder_hidden_size**-0.5
 
     def forward(
@@ -58,17 +106,237 @@ class CopyMechanism(nn.Module):
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`encoder_attention_mask` (B, S) is 1 for real tokens, 0 for padding (never copied)."""
+        coverage: torch.Tensor | None = None,
+    ) -> CopyDistribution:
+        """`encoder_attention_mask` (B, S) is 1 for real tokens, 0 for padding (never copied); `coverage` (B, S) the
+        coverage before the first of the T steps (only with coverage; None = zeros)."""
         query = self.query(hidden_states)  # (B, T, E)
         scores = torch.matmul(query, encoder_hidden_states.transpose(1, 2)) * self.scaling  # (B, T, S)
         if encoder_attention_mask is not None:
             padding = encoder_attention_mask[:, None, :] == 0  # (B, 1, S)
             scores = scores.masked_fill(padding, torch.finfo(scores.dtype).min)
-        attention = scores.float().softmax(dim=-1)  # (B, T, S)
+        coverages = None
+        if self.coverage is None:
+            attention = scores.float().softmax(dim=-1)  # (B, T, S)
+        else:
+            attention, coverages = attend_with_coverage(scores.float(), self.coverage(hidden_states), coverage)
         context = torch.matmul(attention.to(encoder_hidden_states.dtype), encoder_hidden_states)  # (B, T, E)
-        gate_logits = self.gate(torch.cat([hidden_states, context], dim=-1)).float()  # (B, T, 1)
-        return attention, gate_logits
+        return CopyDistribution(attention, self.gate(hidden_states, context), coverages)
+
+
+def attend_with_coverage(
+    scores: torch.Tensor, weight: torch.Tensor, coverage: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention a (B, T, S) and the coverage before each step (B, T, S) of T steps taken in order from (B, T, S)
+    scores (padding already at the dtype's minimum) and the per-step coverage weights (B, T, 1):
+    a_t = softmax(e_t + weight_t c^t), c^{t+1} = c^t + a_t, from `coverage` c^1 (B, S) (None: zeros)."""
+    coverage = scores.new_zeros(scores.shape[0], scores.shape[2]) if coverage is None else coverage.float()
+    steps, before = [], []
+    for t in range(scores.shape[1]):
+        before.append(coverage)
+        step = (scores[:, t] + weight[:, t].float() * coverage).softmax(dim=-1)  # (B, S)
+        coverage = coverage + step
+        steps.append(step)
+    return torch.stack(steps, dim=1), torch.stack(before, dim=1)
+
+
+def coverage_loss(
+    attention: torch.Tensor,
+    coverage: torch.Tensor,
+    labels: torch.LongTensor,
+    *,
+    num_items_in_batch: torch.Tensor | int | None = None,
+) -> torch.Tensor:
+    """See et al.'s coverage loss (their eq. 12), sum_t sum_s min(a_t,s, c^t_s) over the labelled steps (labels
+    != -100), normalised like the cross-entropy (per labelled token, or by `num_items_in_batch`). It is 0 while the
+    attention goes where it has not been, and charges attending twice to the same source position.
+
+    >>> attention = torch.tensor([[[1.0, 0.0], [0.75, 0.25]]])  # step 2 attends again to position 1
+    >>> coverage = torch.tensor([[[0.0, 0.0], [1.0, 0.0]]])
+    >>> float(coverage_loss(attention, coverage, torch.tensor([[5, 6]])))  # (0 + 0.75) / 2 labelled steps
+    0.375
+    """
+    overlap = torch.minimum(attention.float(), coverage.float()).sum(dim=-1)  # (B, T)
+    keep = labels.to(overlap.device) != IGNORE_INDEX
+    return (overlap * keep).sum() / loss_normaliser(labels, num_items_in_batch)
+
+
+@dataclass
+class PointerGeneratorOutput(Seq2SeqLMOutput):
+    """`Seq2SeqLMOutput` plus the copy mechanism's generation probability p_gen (B, T, 1) and copy attention (B, T, S)."""
+
+    p_gen: torch.FloatTensor | None = None
+    copy_attentions: torch.FloatTensor | None = None
+
+
+def copy_history(cache: Cache | None, index: int) -> DynamicLayer | None:
+    """The cache layer that keeps the copy attentions of the steps decoded so far, (B, 1, T, S) as its keys: one layer
+    past the decoder's in the self-attention cache, so beam search reorders it with them. The coverage vector is the
+    sum of its steps. None without a cache."""
+    if cache is None:
+        return None
+    self_attention = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
+    if not isinstance(self_attention, DynamicCache):
+        raise ValueError(
+            f"decoding with coverage keeps the past copy attentions in a dynamic cache, got {type(self_attention).__name__}"
+            " (cache_implementation='static' is not supported with coverage; use the default cache)"
+        )
+    while len(self_attention.layers) <= index:
+        self_attention.layers.append(DynamicLayer())
+    return self_attention.layers[index]
+
+
+class PointerGeneratorMixin:
+    """What the two pointer-generator families (the Transformer's and the RNN's) share above the copy distribution:
+    the source ids that `generate()` keeps for copying, extended ids fed back as unknown, the output distribution and
+    its loss (with coverage), the copy outputs of `generate()`, and transition scores over the extended vocabulary.
+
+    A model sets `copies_source` (whether its config turns the copy mechanism on) and has `lm_head` and a config with
+    `vocab_size`, `unk_token_id`, `label_smoothing` and the coverage settings.
+    """
+
+    @property
+    def copies_source(self) -> bool:
+        return True
+
+    def generate(self, inputs: torch.Tensor | None = None, **kwargs: Any) -> torch.LongTensor | ModelOutput:
+        """`GenerationMixin.generate`, with the source ids kept for copying (generate otherwise hands the decoder only
+        the encoder's states); `source_ids` and `num_source_oovs` may be given as in `forward`. With
+        `output_attentions=True` and `return_dict_in_generate=True` the result also has `p_gen` (R, N, 1) and
+        `copy_attentions` (R, N, S) of the N generated tokens of each of the R returned sequences: the values the
+        model gave while decoding them, read back by one teacher-forced pass (positions after a sequence's end are
+        padding and meaningless)."""
+        if not self.copies_source:
+            return super().generate(inputs, **kwargs)
+        if kwargs.get("source_ids") is None:
+            source = inputs if inputs is not None else kwargs.get("input_ids")
+            if source is None:
+                raise ValueError(
+                    "the pointer-generator copies source tokens, so generate() needs input_ids (or source_ids next "
+                    "to inputs_embeds / encoder_outputs)"
+                )
+            kwargs["source_ids"] = source
+        result = super().generate(inputs, **kwargs)
+        config = kwargs.get("generation_config") or self.generation_config
+        if all(kwargs.get(name, getattr(config, name, False)) for name in ("output_attentions", "return_dict_in_generate")):
+            if inputs is None and kwargs.get("input_ids") is None:
+                raise ValueError(
+                    "the copy outputs of generate() (output_attentions=True) are read back by a pass over the source, "
+                    "which needs input_ids; pass input_ids instead of inputs_embeds / encoder_outputs"
+                )
+            result["p_gen"], result["copy_attentions"] = self._copy_trace(result.sequences, inputs, kwargs)
+        return result
+
+    @torch.no_grad()
+    def _copy_trace(
+        self, sequences: torch.LongTensor, inputs: torch.Tensor | None, kwargs: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """p_gen and the copy attention of every generated token of `sequences` (R, 1 + N), by one teacher-forced pass
+        over the sources repeated to R rows."""
+        source = inputs if inputs is not None else kwargs["input_ids"]
+        repeats = sequences.shape[0] // source.shape[0]
+
+        def rows(value: torch.Tensor | None) -> torch.Tensor | None:
+            return None if value is None else value.repeat_interleave(repeats, dim=0)
+
+        outputs = self(
+            input_ids=rows(source),
+            attention_mask=rows(kwargs.get("attention_mask")),
+            decoder_input_ids=sequences[:, :-1],
+            source_ids=rows(kwargs["source_ids"]),
+            num_source_oovs=kwargs.get("num_source_oovs", 0),
+            use_cache=False,
+        )
+        return outputs.p_gen, outputs.copy_attentions
+
+    def copy_decoder_inputs(self, decoder_input_ids: torch.Tensor | None, num_source_oovs: int) -> torch.Tensor | None:
+        """Decoder inputs with extended ids (>= V: source words outside the vocabulary) replaced by the unknown id."""
+        if num_source_oovs < 0:
+            raise ValueError(f"num_source_oovs must be >= 0, got {num_source_oovs}")
+        if num_source_oovs == 0 or decoder_input_ids is None:
+            return decoder_input_ids
+        if self.config.unk_token_id is None:
+            raise ValueError("num_source_oovs > 0 needs config.unk_token_id: extended ids are fed back as unknown")
+        return decoder_input_ids.masked_fill(decoder_input_ids >= self.config.vocab_size, self.config.unk_token_id)
+
+    def copy_outputs(
+        self,
+        hidden_states: torch.Tensor,
+        copy: CopyDistribution,
+        source_ids: torch.LongTensor,
+        labels: torch.LongTensor | None,
+        *,
+        attention_mask: torch.Tensor | None,
+        num_source_oovs: int,
+        skip_logits: bool,
+        num_items_in_batch: torch.Tensor | int | None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(log P over V + num_source_oovs words (B, T, V+) or None with `skip_logits`, loss or None): the output
+        layer reads `hidden_states` (B, T, D); the loss is the copy cross-entropy (never building P), plus the coverage
+        loss weighted by `config.coverage_loss_weight` when `copy` carries coverage."""
+        source_ids = source_ids.to(hidden_states.device)
+        vocab_logits = None if skip_logits else self.lm_head(hidden_states)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            labels = labels.to(hidden_states.device)
+            keep = labels != IGNORE_INDEX  # (B, T)
+            labelled_logits = self.lm_head(hidden_states[keep]) if vocab_logits is None else vocab_logits[keep]
+            loss = copy_cross_entropy(
+                labelled_logits,
+                copy.attention,
+                copy.gate_logits,
+                source_ids,
+                labels,
+                encoder_attention_mask=attention_mask,
+                label_smoothing=self.config.label_smoothing,
+                num_items_in_batch=num_items_in_batch,
+            )
+            loss = add_coverage_loss(loss, self.config, copy.attention, copy.coverage, labels, num_items_in_batch)
+        log_probs = None
+        if vocab_logits is not None:
+            log_probs = mixture_log_probs(
+                vocab_logits, copy.attention, copy.gate_logits, source_ids, self.config.vocab_size + num_source_oovs
+            )  # (B, T, V+)
+        return log_probs, loss
+
+    def compute_transition_scores(
+        self,
+        sequences: torch.Tensor,
+        scores: tuple[torch.Tensor, ...],
+        beam_indices: torch.Tensor | None = None,
+        normalize_logits: bool = False,
+    ) -> torch.Tensor:
+        """`GenerationMixin.compute_transition_scores` for scores of any width: transformers' own reshapes them by
+        `config.vocab_size`, which fails (or picks wrong entries) on the extended vocabulary V + num_source_oovs.
+        Returns the (R, N) score of each generated token (0 after a beam's end)."""
+        steps = torch.stack(scores, dim=1)  # (R', N, V+)
+        if normalize_logits:
+            steps = torch.log_softmax(steps.float(), dim=-1)
+        if beam_indices is None:
+            beam_indices = torch.arange(steps.shape[0], device=sequences.device)[:, None].expand(-1, steps.shape[1])
+        finished = beam_indices < 0  # (R, N)
+        length = int((~finished).sum(-1).max())
+        beams, finished = beam_indices[:, :length].clamp(min=0), finished[:, :length]
+        tokens = sequences[:, sequences.shape[-1] - length :]  # (R, length)
+        step_index = torch.arange(length, device=tokens.device)[None, :].expand_as(tokens)
+        picked = steps.to(tokens.device)[beams, step_index, tokens]  # (R, length)
+        return picked.masked_fill(finished, 0.0)
+
+
+def add_coverage_loss(
+    loss: torch.Tensor,
+    config: Any,
+    attention: torch.Tensor | None,
+    coverage: torch.Tensor | None,
+    labels: torch.LongTensor,
+    num_items_in_batch: torch.Tensor | int | None,
+) -> torch.Tensor:
+    """`loss` plus `config.coverage_loss_weight` times the coverage loss, when the attention carries coverage."""
+    if coverage is None or not config.coverage_loss_weight:
+        return loss
+    return loss + config.coverage_loss_weight * coverage_loss(
+        attention, coverage, labels, num_items_in_batch=num_items_in_batch
+    )
 
 
 def mixture_log_probs(

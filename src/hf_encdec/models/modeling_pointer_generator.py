@@ -13,30 +13,20 @@ and returns `logits=None`, as the plain Transformer's fused loss does; `skip_log
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
-from transformers.utils import ModelOutput
+from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_pointer_generator import PointerGeneratorConfig
-from .copy_mechanism import CopyMechanism, copy_cross_entropy, mixture_log_probs
-from .losses import IGNORE_INDEX
+from .copy_mechanism import CopyMechanism, PointerGeneratorMixin, PointerGeneratorOutput, copy_history
 from .modeling_common import model_forward, resolve_skip_logits
 from .modeling_transformer import TransformerForConditionalGeneration
-from .transformers_contract import resolve_cache
+from .transformers_contract import output_cache, resolve_cache
+
+__all__ = ["PointerGeneratorForConditionalGeneration", "PointerGeneratorOutput"]
 
 
-@dataclass
-class PointerGeneratorOutput(Seq2SeqLMOutput):
-    """`Seq2SeqLMOutput` plus the copy mechanism's generation probability p_gen (B, T, 1) and copy attention (B, T, S)."""
-
-    p_gen: torch.FloatTensor | None = None
-    copy_attentions: torch.FloatTensor | None = None
-
-
-class PointerGeneratorForConditionalGeneration(TransformerForConditionalGeneration):
+class PointerGeneratorForConditionalGeneration(PointerGeneratorMixin, TransformerForConditionalGeneration):
     """The Transformer with a copy mechanism in its output layer: training with `labels` and `generate()`.
 
     The source tokens to copy are `source_ids` (B, S), by default `input_ids`. With a vocabulary that cannot spell
@@ -44,6 +34,9 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
     `num_source_oovs` (an int, the largest k + 1 in the batch): the output then has width V + num_source_oovs, labels
     may use those ids, and ids >= V fed back to the decoder become `config.unk_token_id`. A byte-level BPE vocabulary
     spells everything, so the default (no extended ids) is what `hf-encdec train` uses.
+
+    With `config.coverage`, the copy attentions of the decoded steps ride in the self-attention cache as one layer
+    past the decoder's (`copy_history`), so cached decoding and beam search carry the coverage vector.
 
     >>> import torch
     >>> from hf_encdec import PointerGeneratorConfig, PointerGeneratorForConditionalGeneration
@@ -61,21 +54,8 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
 
     def __init__(self, config: PointerGeneratorConfig) -> None:
         super().__init__(config)
-        self.copy_mechanism = CopyMechanism(config.hidden_size, config.hidden_size)
+        self.copy_mechanism = CopyMechanism(config.hidden_size, config.hidden_size, coverage=config.coverage)
         self.copy_mechanism.apply(self._init_weights)  # added after the parent's post_init
-
-    def generate(self, inputs: torch.Tensor | None = None, **kwargs: object) -> torch.LongTensor | ModelOutput:
-        """`GenerationMixin.generate`, with the source ids kept for copying (generate otherwise hands the decoder only
-        the encoder's states); `source_ids` and `num_source_oovs` may be given as in `forward`."""
-        if kwargs.get("source_ids") is None:
-            source = inputs if inputs is not None else kwargs.get("input_ids")
-            if source is None:
-                raise ValueError(
-                    "the pointer-generator copies source tokens, so generate() needs input_ids (or source_ids next "
-                    "to inputs_embeds / encoder_outputs)"
-                )
-            kwargs["source_ids"] = source
-        return super().generate(inputs, **kwargs)
 
     @model_forward
     def forward(
@@ -98,55 +78,46 @@ class PointerGeneratorForConditionalGeneration(TransformerForConditionalGenerati
         source_ids = input_ids if source_ids is None else source_ids
         if source_ids is None:
             raise ValueError("the pointer-generator needs source_ids (or input_ids) to copy from")
-        if num_source_oovs < 0:
-            raise ValueError(f"num_source_oovs must be >= 0, got {num_source_oovs}")
-        vocab_size = self.config.vocab_size
         decoder_input_ids, use_cache = self.teacher_forcing(
             labels, decoder_input_ids, kwargs.get("decoder_inputs_embeds"), use_cache
         )
-        if num_source_oovs > 0 and decoder_input_ids is not None:
-            if self.config.unk_token_id is None:
-                raise ValueError("num_source_oovs > 0 needs config.unk_token_id: extended ids are fed back as unknown")
-            decoder_input_ids = decoder_input_ids.masked_fill(decoder_input_ids >= vocab_size, self.config.unk_token_id)
+        decoder_input_ids = self.copy_decoder_inputs(decoder_input_ids, num_source_oovs)
+        cache = resolve_cache(cache, past_key_values)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             decoder_input_ids=decoder_input_ids,
             encoder_outputs=encoder_outputs,
-            cache=resolve_cache(cache, past_key_values),
+            cache=cache,
             use_cache=use_cache,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state  # (B, T, D)
-        source_ids = source_ids.to(hidden_states.device)
-        copy_attentions, gate_logits = self.copy_mechanism(
-            hidden_states, outputs.encoder_last_hidden_state, attention_mask
-        )  # (B, T, S), (B, T, 1)
-        vocab_logits = None if skip_logits else self.lm_head(hidden_states)  # (B, T, V)
-        loss = None
-        if labels is not None:
-            keep = labels.to(hidden_states.device) != IGNORE_INDEX  # (B, T)
-            labelled_logits = self.lm_head(hidden_states[keep]) if vocab_logits is None else vocab_logits[keep]
-            loss = copy_cross_entropy(
-                labelled_logits,
-                copy_attentions,
-                gate_logits,
-                source_ids,
-                labels.to(hidden_states.device),
-                encoder_attention_mask=attention_mask,
-                label_smoothing=self.config.label_smoothing,
-                num_items_in_batch=num_items_in_batch,
-            )
-        log_probs = None
-        if vocab_logits is not None:
-            log_probs = mixture_log_probs(
-                vocab_logits, copy_attentions, gate_logits, source_ids, vocab_size + num_source_oovs
-            )  # (B, T, V+)
+        history, coverage = None, None
+        if self.config.coverage:
+            # the cache the decoder used (built by it when none was passed in), None without caching
+            history = copy_history(output_cache(outputs), self.config.decoder_layers)
+            if history is not None and history.get_seq_length() > 0:
+                coverage = history.keys.sum(dim=-2)[:, 0]  # (B, S): the copy attentions of the cached steps
+        copy = self.copy_mechanism(hidden_states, outputs.encoder_last_hidden_state, attention_mask, coverage)
+        if history is not None:
+            steps = copy.attention[:, None]  # (B, 1, T, S)
+            history.update(steps, steps)
+        log_probs, loss = self.copy_outputs(
+            hidden_states,
+            copy,
+            source_ids,
+            labels,
+            attention_mask=attention_mask,
+            num_source_oovs=num_source_oovs,
+            skip_logits=skip_logits,
+            num_items_in_batch=num_items_in_batch,
+        )
         return self.seq2seq_lm_output(
             outputs,
             loss=loss,
             logits=log_probs,
             output_class=PointerGeneratorOutput,
-            p_gen=torch.sigmoid(gate_logits),
-            copy_attentions=copy_attentions,
+            p_gen=torch.sigmoid(copy.gate_logits),
+            copy_attentions=copy.attention,
         )

@@ -8,6 +8,8 @@ Shapes: B batch, S source length, T target length, E embedding size, H hidden si
     bridge:   s_0 = bridge(h_N)
     decoder:  t_t, s_t = RNNDecoder(y_<t, s_{t-1}, h)            attention_type: none | bahdanau | luong_*
     output:   p(y_t | y_<t, x) = softmax(W_o t_t)
+    copy:     P(w) = p_gen softmax(W_o t_t)_w + (1 - p_gen) sum_{j: x_j = w} a_tj      (copy_mechanism=True)
+              p_gen = sigmoid(w_c^T c_t + w_s^T s_t + w_x^T x_t + b)                  (See et al. 2017, 1704.04368)
 
 The blocks and their formulas are in `rnn_layers.py` (encoder, bridge, readout, decoder, state) and
 `rnn_attention.py` (scores). Generation carries an `RNNDecoderState` as the cache (`cache`, or `past_key_values`
@@ -17,6 +19,8 @@ every step re-runs the decoder over the whole prefix from s_0, which gives the s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from transformers import initialization as init
@@ -24,6 +28,7 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2
 
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
+from .copy_mechanism import CopyDistribution, CopyGate, PointerGeneratorMixin, PointerGeneratorOutput, add_coverage_loss
 from .modeling_common import (
     AutoregressiveLMHeadMixin,
     EncDecPreTrainedModel,
@@ -31,6 +36,7 @@ from .modeling_common import (
     TransformerPreTrainedModel,
     config_output_flags,
     model_forward,
+    resolve_skip_logits,
 )
 from .rnn_attention import build_scorer
 from .rnn_layers import (
@@ -187,7 +193,7 @@ def build_decoder(config: RNNSeq2SeqConfig) -> RNNDecoder:
             hidden_size=hidden,
             with_cell=config.rnn_type == "lstm",
         ),
-        attention=build_scorer(config.attention_type, query_size=hidden, key_size=hidden),
+        attention=build_scorer(config.attention_type, query_size=hidden, key_size=hidden, coverage=config.coverage),
         readout=(
             MaxoutReadout(state_size=hidden, embedding_size=embedding, context_size=hidden, output_size=embedding)
             if style != "luong"
@@ -206,6 +212,20 @@ def decoder_output_size(config: RNNSeq2SeqConfig) -> int:
     if DECODER_STYLE[config.attention_type] != "luong" or config.tie_word_embeddings:
         return config.embedding_size
     return config.hidden_size
+
+
+@dataclass
+class RNNSeq2SeqModelOutput(Seq2SeqModelOutput):
+    """`Seq2SeqModelOutput` plus what the decoder computed per step for a copy mechanism and coverage: the attention
+    weights a_t `alignments` (B, T, S), the context vectors c_t `contexts` (B, T, H), the top layer's states s_t
+    `decoder_states` (B, T, H), the inputs x_t `decoder_inputs` (B, T, E), and with coverage the coverage vector
+    before each step `coverages` (B, T, S). None where the decoder has no attention."""
+
+    alignments: torch.FloatTensor | None = None
+    contexts: torch.FloatTensor | None = None
+    decoder_states: torch.FloatTensor | None = None
+    decoder_inputs: torch.FloatTensor | None = None
+    coverages: torch.FloatTensor | None = None
 
 
 class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
@@ -275,7 +295,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         output_hidden_states: bool | None = None,
         decoder_input_sampler: InputSampler | None = None,
         **kwargs: object,
-    ) -> Seq2SeqModelOutput:
+    ) -> RNNSeq2SeqModelOutput:
         """`decoder_attention_mask` is accepted and unused: the decoder is causal, so right padding of the target
         cannot change earlier steps. `decoder_input_sampler` (scheduled sampling) picks each step's input from the
         gold token and the previous step's features; it makes the decoder step one token at a time. `cache` (or
@@ -309,7 +329,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         cross_attentions = None
         if output_attentions and decoded.attention_weights is not None:
             cross_attentions = (decoded.attention_weights[:, None],)  # one layer, one head: (B, 1, T, S)
-        return Seq2SeqModelOutput(
+        return RNNSeq2SeqModelOutput(
             last_hidden_state=decoded.features,
             **cache_field(decoded.state if use_cache else None),
             decoder_hidden_states=(decoded.recurrent_states,) if output_hidden_states else None,
@@ -317,14 +337,24 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
+            alignments=decoded.attention_weights,
+            contexts=decoded.contexts,
+            decoder_states=decoded.recurrent_states,
+            decoder_inputs=decoded.inputs,
+            coverages=decoded.coverages,
         )
 
 
 class RNNSeq2SeqForConditionalGeneration(
-    AutoregressiveLMHeadMixin, RNNSeq2SeqPreTrainedModel, CheckedGenerationMixin
+    PointerGeneratorMixin, AutoregressiveLMHeadMixin, RNNSeq2SeqPreTrainedModel, CheckedGenerationMixin
 ):
     """The RNN encoder-decoder with its output layer: training with `labels` (-100 ignored), scheduled sampling, and
     `generate()` (greedy, beam, sampling, logits processors) with a beam-reorderable recurrent state.
+
+    With `config.copy_mechanism` it is See et al.'s pointer-generator: `logits` are the log-probabilities of the
+    mixture (width V + `num_source_oovs`), the output carries `p_gen` and `copy_attentions` (the decoder's attention),
+    and `source_ids` / `num_source_oovs` work as in `PointerGeneratorForConditionalGeneration`. With
+    `config.coverage` the recurrent state carries the coverage vector and the loss adds the coverage loss.
 
     >>> import torch
     >>> from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration
@@ -342,7 +372,15 @@ class RNNSeq2SeqForConditionalGeneration(
         super().__init__(config)
         self.model = RNNSeq2SeqModel(config)
         self.lm_head = nn.Linear(decoder_output_size(config), config.decoder_vocab_size, bias=False)
+        # p_gen from [c_t ; s_t ; x_t]
+        self.copy_gate = (
+            CopyGate(config.hidden_size, config.hidden_size, config.embedding_size) if config.copy_mechanism else None
+        )
         self.post_init()
+
+    @property
+    def copies_source(self) -> bool:
+        return self.config.copy_mechanism
 
     def tied_weights(self) -> dict[str, str]:
         if not self.config.tie_word_embeddings:
@@ -386,10 +424,21 @@ class RNNSeq2SeqForConditionalGeneration(
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         skip_logits: bool | None = None,
+        source_ids: torch.LongTensor | None = None,
+        num_source_oovs: int = 0,
         **kwargs: object,
-    ) -> Seq2SeqLMOutput:
+    ) -> Seq2SeqLMOutput | PointerGeneratorOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         decoder_input_ids, use_cache = self.teacher_forcing(labels, decoder_input_ids, decoder_inputs_embeds, use_cache)
+        if self.copies_source:
+            source_ids = input_ids if source_ids is None else source_ids
+            if source_ids is None:
+                raise ValueError("the pointer-generator needs source_ids (or input_ids) to copy from")
+            decoder_input_ids = self.copy_decoder_inputs(decoder_input_ids, num_source_oovs)
+        elif source_ids is not None or num_source_oovs:
+            raise ValueError(
+                "source_ids and num_source_oovs are the copy mechanism's inputs; this model has copy_mechanism=False"
+            )
         sampler = None
         probability = self.config.scheduled_sampling_probability
         if labels is not None and self.training and probability > 0.0:
@@ -409,7 +458,29 @@ class RNNSeq2SeqForConditionalGeneration(
             decoder_input_sampler=sampler,
             **kwargs,
         )
+        if self.copies_source:
+            gate_logits = self.copy_gate(outputs.contexts, outputs.decoder_states, outputs.decoder_inputs)  # (B, T, 1)
+            log_probs, loss = self.copy_outputs(
+                outputs.last_hidden_state,
+                CopyDistribution(outputs.alignments, gate_logits, outputs.coverages),
+                source_ids,
+                labels,
+                attention_mask=attention_mask,
+                num_source_oovs=num_source_oovs,
+                skip_logits=resolve_skip_logits(skip_logits, fused=True, training=self.training, labels=labels),
+                num_items_in_batch=num_items_in_batch,
+            )
+            return self.seq2seq_lm_output(
+                outputs,
+                loss=loss,
+                logits=log_probs,
+                output_class=PointerGeneratorOutput,
+                p_gen=torch.sigmoid(gate_logits),
+                copy_attentions=outputs.alignments,
+            )
         logits, loss = self.logits_and_loss(
             outputs.last_hidden_state, labels, skip_logits=skip_logits, num_items_in_batch=num_items_in_batch
         )
+        if loss is not None:
+            loss = add_coverage_loss(loss, self.config, outputs.alignments, outputs.coverages, labels, num_items_in_batch)
         return self.seq2seq_lm_output(outputs, loss=loss, logits=logits)

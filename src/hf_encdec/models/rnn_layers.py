@@ -24,6 +24,11 @@ Decoder, one step per target token (e_t = E y_{t-1}):
                              c_t = Attend(s_t, h),  h~_t = tanh(W_c [c_t ; s_t])
     output:                  p(y_t | y_<t, x) = softmax(W_o t_t)  (t_t = h~_t for Luong)
 
+With coverage (Tu et al. 2016, arXiv 1601.04811; See et al. 2017, 1704.04368) the state also carries the coverage
+vector c^t = sum_{t' < t} a_t' (B, S), which the attention reads (rnn_attention.py) and which makes every style step
+one token at a time. The decoder also returns what a copy mechanism reads per step: the context c_t, the input x_t,
+the attention a_t and, with coverage, c^t.
+
 The maxout readout (pool 2) is the deep output of Cho et al. (appendix A.1.1) and Bahdanau et al. (appendix A.2.2,
 written there with s_{t-1}; the model equation 4 and common implementations use s_t, as here). Without attention and
 without input feeding nothing feeds back, so the decoder runs the whole target in one call; otherwise it steps.
@@ -231,14 +236,16 @@ class RNNDecoderState:
     """Everything a decoding step needs from the past, batch first so `generate` can beam-reorder it on dim 0.
 
     hidden, cell: (B, L, H) recurrent state (cell for LSTM); attentional: (B, H) Luong's h~_{t-1} (input feeding);
-    projected_keys: (B, S, A) the key-only part of the attention score, computed once per source; length: the
-    number of target tokens consumed, which `get_seq_length` reports as a key/value cache reports its length.
+    projected_keys: (B, S, A) the key-only part of the attention score, computed once per source; coverage: (B, S)
+    the attention paid so far to each source position (with coverage); length: the number of target tokens
+    consumed, which `get_seq_length` reports as a key/value cache reports its length.
     """
 
     hidden: torch.Tensor
     cell: torch.Tensor | None = None
     attentional: torch.Tensor | None = None
     projected_keys: torch.Tensor | None = None
+    coverage: torch.Tensor | None = None
     length: int = 0
 
     # read by transformers' generation loop for Cache objects; a recurrent state cannot be cropped
@@ -276,12 +283,29 @@ class RNNDecoderState:
 @dataclass
 class RNNDecoderOutput:
     """Decoder features (B, T, D) for the output layer, the state after the last step, attention weights (B, T, S)
-    (None without attention) and the top recurrent layer's states (B, T, H)."""
+    (None without attention), the top recurrent layer's states s_t (B, T, H), the context vectors c_t (B, T, H), the
+    inputs x_t fed to the recurrence (B, T, E), and with coverage the coverage before each step (B, T, S)."""
 
     features: torch.Tensor
     state: RNNDecoderState
     attention_weights: torch.Tensor | None
     recurrent_states: torch.Tensor
+    contexts: torch.Tensor | None = None
+    inputs: torch.Tensor | None = None
+    coverages: torch.Tensor | None = None
+
+
+@dataclass
+class DecoderSteps:
+    """What `RNNDecoder._advance` gives for T steps (see `RNNDecoderOutput`)."""
+
+    features: torch.Tensor
+    state: RNNDecoderState
+    weights: torch.Tensor | None
+    outputs: torch.Tensor
+    contexts: torch.Tensor | None
+    inputs: torch.Tensor
+    coverages: torch.Tensor | None
 
 
 #: (gold input ids (B,), previous step's features (B, D)) -> the ids to feed at this step (B,); scheduled sampling
@@ -333,9 +357,14 @@ class RNNDecoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     @property
+    def uses_coverage(self) -> bool:
+        return self.attention is not None and self.attention.uses_coverage
+
+    @property
     def steps_one_at_a_time(self) -> bool:
-        """Whether each step needs the previous one's output (Bahdanau's query s_{t-1}, Luong's input feeding)."""
-        return self.style == "bahdanau" or self.input_feeding
+        """Whether each step needs the previous one's output (Bahdanau's query s_{t-1}, Luong's input feeding, the
+        coverage of the steps before)."""
+        return self.style == "bahdanau" or self.input_feeding or self.uses_coverage
 
     def initial_state(
         self,
@@ -350,7 +379,12 @@ class RNNDecoder(nn.Module):
         projected_keys = None
         if self.attention is not None and self.attention.projects_keys:
             projected_keys = self.attention.project_keys(encoder_hidden_states)  # (B, S, A)
-        return RNNDecoderState(hidden=hidden, cell=cell, attentional=attentional, projected_keys=projected_keys)
+        coverage = None
+        if self.uses_coverage:
+            coverage = encoder_hidden_states.new_zeros(encoder_hidden_states.shape[:2], dtype=torch.float32)  # (B, S)
+        return RNNDecoderState(
+            hidden=hidden, cell=cell, attentional=attentional, projected_keys=projected_keys, coverage=coverage
+        )
 
     def _recur(
         self, rnn_input: torch.Tensor, state: RNNDecoderState
@@ -369,13 +403,13 @@ class RNNDecoder(nn.Module):
         keys: torch.Tensor,
         mask: torch.Tensor | None,
         context: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, RNNDecoderState, torch.Tensor | None, torch.Tensor]:
-        """Run T steps from `state` (T = 1 whenever `steps_one_at_a_time`): features (B, T, D), new state,
-        weights (B, T, S) or None, top-layer states (B, T, H)."""
+    ) -> DecoderSteps:
+        """Run T steps from `state` (T = 1 whenever `steps_one_at_a_time`)."""
         weights = None
+        coverage = state.coverage[:, None, :] if state.coverage is not None else None  # c^t, (B, 1, S)
         if self.style == "bahdanau":
             query = state.hidden[:, -1:]  # s_{t-1} of the top layer, (B, 1, H)
-            step_context, weights = self.attention(query, keys, mask, state.projected_keys)  # (B, 1, H), (B, 1, S)
+            step_context, weights = self.attention(query, keys, mask, state.projected_keys, coverage)  # (B, 1, H/S)
             rnn_input = torch.cat([embedded, step_context], dim=-1)
         elif self.style == "context":
             step_context = context[:, None, :].expand(-1, embedded.shape[1], -1)  # (B, T, H)
@@ -387,7 +421,8 @@ class RNNDecoder(nn.Module):
         outputs, hidden, cell = self._recur(rnn_input, state)  # (B, T, H)
         attentional = None
         if self.style == "luong":
-            step_context, weights = self.attention(outputs, keys, mask, state.projected_keys)  # (B, T, H), (B, T, S)
+            # (B, T, H), (B, T, S)
+            step_context, weights = self.attention(outputs, keys, mask, state.projected_keys, coverage)
             attentional = self.dropout(torch.tanh(self.attentional_layer(torch.cat([step_context, outputs], dim=-1))))
             features = attentional if self.output_projection is None else self.output_projection(attentional)
         else:
@@ -397,9 +432,10 @@ class RNNDecoder(nn.Module):
             hidden=hidden,
             cell=cell,
             attentional=attentional[:, -1] if self.input_feeding else None,
+            coverage=state.coverage + weights[:, -1].float() if coverage is not None else None,
             length=state.length + embedded.shape[1],
         )
-        return features, new_state, weights, outputs
+        return DecoderSteps(features, new_state, weights, outputs, step_context, embedded, coverage)
 
     def forward(
         self,
@@ -432,25 +468,25 @@ class RNNDecoder(nn.Module):
         else:
             step = self.checkpoint_steps if checkpointing else embedded.shape[1]
             segments = [(start, min(start + step, embedded.shape[1])) for start in range(0, embedded.shape[1], step)]
-        step_features, step_weights, step_outputs = [], [], []
+        pieces: list[tuple[torch.Tensor | None, ...]] = []
         for start, end in segments:
-            previous = step_features[-1][:, -1] if step_features else None  # (B, D), for the input sampler
+            previous = pieces[-1][0][:, -1] if pieces else None  # (B, D), for the input sampler
             # every tensor that carries a gradient goes in as an argument (a reentrant checkpoint only detaches and
             # reconnects those); what is bound here carries none
             segment = partial(self._segment, state=state, mask=mask, input_ids=input_ids, input_sampler=input_sampler,
                               start=start)
             tensors = (embedded[:, start:end], state.hidden, state.cell, state.attentional, state.projected_keys,
-                       context, previous, encoder_hidden_states)
-            features, hidden, cell, attentional, weights, outputs = (
+                       state.coverage, context, previous, encoder_hidden_states)
+            hidden, cell, attentional, coverage, *per_step = (
                 self._gradient_checkpointing_func(segment, *tensors) if checkpointing else segment(*tensors)
             )
-            state = dataclasses.replace(state, hidden=hidden, cell=cell, attentional=attentional,
+            state = dataclasses.replace(state, hidden=hidden, cell=cell, attentional=attentional, coverage=coverage,
                                         length=state.length + end - start)
-            step_features.append(features)
-            step_weights.append(weights)
-            step_outputs.append(outputs)
-        weights = torch.cat(step_weights, dim=1) if self.attention is not None else None
-        return RNNDecoderOutput(torch.cat(step_features, dim=1), state, weights, torch.cat(step_outputs, dim=1))
+            pieces.append(tuple(per_step))
+        # features, weights, outputs, contexts, inputs, coverages: each (B, T, *) or None throughout
+        joined = [None if piece[0] is None else torch.cat(piece, dim=1) for piece in zip(*pieces)]
+        features, weights, outputs, contexts, inputs, coverages = joined
+        return RNNDecoderOutput(features, state, weights, outputs, contexts, inputs, coverages)
 
     def _segment(
         self,
@@ -459,6 +495,7 @@ class RNNDecoder(nn.Module):
         cell: torch.Tensor | None,
         attentional: torch.Tensor | None,
         projected_keys: torch.Tensor | None,
+        coverage: torch.Tensor | None,
         context: torch.Tensor | None,
         previous: torch.Tensor | None,
         keys: torch.Tensor,
@@ -468,26 +505,30 @@ class RNNDecoder(nn.Module):
         input_ids: torch.Tensor | None,
         input_sampler: InputSampler | None,
         start: int,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+    ) -> tuple[torch.Tensor | None, ...]:
         """Target steps start .. start + T of the (B, T, E) `embedded` from the given state tensors, in one call or
-        one step at a time: (features, hidden, cell, attentional, weights, top-layer outputs). Tensors in, tensors
-        out, so a checkpoint can recompute it (reentrant or not)."""
+        one step at a time: the state tensors after them (hidden, cell, attentional, coverage), then the per-step
+        tensors (features, weights, top-layer outputs, contexts, inputs, coverages). Tensors in, tensors out, so a
+        checkpoint can recompute it (reentrant or not)."""
         state = dataclasses.replace(state, hidden=hidden, cell=cell, attentional=attentional,
-                                    projected_keys=projected_keys)
+                                    projected_keys=projected_keys, coverage=coverage)
         if input_sampler is None and not self.steps_one_at_a_time:
-            features, state, weights, outputs = self._advance(embedded, state, keys, mask, context)
-            return features, state.hidden, state.cell, state.attentional, weights, outputs
-        step_features, step_weights, step_outputs = [], [], []
-        for t in range(embedded.shape[1]):
-            step_input = embedded[:, t : t + 1]  # (B, 1, E)
-            last = step_features[-1][:, 0] if step_features else previous
-            if input_sampler is not None and last is not None:
-                fed = input_sampler(input_ids[:, start + t], last)  # (B,)
-                step_input = self.dropout(self.embed_tokens(fed))[:, None]
-            features, state, weights, outputs = self._advance(step_input, state, keys, mask, context)
-            step_features.append(features)
-            step_weights.append(weights)
-            step_outputs.append(outputs)
-        weights = torch.cat(step_weights, dim=1) if self.attention is not None else None
-        features, outputs = torch.cat(step_features, dim=1), torch.cat(step_outputs, dim=1)
-        return features, state.hidden, state.cell, state.attentional, weights, outputs
+            steps = [self._advance(embedded, state, keys, mask, context)]
+        else:
+            steps = []
+            for t in range(embedded.shape[1]):
+                step_input = embedded[:, t : t + 1]  # (B, 1, E)
+                last = steps[-1].features[:, 0] if steps else previous
+                if input_sampler is not None and last is not None:
+                    fed = input_sampler(input_ids[:, start + t], last)  # (B,)
+                    step_input = self.dropout(self.embed_tokens(fed))[:, None]
+                steps.append(self._advance(step_input, state, keys, mask, context))
+                state = steps[-1].state
+        state = steps[-1].state
+
+        def joined(name: str) -> torch.Tensor | None:
+            values = [getattr(step, name) for step in steps]
+            return None if values[0] is None else torch.cat(values, dim=1)
+
+        per_step = ("features", "weights", "outputs", "contexts", "inputs", "coverages")
+        return (state.hidden, state.cell, state.attentional, state.coverage, *(joined(name) for name in per_step))

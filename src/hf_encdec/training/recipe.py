@@ -44,7 +44,14 @@ from transformers.trainer_utils import TrainOutput
 
 from ..data import check_tokenizer_matches_model, iter_corpus_texts, load_corpus, tokenize_pairs, train_tokenizer
 from ..data.gettext_corpus import gettext_corpus_summary
-from ..evaluation import build_compute_metrics, copy_baseline_scores, corpus_scores, plot_attention, plot_loss_curve
+from ..evaluation import (
+    build_compute_metrics,
+    copy_baseline_scores,
+    corpus_scores,
+    plot_attention,
+    plot_copy_attention,
+    plot_loss_curve,
+)
 from ..inference import check_model_folder, is_autoregressive, trained_on_software_messages, translate
 from ..localization.placeholders import find_accelerators, find_placeholders, keeps_placeholders
 from ..model_card import ModelCardFacts, write_model_card
@@ -233,6 +240,27 @@ def _attention_heatmap(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     source_tokens = [tokenizer.decode([i]) for i in inputs["input_ids"][0].tolist()]
     target_tokens = [tokenizer.decode([i]) for i in generated[0, 1:].tolist()]
     return plot_attention(weights, source_tokens, target_tokens, path, title=f"cross-attention: {source[:60]}")
+
+
+def _copy_heatmap(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: str, path: Path
+) -> Path | None:
+    """A pointer-generator's copy attention with p_gen per target token for the model's own (greedy) translation;
+    None for a model without the copy mechanism."""
+    if not getattr(model, "copies_source", False):
+        return None
+    device = next(model.parameters()).device
+    inputs = tokenizer([source], return_tensors="pt").to(device)
+    with torch.inference_mode():
+        generated = model.generate(
+            **inputs, num_beams=1, do_sample=False, max_new_tokens=48, output_attentions=True,
+            return_dict_in_generate=True,
+        )
+    weights = generated.copy_attentions[0].float().cpu().numpy()  # (T, S)
+    p_gen = generated.p_gen[0, :, 0].float().cpu().numpy()  # (T,)
+    source_tokens = [tokenizer.decode([i]) for i in inputs["input_ids"][0].tolist()]
+    target_tokens = [tokenizer.decode([i]) for i in generated.sequences[0, 1:].tolist()]
+    return plot_copy_attention(weights, p_gen, source_tokens, target_tokens, path, title=f"copy: {source[:60]}")
 
 
 def _tune_length_penalty(
@@ -608,6 +636,10 @@ def _figures(
     if result.samples:
         _attention_heatmap(model, tokenizer, result.samples[0][0], output_dir / "attention.png")
         images["Cross-attention (last decoder layer, mean over heads) for a test sentence"] = "attention.png"
+        for index, (source, *_rest) in enumerate(result.samples[:3]):
+            name = f"copy_attention_{index + 1}.png"
+            if _copy_heatmap(model, tokenizer, source, output_dir / name) is not None:
+                images[f"Copy attention and p_gen per target token, test sentence {index + 1}"] = name
     return images
 
 
