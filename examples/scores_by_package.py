@@ -1,4 +1,5 @@
-"""BLEU and chrF of a main-job run per held-out package, next to the copy-the-source baseline.
+"""BLEU and chrF of a main-job run per held-out package, next to the copy-the-source baseline, and the repetition
+rate (repeated word bigrams per sentence; `rep.`) of the translations next to the references'.
 
     python examples/scores_by_package.py runs/gettext-de              # the run's test_translations.jsonl
     python examples/scores_by_package.py runs/gettext-de --data gettext:fr
@@ -14,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from hf_encdec.data import load_corpus
-from hf_encdec.evaluation import copy_baseline_scores, corpus_scores
+from hf_encdec.evaluation import copy_baseline_scores, corpus_scores, repetition_rate
 from hf_encdec.training.recipe import read_translations
 
 
@@ -33,14 +34,16 @@ def main() -> None:
         groups[package].append(index)
     groups = dict(sorted(groups.items(), key=lambda item: -len(item[1])))
     groups["all"] = list(range(len(test)))
-    print("| package | pairs | BLEU | chrF | copy BLEU | copy chrF |")
-    print("|---|---|---|---|---|---|")
+    print("| package | pairs | BLEU | chrF | copy BLEU | copy chrF | rep. | reference rep. |")
+    print("|---|---|---|---|---|---|---|---|")
     for package, indices in groups.items():
         sources = [test["source"][i] for i in indices]
         references = [test["target"][i] for i in indices]
-        model = corpus_scores([rows[i]["translation"] for i in indices], references)
+        translations = [rows[i]["translation"] for i in indices]
+        model = corpus_scores(translations, references)
         copy = copy_baseline_scores(sources, references)
-        print(f"| {package} | {len(indices)} | {model['bleu']:.1f} | {model['chrf']:.1f} | {copy['bleu']:.1f} | {copy['chrf']:.1f} |")
+        print(f"| {package} | {len(indices)} | {model['bleu']:.1f} | {model['chrf']:.1f} | {copy['bleu']:.1f} "
+              f"| {copy['chrf']:.1f} | {repetition_rate(translations):.3f} | {repetition_rate(references):.3f} |")
 
 
 if __name__ == "__main__":

@@ -105,3 +105,16 @@ def test_bleu_and_chrf_score_report_sacrebleu_results_with_several_references() 
     for score in (bleu_score, chrf_score):
         with pytest.raises(ValueError, match="empty"):
             score([], [])
+
+
+def test_repetition_rate_counts_repeated_bigrams_per_sentence_and_rejects_bad_input() -> None:
+    from hf_encdec.evaluation import repetition_rate
+
+    assert repetition_rate(["the cat the cat the cat", "no repeats here", "x"]) == 3 / 3
+    assert repetition_rate(["a a a a"], n=1) == 3.0
+    with pytest.raises(TypeError):
+        repetition_rate("a string")
+    with pytest.raises(ValueError, match="empty"):
+        repetition_rate([])
+    with pytest.raises(ValueError, match="n must be"):
+        repetition_rate(["a"], n=0)

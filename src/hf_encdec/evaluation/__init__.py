@@ -10,6 +10,7 @@ from .metrics import (
     load_metric,
     metric_script_path,
     reference_streams,
+    repetition_rate,
 )
 from .plots import plot_attention, plot_copy_attention, plot_loss_curve
 
@@ -26,4 +27,5 @@ __all__ = [
     "plot_copy_attention",
     "plot_loss_curve",
     "reference_streams",
+    "repetition_rate",
 ]

@@ -154,6 +154,28 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any
     }
 
 
+def repetition_rate(texts: Sequence[str], n: int = 2) -> float:
+    """Repeated word n-grams per sentence: for each text, the n-grams (whitespace words) that repeat one earlier in
+    the same text, averaged over the texts. Coverage (See et al. 2017) exists to lower it; compare a system with its
+    references, which repeat too.
+
+    >>> repetition_rate(["a b a b a b", "a b c"])  # 'a b' twice more and 'b a' once more in the first; none after
+    1.5
+    """
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not one string")
+    if not texts:
+        raise ValueError("texts is empty; nothing to measure")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    total = 0
+    for text in texts:
+        words = text.split()
+        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        total += len(grams) - len(set(grams))
+    return total / len(texts)
+
+
 def reference_streams(references: Sequence[str | Sequence[str]]) -> list[list[str]]:
     """Transpose per-segment references into sacreBLEU's reference streams.
 

@@ -51,6 +51,7 @@ from ..evaluation import (
     plot_attention,
     plot_copy_attention,
     plot_loss_curve,
+    repetition_rate,
 )
 from ..inference import check_model_folder, is_autoregressive, trained_on_software_messages, translate
 from ..localization.placeholders import find_accelerators, find_placeholders, keeps_placeholders
@@ -602,7 +603,12 @@ def _test(
     seconds = time.perf_counter() - started
     _write_translations(output_dir / TRANSLATIONS_FILE, test, hypotheses)
     return _TestResult(
-        scores=corpus_scores(hypotheses, test["target"]),
+        scores={
+            **corpus_scores(hypotheses, test["target"]),
+            # repeated word bigrams per sentence (coverage exists to lower it), next to the references' own
+            "repetition_rate": repetition_rate(hypotheses),
+            "reference_repetition_rate": repetition_rate(test["target"]),
+        },
         baseline=copy_baseline_scores(test["source"], test["target"]),
         samples=[(test["source"][i], test["target"][i], hypotheses[i]) for i in _pick_samples(test, options.num_samples)],
         seconds=seconds,
