@@ -222,3 +222,39 @@ def test_generate_uses_reordering_layers_and_keeps_a_cache_it_is_given() -> None
     given = EncoderDecoderCache(DynamicCache(), DynamicCache())
     model.generate(source, num_beams=3, max_new_tokens=4, **{CACHE_FIELD: given})
     assert type(given.self_attention_cache.layers[0]) is DynamicLayer
+
+
+@pytest.mark.parametrize(
+    ("module", "kwargs"),
+    [
+        (torch.nn.LSTM, {}),
+        (torch.nn.GRU, {}),
+        (torch.nn.RNN, {"nonlinearity": "tanh"}),
+        (torch.nn.RNN, {"nonlinearity": "relu", "bias": False}),
+    ],
+    ids=["lstm", "gru", "rnn-tanh", "rnn-relu-no-bias"],
+)
+def test_one_recurrent_step_by_cells_equals_the_fused_stack(module: type, kwargs: dict) -> None:
+    torch.manual_seed(0)
+    rnn = module(11, 13, num_layers=3, batch_first=True, dropout=0.5, **kwargs).eval()
+    inputs = torch.randn(5, 1, 11, requires_grad=True)
+    hidden = torch.randn(3, 5, 13)
+    cell = torch.randn(3, 5, 13) if module is torch.nn.LSTM else None
+    results = {}
+    for enabled in (True, False):
+        with speed_paths.speed_paths_enabled(enabled):
+            outputs, new_hidden, new_cell = speed_paths.recurrent_step(rnn, inputs, hidden, cell)
+        (gradient,) = torch.autograd.grad(outputs.sum() + new_hidden.sum(), inputs)
+        results[enabled] = (outputs, new_hidden, new_cell, gradient)
+    for fast, plain in zip(results[True], results[False]):
+        if plain is None:
+            assert fast is None
+        else:
+            torch.testing.assert_close(fast, plain, atol=1e-6, rtol=1e-5)
+    assert results[True][0].shape == (5, 1, 13)
+    # in training, dropout acts between layers on both paths: the expectation of the top output is the same, and a
+    # dropped-out run differs from the eval run
+    rnn.train()
+    torch.manual_seed(1)
+    dropped, _, _ = speed_paths.recurrent_step(rnn, inputs, hidden, cell)
+    assert not torch.allclose(dropped, results[True][0])

@@ -12,6 +12,7 @@ both paths give the same outputs for every family. Nothing here changes a parame
 | `gated_product`: act(gate) * up recomputed in backward | one (B, T, F) tensor per gated layer | autograd |
 | `attention_kernel`: eager attention when training with dropout on CPU | torch's sdpa math fallback keeps a float mask | sdpa |
 | `prepare_beam_cache`: reordering folded into the next append, cross-attention never reordered | two cache copies per beam step | `DynamicCache` |
+| `recurrent_step`: one step of a recurrent stack as torch's cell functions, layer by layer | the per-call set-up of the fused CPU kernel (mkldnn), which dominates a one-token call | `nn.LSTM`/`nn.GRU`/`nn.RNN` |
 
 Shapes: N rows, D_in / D_out features; B batch (times beams), K key/value heads, L cached length, d head dim.
 """
@@ -361,3 +362,39 @@ def use_reordering_layers(cache: Cache | None) -> None:
     cache.layers = [
         ReorderingLayer() if type(layer) is DynamicLayer and not layer.is_initialized else layer for layer in cache.layers
     ]
+
+
+def recurrent_step(
+    rnn: nn.RNNBase, inputs: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One time step of a batch-first, unidirectional recurrent stack: (B, 1, I) inputs and the (L, B, H) states
+    -> (B, 1, H) top-layer outputs and the new (L, B, H) hidden and cell (None for GRU/RNN), as `rnn` computes them
+    (dropout between layers included). On CPU a one-step call of the fused kernel spends most of its time setting up;
+    the cell functions per layer do the same arithmetic without it. Longer inputs, bidirectional stacks and the plain
+    path call `rnn` itself."""
+    if not _enabled or inputs.shape[1] != 1 or rnn.bidirectional or rnn.proj_size or inputs.device.type != "cpu":
+        if cell is None:
+            outputs, hidden = rnn(inputs, hidden)
+            return outputs, hidden, None
+        outputs, (hidden, cell) = rnn(inputs, (hidden, cell))
+        return outputs, hidden, cell
+    if isinstance(rnn, nn.LSTM):
+        function = torch.lstm_cell
+    elif isinstance(rnn, nn.GRU):
+        function = torch.gru_cell
+    else:
+        function = torch.rnn_tanh_cell if rnn.nonlinearity == "tanh" else torch.rnn_relu_cell
+    x = inputs[:, 0]  # (B, I)
+    hiddens, cells = [], []
+    for layer in range(rnn.num_layers):
+        if layer > 0 and rnn.dropout > 0 and rnn.training:
+            x = F.dropout(x, rnn.dropout, training=True)
+        weights = [getattr(rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh")]
+        biases = [getattr(rnn, f"{name}_l{layer}") for name in ("bias_ih", "bias_hh")] if rnn.bias else [None, None]
+        if cell is not None:
+            x, c = function(x, (hidden[layer], cell[layer]), *weights, *biases)
+            cells.append(c)
+        else:
+            x = function(x, hidden[layer], *weights, *biases)
+        hiddens.append(x)
+    return x[:, None], torch.stack(hiddens), (torch.stack(cells) if cell is not None else None)
