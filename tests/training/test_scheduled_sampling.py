@@ -13,6 +13,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from hf_encdec.training import SamplingSchedule, ScheduledSamplingCallback
+from hf_encdec.models.rnn_layers import DecoderSteps
 from rnn_helpers import build_rnn, padded_sources, token_ids
 from variants import TARGET_LEN
 
@@ -68,16 +69,22 @@ def test_probability_zero_is_exactly_teacher_forcing(attention_type: str) -> Non
 
 
 @pytest.mark.contract
-@pytest.mark.parametrize("attention_type", ["bahdanau", "luong_dot", "none"])
-def test_probability_one_with_argmax_is_free_running_greedy_decoding(attention_type: str) -> None:
+@pytest.mark.parametrize(
+    ("attention_type", "copy"),
+    [("bahdanau", False), ("luong_dot", False), ("none", False), ("bahdanau", True), ("luong_general", True)],
+    ids=["bahdanau", "luong_dot", "none", "bahdanau-copy-coverage", "luong_general-copy-coverage"],
+)
+def test_probability_one_with_argmax_is_free_running_greedy_decoding(attention_type: str, copy: bool) -> None:
+    """The pointer-generator's predictions come from its mixture (with coverage), as in generate()."""
     feeding = attention_type.startswith("luong")
+    switches = {"copy_mechanism": True, "coverage": True} if copy else {}
     model = build_rnn(
-        {"attention_type": attention_type, "input_feeding": feeding}, fused_loss=False, uniform_init_range=0.3,
-        scheduled_sampling_mode="argmax", scheduled_sampling_probability=1.0,
+        {"attention_type": attention_type, "input_feeding": feeding, **switches}, fused_loss=False,
+        uniform_init_range=0.3, scheduled_sampling_mode="argmax", scheduled_sampling_probability=1.0,
     ).train()  # dropout is 0, so training mode changes nothing but the feeding
     ids, mask = padded_sources()
     labels = token_ids(length=TARGET_LEN)  # only its length matters: every fed token is the model's own
-    logits = model(input_ids=ids, attention_mask=mask, labels=labels).logits
+    logits = model(input_ids=ids, attention_mask=mask, labels=labels, skip_logits=False).logits
     model.eval()
     greedy = model.generate(
         ids, attention_mask=mask, max_new_tokens=TARGET_LEN, min_new_tokens=TARGET_LEN, do_sample=False,
@@ -93,10 +100,11 @@ def test_intermediate_probability_mixes_gold_and_predicted_tokens_per_token() ->
     predicted = model.lm_head(features).argmax(-1)
     gold = (predicted + 1) % model.config.decoder_vocab_size  # always differs from the prediction
     torch.manual_seed(0)
-    fed = model.scheduled_sampler(0.3)(gold, features)
+    previous = DecoderSteps(features[:, None], None, None, None, None, None, None)  # only the features are read
+    fed = model.scheduled_sampler(0.3)(gold, previous)
     assert torch.all((fed == gold) | (fed == predicted))
     assert (fed == predicted).float().mean().item() == pytest.approx(0.3, abs=0.03)
-    sampled = build_rnn(scheduled_sampling_mode="sample").scheduled_sampler(1.0)(gold, features)
+    sampled = build_rnn(scheduled_sampling_mode="sample").scheduled_sampler(1.0)(gold, previous)
     assert 0 < (sampled != predicted).sum() < len(gold)  # draws from the distribution, not its argmax
 
 

@@ -28,7 +28,14 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2
 
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
-from .copy_mechanism import CopyDistribution, CopyGate, PointerGeneratorMixin, PointerGeneratorOutput, add_coverage_loss
+from .copy_mechanism import (
+    CopyDistribution,
+    CopyGate,
+    PointerGeneratorMixin,
+    PointerGeneratorOutput,
+    add_coverage_loss,
+    mixture_log_probs,
+)
 from .modeling_common import (
     AutoregressiveLMHeadMixin,
     EncDecPreTrainedModel,
@@ -41,6 +48,7 @@ from .modeling_common import (
 from .rnn_attention import build_scorer
 from .rnn_layers import (
     Bridge,
+    DecoderSteps,
     InputSampler,
     MaxoutReadout,
     RNNDecoder,
@@ -390,18 +398,30 @@ class RNNSeq2SeqForConditionalGeneration(
             return {"lm_head.weight": f"model.{self.model.encoder_embedding_key}"}
         return {"lm_head.weight": "model.decoder.embed_tokens.weight"}
 
-    def scheduled_sampler(self, probability: float) -> InputSampler:
+    def scheduled_sampler(
+        self, probability: float, source_ids: torch.Tensor | None = None, num_source_oovs: int = 0
+    ) -> InputSampler:
         """Bengio et al. 2015: feed the model's own prediction for the previous token with probability `probability`
-        (per token), else the gold token. Predictions are drawn without gradient, as in the paper."""
+        (per token), else the gold token. Predictions are drawn without gradient, as in the paper, from what the
+        model outputs: the vocabulary distribution, or with the copy mechanism the mixture over the extended
+        vocabulary of `source_ids` (a copied word outside the vocabulary is fed back as unknown)."""
         mode = self.config.scheduled_sampling_mode
 
-        def choose(gold: torch.Tensor, previous_features: torch.Tensor) -> torch.Tensor:
+        def choose(gold: torch.Tensor, previous: DecoderSteps) -> torch.Tensor:
             with torch.no_grad():
-                logits = self.lm_head(previous_features).float()  # (B, V)
+                scores = self.lm_head(previous.features[:, -1]).float()  # (B, V)
+                if self.copies_source:
+                    gate = self.copy_gate(previous.contexts[:, -1:], previous.outputs[:, -1:], previous.inputs[:, -1:])
+                    scores = mixture_log_probs(
+                        scores[:, None], previous.weights[:, -1:], gate, source_ids,
+                        self.config.vocab_size + num_source_oovs,
+                    )[:, 0]  # (B, V+) log-probabilities
                 if mode == "argmax":
-                    predicted = logits.argmax(dim=-1)
+                    predicted = scores.argmax(dim=-1)
                 else:
-                    predicted = torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
+                    predicted = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(-1)
+                if self.copies_source:
+                    predicted = self.copy_decoder_inputs(predicted, num_source_oovs)
             use_prediction = torch.rand(gold.shape, device=gold.device) < probability
             return torch.where(use_prediction, predicted, gold)
 
@@ -442,7 +462,7 @@ class RNNSeq2SeqForConditionalGeneration(
         sampler = None
         probability = self.config.scheduled_sampling_probability
         if labels is not None and self.training and probability > 0.0:
-            sampler = self.scheduled_sampler(probability)
+            sampler = self.scheduled_sampler(probability, source_ids, num_source_oovs)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -309,8 +309,9 @@ class DecoderSteps:
     coverages: torch.Tensor | None
 
 
-#: (gold input ids (B,), previous step's features (B, D)) -> the ids to feed at this step (B,); scheduled sampling
-InputSampler = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: (gold input ids (B,), the previous step (`DecoderSteps` of one step)) -> the ids to feed at this step (B,); scheduled
+#: sampling. The sampler draws without gradient, so the previous step is handed over as it is, not through checkpoints.
+InputSampler = Callable[[torch.Tensor, "DecoderSteps"], torch.Tensor]
 
 
 class RNNDecoder(nn.Module):
@@ -469,13 +470,16 @@ class RNNDecoder(nn.Module):
             segments = [(start, min(start + step, embedded.shape[1])) for start in range(0, embedded.shape[1], step)]
         pieces: list[tuple[torch.Tensor | None, ...]] = []
         for start, end in segments:
-            previous = pieces[-1][0][:, -1] if pieces else None  # (B, D), for the input sampler
+            previous = None  # the last step of the segment before, for the input sampler (read without gradient)
+            if pieces:
+                last = [None if piece is None else piece[:, -1:].detach() for piece in pieces[-1]]
+                previous = DecoderSteps(last[0], state, last[1], last[2], last[3], last[4], last[5])
             # every tensor that carries a gradient goes in as an argument (a reentrant checkpoint only detaches and
             # reconnects those); what is bound here carries none
             segment = partial(self._segment, state=state, mask=mask, input_ids=input_ids, input_sampler=input_sampler,
-                              start=start)
+                              start=start, previous=previous)
             tensors = (embedded[:, start:end], state.hidden, state.cell, state.attentional, state.projected_keys,
-                       state.coverage, context, previous, encoder_hidden_states)
+                       state.coverage, context, encoder_hidden_states)
             hidden, cell, attentional, coverage, *per_step = (
                 self._gradient_checkpointing_func(segment, *tensors) if checkpointing else segment(*tensors)
             )
@@ -496,7 +500,6 @@ class RNNDecoder(nn.Module):
         projected_keys: torch.Tensor | None,
         coverage: torch.Tensor | None,
         context: torch.Tensor | None,
-        previous: torch.Tensor | None,
         keys: torch.Tensor,
         *,
         state: RNNDecoderState,
@@ -504,6 +507,7 @@ class RNNDecoder(nn.Module):
         input_ids: torch.Tensor | None,
         input_sampler: InputSampler | None,
         start: int,
+        previous: DecoderSteps | None,
     ) -> tuple[torch.Tensor | None, ...]:
         """Target steps start .. start + T of the (B, T, E) `embedded` from the given state tensors, in one call or
         one step at a time: the state tensors after them (hidden, cell, attentional, coverage), then the per-step
@@ -517,7 +521,7 @@ class RNNDecoder(nn.Module):
             steps = []
             for t in range(embedded.shape[1]):
                 step_input = embedded[:, t : t + 1]  # (B, 1, E)
-                last = steps[-1].features[:, 0] if steps else previous
+                last = steps[-1] if steps else previous
                 if input_sampler is not None and last is not None:
                     fed = input_sampler(input_ids[:, start + t], last)  # (B,)
                     step_input = self.dropout(self.embed_tokens(fed))[:, None]
