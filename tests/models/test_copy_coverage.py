@@ -1,7 +1,7 @@
 """See et al.'s pointer-generator on the RNN family and coverage on both copy families (copy_mechanism.py,
 rnn_attention.py): the RNN copy distribution against a loop over the paper's formulas, the coverage loss by hand,
 the coverage carried by the caches, the copy outputs of generate(), transition scores over the extended vocabulary,
-clear errors, and learning to copy words outside the vocabulary with the RNN."""
+and clear errors (learning to copy words outside the vocabulary: test_pointer_generator.py, both families)."""
 
 from __future__ import annotations
 
@@ -245,36 +245,3 @@ def test_the_coverage_loss_weight_is_a_training_setting(tmp_path: Path) -> None:
     model.save_pretrained(tmp_path)
     saved = (tmp_path / "config.json").read_text()
     assert '"coverage": true' in saved and "coverage_loss_weight" not in saved
-
-
-def _copy_batch(generator: torch.Generator, batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sources of 6 words + EOS with two words outside the vocabulary (ids V, V + 1; the model sees <unk> = 3): the
-    task is to copy the source, the unknown words included."""
-    extended = torch.randint(5, VOCAB, (batch, 6), generator=generator)
-    positions = torch.rand(batch, 6, generator=generator).argsort(dim=1)[:, :2].sort(dim=1).values
-    extended.scatter_(1, positions, (VOCAB + torch.arange(2)).expand(batch, 2).contiguous())
-    extended = torch.cat([extended, torch.full((batch, 1), 2)], dim=1)
-    return extended.masked_fill(extended >= VOCAB, 3), extended
-
-
-@pytest.mark.slow
-def test_the_rnn_pointer_generator_learns_to_copy_words_outside_its_vocabulary() -> None:
-    torch.manual_seed(0)
-    config = RNNSeq2SeqConfig(**{**TINY_RNN, **SEE, "encoder_layers": 1, "decoder_layers": 1, "hidden_size": 64,
-                                 "unk_token_id": 3})
-    model = type(build_rnn(SEE))(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(300):
-        input_ids, extended = _copy_batch(generator)
-        loss = model(input_ids=input_ids, source_ids=extended, num_source_oovs=2, labels=extended).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    input_ids, extended = _copy_batch(torch.Generator().manual_seed(1), batch=64)
-    generated = model.eval().generate(
-        input_ids, source_ids=extended, num_source_oovs=2, max_new_tokens=7, do_sample=False
-    )[:, 1:]
-    outside = extended >= VOCAB
-    assert (generated[outside] == extended[outside]).float().mean() >= 0.95
-    assert (generated == extended).all(dim=1).float().mean() >= 0.9

@@ -9,9 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from helpers import build, token_ids
-from hf_encdec import PointerGeneratorConfig, PointerGeneratorForConditionalGeneration
+from hf_encdec import (
+    PointerGeneratorConfig,
+    PointerGeneratorForConditionalGeneration,
+    RNNSeq2SeqConfig,
+    RNNSeq2SeqForConditionalGeneration,
+)
 from hf_encdec.models.copy_mechanism import CopyMechanism, copy_cross_entropy, mixture_log_probs
-from variants import BATCH, SOURCE_LEN, TARGET_LEN, TINY_TRANSFORMER, VOCAB
+from variants import BATCH, SOURCE_LEN, TARGET_LEN, TINY_RNN, TINY_TRANSFORMER, VOCAB
 
 HIDDEN = 32
 
@@ -244,18 +249,31 @@ def _copy_batch(generator: torch.Generator, batch: int = 32) -> tuple[torch.Tens
     return extended.masked_fill(extended >= VOCAB, 3), extended
 
 
+def _copy_learner(family: str) -> torch.nn.Module:
+    """A fresh model of `family` that feeds extended ids back as <unk> = 3: the Transformer pointer-generator, or See
+    et al.'s RNN (one bidirectional LSTM layer, Bahdanau attention reused as the copy distribution)."""
+    torch.manual_seed(0)
+    if family == "transformer":
+        config = PointerGeneratorConfig(
+            **{**TINY_TRANSFORMER, "encoder_layers": 2, "decoder_layers": 2, "num_key_value_heads": 4, "unk_token_id": 3}
+        )
+        return PointerGeneratorForConditionalGeneration(config)
+    config = RNNSeq2SeqConfig(
+        **{**TINY_RNN, "rnn_type": "lstm", "attention_type": "bahdanau", "input_feeding": False, "encoder_layers": 1,
+           "decoder_layers": 1, "hidden_size": 64, "copy_mechanism": True, "unk_token_id": 3}
+    )
+    return RNNSeq2SeqForConditionalGeneration(config)
+
+
 @pytest.mark.slow
-def test_learns_to_copy_words_outside_its_vocabulary() -> None:
+@pytest.mark.parametrize(("family", "steps"), [("transformer", 150), ("rnn", 300)])
+def test_learns_to_copy_words_outside_its_vocabulary(family: str, steps: int) -> None:
     """See et al.'s use: words the vocabulary cannot produce (here two per row, seen only as <unk>) are copied from
     the source through the extended vocabulary; a model without the copy mechanism could at best emit <unk>."""
-    torch.manual_seed(0)
-    config = PointerGeneratorConfig(
-        **{**TINY_TRANSFORMER, "encoder_layers": 2, "decoder_layers": 2, "num_key_value_heads": 4, "unk_token_id": 3}
-    )
-    model = PointerGeneratorForConditionalGeneration(config)
+    model = _copy_learner(family)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
-    for _ in range(150):
+    for _ in range(steps):
         input_ids, extended = _copy_batch(generator)
         loss = model(input_ids=input_ids, source_ids=extended, num_source_oovs=2, labels=extended).loss
         optimizer.zero_grad()

@@ -259,9 +259,9 @@ class PointerGeneratorMixin:
             raise ValueError("num_source_oovs > 0 needs config.unk_token_id: extended ids are fed back as unknown")
         return decoder_input_ids.masked_fill(decoder_input_ids >= self.config.vocab_size, self.config.unk_token_id)
 
-    def copy_outputs(
+    def copy_lm_output(
         self,
-        hidden_states: torch.Tensor,
+        outputs: ModelOutput,
         copy: CopyDistribution,
         source_ids: torch.LongTensor,
         labels: torch.LongTensor | None,
@@ -270,10 +270,12 @@ class PointerGeneratorMixin:
         num_source_oovs: int,
         skip_logits: bool,
         num_items_in_batch: torch.Tensor | int | None,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(log P over V + num_source_oovs words (B, T, V+) or None with `skip_logits`, loss or None): the output
-        layer reads `hidden_states` (B, T, D); the loss is the copy cross-entropy (never building P), plus the coverage
-        loss weighted by `config.coverage_loss_weight` when `copy` carries coverage."""
+    ) -> PointerGeneratorOutput:
+        """The head's output from the base model's `outputs`: `logits` are log P over V + num_source_oovs words
+        (B, T, V+) (None with `skip_logits`), read by the output layer from `outputs.last_hidden_state` (B, T, D); the
+        loss is the copy cross-entropy (never building P), plus the coverage loss weighted by
+        `config.coverage_loss_weight` when `copy` carries coverage; `p_gen` and `copy_attentions` come along."""
+        hidden_states = outputs.last_hidden_state
         source_ids = source_ids.to(hidden_states.device)
         vocab_logits = None if skip_logits else self.lm_head(hidden_states)  # (B, T, V)
         loss = None
@@ -297,7 +299,14 @@ class PointerGeneratorMixin:
             log_probs = mixture_log_probs(
                 vocab_logits, copy.attention, copy.gate_logits, source_ids, self.config.vocab_size + num_source_oovs
             )  # (B, T, V+)
-        return log_probs, loss
+        return self.seq2seq_lm_output(
+            outputs,
+            loss=loss,
+            logits=log_probs,
+            output_class=PointerGeneratorOutput,
+            p_gen=torch.sigmoid(copy.gate_logits),
+            copy_attentions=copy.attention,
+        )
 
     def compute_transition_scores(
         self,

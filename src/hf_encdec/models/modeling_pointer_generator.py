@@ -103,8 +103,8 @@ class PointerGeneratorForConditionalGeneration(PointerGeneratorMixin, Transforme
         if history is not None:
             steps = copy.attention[:, None]  # (B, 1, T, S)
             history.update(steps, steps)
-        log_probs, loss = self.copy_outputs(
-            hidden_states,
+        return self.copy_lm_output(
+            outputs,
             copy,
             source_ids,
             labels,
@@ -112,12 +112,4 @@ class PointerGeneratorForConditionalGeneration(PointerGeneratorMixin, Transforme
             num_source_oovs=num_source_oovs,
             skip_logits=skip_logits,
             num_items_in_batch=num_items_in_batch,
-        )
-        return self.seq2seq_lm_output(
-            outputs,
-            loss=loss,
-            logits=log_probs,
-            output_class=PointerGeneratorOutput,
-            p_gen=torch.sigmoid(copy.gate_logits),
-            copy_attentions=copy.attention,
         )

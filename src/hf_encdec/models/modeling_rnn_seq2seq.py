@@ -480,8 +480,8 @@ class RNNSeq2SeqForConditionalGeneration(
         )
         if self.copies_source:
             gate_logits = self.copy_gate(outputs.contexts, outputs.decoder_states, outputs.decoder_inputs)  # (B, T, 1)
-            log_probs, loss = self.copy_outputs(
-                outputs.last_hidden_state,
+            return self.copy_lm_output(
+                outputs,
                 CopyDistribution(outputs.alignments, gate_logits, outputs.coverages),
                 source_ids,
                 labels,
@@ -489,14 +489,6 @@ class RNNSeq2SeqForConditionalGeneration(
                 num_source_oovs=num_source_oovs,
                 skip_logits=resolve_skip_logits(skip_logits, fused=True, training=self.training, labels=labels),
                 num_items_in_batch=num_items_in_batch,
-            )
-            return self.seq2seq_lm_output(
-                outputs,
-                loss=loss,
-                logits=log_probs,
-                output_class=PointerGeneratorOutput,
-                p_gen=torch.sigmoid(gate_logits),
-                copy_attentions=outputs.alignments,
             )
         logits, loss = self.logits_and_loss(
             outputs.last_hidden_state, labels, skip_logits=skip_logits, num_items_in_batch=num_items_in_batch
