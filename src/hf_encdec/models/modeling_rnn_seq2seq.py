@@ -58,7 +58,7 @@ from .rnn_layers import (
     build_recurrent,
 )
 from .transformer_layers import TransformerStack
-from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
+from .transformers_contract import CheckedGenerationMixin, cache_field, resolve_cache
 
 #: attention_type -> decoder style (how the context enters the recurrence; see rnn_layers.py)
 DECODER_STYLE = {
