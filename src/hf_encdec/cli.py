@@ -58,6 +58,10 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                        "with this one on the same test pairs (token repetition with and without distillation)")
     train.add_argument("--tokenizer-model", choices=["bpe", "unigram"], help=f"(default: {defaults.tokenizer_model})")
     train.add_argument("--attn-implementation", choices=["sdpa", "eager", "flex_attention", "flash_attention_2"])
+    train.add_argument("--scheduled-sampling", metavar="SCHEDULE",
+                       help="feed the decoder its own predictions on a schedule, KIND[:NAME=VALUE,...] with KIND "
+                       "linear, exponential or inverse_sigmoid (e.g. inverse_sigmoid:k=500); mode and passes: "
+                       "--set scheduled_sampling_mode=argmax, --set scheduled_sampling_passes=2")
     train.set_defaults(func=_train)
 
 

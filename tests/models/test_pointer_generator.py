@@ -15,7 +15,12 @@ from hf_encdec import (
     RNNSeq2SeqConfig,
     RNNSeq2SeqForConditionalGeneration,
 )
-from hf_encdec.models.copy_mechanism import CopyMechanism, copy_cross_entropy, mixture_log_probs
+from hf_encdec.models.copy_mechanism import (
+    CopyMechanism,
+    copy_cross_entropy,
+    linear_copy_cross_entropy,
+    mixture_log_probs,
+)
 from variants import BATCH, SOURCE_LEN, TARGET_LEN, TINY_RNN, TINY_TRANSFORMER, VOCAB
 
 HIDDEN = 32

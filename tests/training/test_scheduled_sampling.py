@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments
 
+from helpers import build
+from hf_encdec import DecoderConfig, EncoderConfig, TransformerConfig
+from hf_encdec.models.configuration_nat import NATConfig
 from hf_encdec.training import SamplingSchedule, ScheduledSamplingCallback
 from hf_encdec.models.rnn_layers import DecoderSteps
 from rnn_helpers import build_rnn, padded_sources, token_ids
-from variants import TARGET_LEN
+from variants import TARGET_LEN, TINY_TRANSFORMER
 
 
 def test_schedules_follow_the_paper() -> None:
@@ -144,3 +147,104 @@ def test_callback_refuses_models_without_scheduled_sampling() -> None:
     callback = ScheduledSamplingCallback()
     with pytest.raises(ValueError, match="scheduled_sampling_probability"):
         callback.on_step_begin(None, None, None, model=torch.nn.Linear(2, 2))  # type: ignore[arg-type]
+
+
+# ---- Transformer decoders: passes (Mihaylova & Martins 2019) -------------------------------------------------------
+NO_DROPOUT = {"dropout": 0.0, "attention_dropout": 0.0, "activation_dropout": 0.0, "fused_loss": False}
+
+
+def _transformer(family: str, **settings: object) -> torch.nn.Module:
+    return build(family, **NO_DROPOUT, **settings).train()  # no dropout: training mode changes only the feeding
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "pointer_generator"])
+def test_transformer_probability_changes_the_loss_and_zero_is_teacher_forcing(family: str) -> None:
+    model = _transformer(family)
+    teacher_forced = _training_loss(model, 0.0)
+    model.config.scheduled_sampling_probability = 0.0
+    torch.manual_seed(0)
+    ids, mask = padded_sources()
+    labels = token_ids(length=TARGET_LEN)
+    labels[1, 4:] = -100
+    assert torch.equal(model(input_ids=ids, attention_mask=mask, labels=labels).loss, teacher_forced)
+    assert abs(_training_loss(model, 1.0) - teacher_forced) > 1e-3
+    assert torch.equal(_training_loss(model.eval(), 1.0), teacher_forced)  # only while training
+
+
+@pytest.mark.contract
+@pytest.mark.parametrize("family", ["seq2seq", "pointer_generator"])
+def test_transformer_probability_one_argmax_and_a_pass_per_token_is_greedy_decoding(family: str) -> None:
+    """Pass k fixes input k: with as many passes as target tokens, the last pass reads greedy decoding's tokens."""
+    model = _transformer(family, scheduled_sampling_mode="argmax", scheduled_sampling_probability=1.0,
+                         scheduled_sampling_passes=TARGET_LEN)
+    ids, mask = padded_sources()
+    labels = token_ids(length=TARGET_LEN)  # only its length matters
+    logits = model(input_ids=ids, attention_mask=mask, labels=labels, skip_logits=False).logits
+    greedy = model.eval().generate(
+        ids, attention_mask=mask, max_new_tokens=TARGET_LEN, min_new_tokens=TARGET_LEN, do_sample=False,
+        output_logits=True, return_dict_in_generate=True,
+    )
+    torch.testing.assert_close(logits, torch.stack(greedy.logits, dim=1), atol=1e-5, rtol=1e-5)
+    two_passes = _transformer(family, scheduled_sampling_mode="argmax", scheduled_sampling_probability=1.0)
+    two = two_passes(input_ids=ids, attention_mask=mask, labels=labels, skip_logits=False).logits
+    assert not torch.allclose(two, logits, atol=1e-4)  # two passes fix only the first input: not yet greedy
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "pointer_generator"])
+def test_only_the_last_pass_carries_the_loss_and_its_gradient(family: str) -> None:
+    """Two passes with p = 1 and argmax = a teacher-forced forward on the first pass's predictions shifted right."""
+    sampled = _transformer(family, scheduled_sampling_mode="argmax", scheduled_sampling_probability=1.0)
+    reference = _transformer(family)  # the same weights (built from the same seed)
+    ids, mask = padded_sources()
+    labels = token_ids(length=TARGET_LEN)
+    labels[2, 3:] = -100
+    loss = sampled(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    with torch.no_grad():
+        first = reference(input_ids=ids, attention_mask=mask, labels=labels, skip_logits=False).logits.argmax(-1)
+    gold = reference.prepare_decoder_input_ids_from_labels(labels)
+    mixed = torch.cat([gold[:, :1], first[:, :-1]], dim=1)
+    keep_gold = torch.cat([torch.zeros_like(labels[:, :1], dtype=torch.bool), labels[:, :-1] == -100], dim=1)
+    mixed = torch.where(keep_gold, gold, mixed)
+    expected = reference(input_ids=ids, attention_mask=mask, decoder_input_ids=mixed, labels=labels).loss
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    for (name, got), want in zip(sampled.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(got.grad, want.grad, msg=name)
+
+
+def test_the_callback_drives_the_transformer_and_refuses_models_that_ignore_it() -> None:
+    model = _transformer("seq2seq")
+    callback = ScheduledSamplingCallback("linear", k=1.0, c=0.25)
+    state = TrainerState()
+    state.global_step = 2
+    callback.on_step_begin(None, state, None, model=model)  # type: ignore[arg-type]
+    assert model.config.scheduled_sampling_probability == pytest.approx(0.5)
+    for other in (build("decoder"), build("encoder")):
+        with pytest.raises(ValueError, match="would ignore it"):
+            callback.on_step_begin(None, state, None, model=other)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: TransformerConfig(**TINY_TRANSFORMER, scheduled_sampling_probability=1.5), "must be in \\[0, 1\\]"),
+        (lambda: TransformerConfig(**TINY_TRANSFORMER, scheduled_sampling_mode="beam"), "mode='beam' is not supported"),
+        (lambda: TransformerConfig(**TINY_TRANSFORMER, scheduled_sampling_passes=1), "passes must be >= 2"),
+        (lambda: NATConfig(**TINY_TRANSFORMER, mask_token_id=4, scheduled_sampling_probability=0.5), "no effect on the non-autoregressive"),
+        (lambda: DecoderConfig(**TINY_TRANSFORMER, scheduled_sampling_probability=0.5), "not a setting of DecoderConfig"),
+        (lambda: EncoderConfig(**TINY_TRANSFORMER, coverage=True), "not a setting of EncoderConfig"),
+        (lambda: TransformerConfig(**TINY_TRANSFORMER, copy_mechanism=True), "not a setting of TransformerConfig"),
+        (lambda: ScheduledSamplingCallback.from_spec("inverse_sigmoid:q=3"), "NAME=VALUE with NAME one of"),
+        (lambda: ScheduledSamplingCallback.from_spec("cosine"), "kind='cosine' is not supported"),
+    ],
+)
+def test_settings_without_effect_or_out_of_range_raise(make: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()  # type: ignore[operator]
+
+
+def test_scheduled_sampling_settings_never_reach_config_json(tmp_path: Path) -> None:
+    model = _transformer("pointer_generator", scheduled_sampling_probability=0.5, scheduled_sampling_passes=3)
+    model.save_pretrained(tmp_path)
+    assert "scheduled_sampling" not in (tmp_path / "config.json").read_text()

@@ -13,9 +13,47 @@ from typing import Any, ClassVar
 
 from transformers import PreTrainedConfig
 
+SCHEDULED_SAMPLING_MODES = ("sample", "argmax")
+#: settings of some families that another family would store as an unknown attribute and ignore: each raises there
+FAMILY_SETTINGS = (
+    "scheduled_sampling_probability", "scheduled_sampling_mode", "scheduled_sampling_passes", "copy_mechanism",
+    "coverage", "coverage_loss_weight",
+)
+
+
+def check_scheduled_sampling(config: Any) -> None:
+    """Raise a ValueError for a scheduled-sampling probability outside [0, 1], an unknown mode or (where the config
+    has it) fewer than 2 decoding passes."""
+    if not 0.0 <= config.scheduled_sampling_probability <= 1.0:
+        raise ValueError(
+            f"scheduled_sampling_probability must be in [0, 1], got {config.scheduled_sampling_probability}"
+        )
+    if config.scheduled_sampling_mode not in SCHEDULED_SAMPLING_MODES:
+        raise ValueError(
+            f"scheduled_sampling_mode={config.scheduled_sampling_mode!r} is not supported; valid values: "
+            f"{SCHEDULED_SAMPLING_MODES}"
+        )
+    passes = getattr(config, "scheduled_sampling_passes", None)
+    if passes is not None and passes < 2:
+        raise ValueError(
+            f"scheduled_sampling_passes must be >= 2 (a first pass whose predictions feed the last one), got {passes}"
+        )
+
 
 class EncDecConfig(PreTrainedConfig):
-    """Base of the library's configurations (not registered on its own)."""
+    """Base of the library's configurations (not registered on its own).
+
+    A setting that belongs to other families (`FAMILY_SETTINGS`: scheduled sampling, the copy mechanism, coverage)
+    raises here instead of being stored and ignored.
+    """
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        foreign = sorted(name for name in kwargs if name in FAMILY_SETTINGS)
+        if foreign:
+            raise ValueError(
+                f"{', '.join(foreign)}: not a setting of {type(self).__name__}, which would store and ignore it"
+            )
+        super().__post_init__(**kwargs)
 
     #: fields read only while training; never written to config.json
     training_settings: ClassVar[tuple[str, ...]] = ()

@@ -72,3 +72,8 @@ class NATConfig(TransformerConfig):
             )
         if self.length_loss_weight < 0:
             raise ValueError(f"length_loss_weight must be >= 0, got {self.length_loss_weight}")
+        if self.scheduled_sampling_probability > 0:
+            raise ValueError(
+                f"scheduled_sampling_probability={self.scheduled_sampling_probability} has no effect on the "
+                "non-autoregressive model, whose decoder never reads its own earlier predictions; leave it at 0"
+            )

@@ -31,14 +31,13 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .configuration_common import EncDecConfig
+from .configuration_common import SCHEDULED_SAMPLING_MODES, EncDecConfig, check_scheduled_sampling
 from .configuration_pointer_generator import check_coverage_loss_weight
 from .configuration_transformer import TransformerBlockConfig
 from .rnn_attention import ATTENTION_TYPES
 from .rnn_layers import BRIDGES, RNN_TYPES
 
 ENCODER_TYPES = ("rnn", "transformer")
-SCHEDULED_SAMPLING_MODES = ("sample", "argmax")
 FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
     "rnn_type": RNN_TYPES,
     "attention_type": ATTENTION_TYPES,
@@ -208,10 +207,7 @@ class RNNSeq2SeqConfig(EncDecConfig):
         for field in ("dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, field) < 1.0:
                 raise ValueError(f"{field} must be in [0, 1), got {getattr(self, field)}")
-        if not 0.0 <= self.scheduled_sampling_probability <= 1.0:
-            raise ValueError(
-                f"scheduled_sampling_probability must be in [0, 1], got {self.scheduled_sampling_probability}"
-            )
+        check_scheduled_sampling(self)
         if self.input_feeding and not self.attention_type.startswith("luong"):
             raise ValueError(
                 f"input_feeding=True feeds Luong's attentional vector back into the decoder and needs a luong_* "

@@ -21,7 +21,7 @@ from typing import Any
 
 from huggingface_hub.dataclasses import strict
 
-from .configuration_common import EncDecConfig
+from .configuration_common import EncDecConfig, check_scheduled_sampling
 from .feed_forward import HIDDEN_ACTS
 from .norms import NORM_TYPES
 from .positions import POSITION_TYPES
@@ -182,6 +182,14 @@ class TransformerBlockConfig(EncDecConfig):
 class TransformerConfig(TransformerBlockConfig):
     """The encoder-decoder Transformer (`model_type="hf_encdec_transformer"`).
 
+    Scheduled sampling for a Transformer decoder (Mihaylova & Martins 2019, arXiv 1906.07651; Bengio et al. 2015,
+    1506.03099), training settings never saved: in training with labels and `scheduled_sampling_probability` p > 0,
+    `scheduled_sampling_passes` - 1 passes without gradient predict every position (argmax or a sample from the
+    predicted distribution, `scheduled_sampling_mode`); each decoder input then becomes the previous pass's prediction
+    for the position before it with probability p (per token, drawn once), and the last pass, which carries the loss,
+    reads the mix. Two passes is the paper's; with p = 1, argmax and as many passes as target tokens the last pass
+    reads exactly greedy decoding's tokens. `hf_encdec.training.ScheduledSamplingCallback` moves p along a schedule.
+
     `share_encoder_decoder_embeddings` uses one token embedding for both sides (a joint vocabulary);
     `tie_word_embeddings` also ties the output layer to the decoder's input embedding. `decoder_vocab_size` gives the
     target side its own vocabulary (only without shared embeddings).
@@ -193,6 +201,9 @@ class TransformerConfig(TransformerBlockConfig):
     """
 
     model_type = "hf_encdec_transformer"
+    training_settings = TransformerBlockConfig.training_settings + (
+        "scheduled_sampling_probability", "scheduled_sampling_mode", "scheduled_sampling_passes",
+    )
     keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache by its 5.24 name and its older one
     # num_hidden_layers as BART and Marian map it (generic code reads it: caches, Trainer integrations, PEFT)
     attribute_map = {"d_model": "hidden_size", "num_heads": "num_attention_heads", "num_hidden_layers": "encoder_layers"}
@@ -203,11 +214,15 @@ class TransformerConfig(TransformerBlockConfig):
     share_encoder_decoder_embeddings: bool = True
     decoder_start_token_id: int | None = 1
     is_encoder_decoder: bool = True
+    scheduled_sampling_probability: float = 0.0
+    scheduled_sampling_mode: str = "sample"
+    scheduled_sampling_passes: int = 2
 
     def __post_init__(self, **kwargs: Any) -> None:
         if self.decoder_vocab_size is None:
             self.decoder_vocab_size = self.vocab_size
         super().__post_init__(**kwargs)
+        check_scheduled_sampling(self)
         if self.share_encoder_decoder_embeddings and self.decoder_vocab_size != self.vocab_size:
             raise ValueError(
                 f"decoder_vocab_size={self.decoder_vocab_size} differs from vocab_size={self.vocab_size}, which "

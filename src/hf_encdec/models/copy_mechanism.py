@@ -440,3 +440,199 @@ def copy_cross_entropy(
         )  # (N,)
         nll = (1 - label_smoothing) * nll - label_smoothing * sum_log_p / vocab_size
     return nll.sum() / loss_normaliser(labels, num_items_in_batch)
+
+
+# appended with the fused copy loss below; it belongs with the imports at the top of the file
+from .losses import ChunkLoss, fused_linear_loss  # noqa: E402
+
+
+class _CopyRows(NamedTuple):
+    """The copy side of the loss per labelled token (N of them, in the order of `labels != -100`): the targets (N,)
+    and the source ids of their rows (N, S) in the extended vocabulary; the differentiable inputs the loss reads
+    besides the logits, all float32: the gate logit (N,), the copy probability of the target (N, 1) and, with label
+    smoothing, of each source position's word (N, S); and the smoothing weight of each source position (N, S):
+    1 / (the count of its word in the source) for in-vocabulary words, 0 for the rest and for padding."""
+
+    targets: torch.Tensor
+    source: torch.Tensor
+    gate: torch.Tensor
+    copy_at_target: torch.Tensor
+    copy_at_source: torch.Tensor | None
+    source_weight: torch.Tensor | None
+
+
+def _copy_rows(
+    attention: torch.Tensor,
+    gate_logits: torch.Tensor,
+    source_ids: torch.LongTensor,
+    labels: torch.LongTensor,
+    *,
+    vocab_size: int,
+    encoder_attention_mask: torch.Tensor | None,
+    label_smoothing: float,
+) -> _CopyRows:
+    """The copy side of `copy_cross_entropy` for its labelled tokens (see `_CopyRows`); O(N S) work."""
+    batch, target_length, _ = attention.shape
+    attention = attention.float()
+    keep = labels != IGNORE_INDEX  # (B, T)
+    row = torch.arange(batch, device=labels.device)[:, None].expand(batch, target_length)[keep]  # (N,) batch row
+    targets = labels[keep]  # (N,)
+    source = source_ids[row]  # (N, S)
+    copy_at_target = (attention[keep] * (source == targets[:, None])).sum(dim=-1, keepdim=True)  # (N, 1)
+    copy_at_source, source_weight = None, None
+    if label_smoothing > 0:
+        # copy probability of each source position's word: attention summed over the positions holding the same word
+        same_word = (source_ids[:, :, None] == source_ids[:, None, :]).float()  # (B, S, S)
+        copy_at_source = torch.matmul(attention, same_word)[keep]  # (N, S)
+        valid = source_ids < vocab_size
+        if encoder_attention_mask is not None:
+            valid = valid & (encoder_attention_mask != 0)
+        source_weight = (valid / (same_word * valid[:, None, :]).sum(dim=-1).clamp(min=1))[row]  # (N, S)
+    return _CopyRows(targets, source, gate_logits[keep][:, 0].float(), copy_at_target, copy_at_source, source_weight)
+
+
+def _copy_row_losses(
+    log_norm: torch.Tensor,
+    target_logit: torch.Tensor,
+    gate: torch.Tensor,
+    copy_at_target: torch.Tensor,
+    target_in_vocab: torch.Tensor,
+    *,
+    vocab_size: int,
+    label_smoothing: float = 0.0,
+    logit_sum: torch.Tensor | None = None,
+    source_logit: torch.Tensor | None = None,
+    copy_at_source: torch.Tensor | None = None,
+    source_in_vocab: torch.Tensor | None = None,
+    source_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The (C,) losses of C labelled tokens from the statistics of their logits z (log Z (C,), z at the target (C, 1);
+    with label smoothing sum_w z_w (C,) and z at the S source words (C, S)) and the copy side (`_CopyRows`); the
+    formula of `copy_cross_entropy`. Gathered logits of words outside the vocabulary (`*_in_vocab` False) are
+    ignored, and get gradient 0."""
+    log_gen, log_copy = F.logsigmoid(gate), F.logsigmoid(-gate)  # (C,)
+
+    def log_mixture(
+        logit: torch.Tensor, in_vocab: torch.Tensor, copy: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log P, log P_vocab) of (C, K) words from their logits and copy probabilities."""
+        log_vocab = torch.where(in_vocab, logit - log_norm[:, None], -math.inf)
+        mixture = torch.logaddexp(log_gen[:, None] + log_vocab, log_copy[:, None] + copy.clamp_min(COPY_FLOOR).log())
+        return mixture, log_vocab
+
+    nll = -log_mixture(target_logit, target_in_vocab, copy_at_target)[0][:, 0]  # (C,)
+    if label_smoothing > 0:
+        log_p_source, log_vocab_source = log_mixture(source_logit, source_in_vocab, copy_at_source)  # (C, S)
+        excess = torch.where(source_weight > 0, log_p_source - log_gen[:, None] - log_vocab_source, 0.0)  # (C, S)
+        sum_log_p = (
+            vocab_size * log_gen + logit_sum - vocab_size * log_norm + (source_weight * excess).sum(dim=-1)
+        )  # (C,)
+        nll = (1 - label_smoothing) * nll - label_smoothing * sum_log_p / vocab_size
+    return nll
+
+
+def _copy_chunks(
+    copy: _CopyRows, vocab_size: int, label_smoothing: float
+) -> tuple[ChunkLoss, tuple[torch.Tensor, ...]]:
+    """The chunk loss of the copy cross-entropy for `fused_linear_loss` and its row inputs: the gate logit, the copy
+    probability of the target and (with label smoothing) of the source words."""
+    target_in_vocab = (copy.targets < vocab_size)[:, None]  # (N, 1)
+    target_index = copy.targets.clamp(max=vocab_size - 1)[:, None]  # (N, 1)
+    source_in_vocab = copy.source < vocab_size  # (N, S)
+    source_index = copy.source.clamp(max=vocab_size - 1)  # (N, S)
+    smoothing = label_smoothing > 0
+    row_inputs = (copy.gate, copy.copy_at_target) + ((copy.copy_at_source,) if smoothing else ())
+
+    def chunk_loss(
+        logits: torch.Tensor, rows: slice, needs_grad: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...]]:
+        target, source = target_index[rows], source_index[rows]  # (C, 1), (C, S)
+        statistics = [logits.gather(1, target)]  # z at the target (C, 1)
+        if smoothing:
+            statistics += [logits.sum(dim=-1), logits.gather(1, source)]  # (C,), (C, S)
+        # log Z = max + log sum exp(logits - max); the shifted exponentials stay in the buffer
+        max_logit = logits.amax(dim=-1, keepdim=True)  # (C, 1)
+        exponentials = logits.sub_(max_logit).exp_()
+        sum_exp = exponentials.sum(dim=-1, keepdim=True)  # (C, 1)
+        statistics.insert(0, (max_logit + sum_exp.log()).squeeze(1))  # log Z (C,)
+        copy_side = [tensor[rows].detach() for tensor in row_inputs]
+        with torch.enable_grad():
+            # the loss's partial derivatives w.r.t. the statistics and the copy side: O(C S) work
+            leaves = [tensor.requires_grad_(needs_grad) for tensor in statistics + copy_side]
+            log_norm, target_logit, *smoothing_statistics = leaves[: len(statistics)]
+            logit_sum, source_logit = smoothing_statistics if smoothing else (None, None)
+            losses = _copy_row_losses(
+                log_norm, target_logit, leaves[len(statistics)], leaves[len(statistics) + 1],
+                target_in_vocab[rows], vocab_size=vocab_size, label_smoothing=label_smoothing, logit_sum=logit_sum,
+                source_logit=source_logit, copy_at_source=leaves[-1] if smoothing else None,
+                source_in_vocab=source_in_vocab[rows], source_weight=copy.source_weight[rows] if smoothing else None,
+            )  # (C,)
+            loss = losses.sum()
+            if not needs_grad:
+                return loss, None, ()
+            gradients = torch.autograd.grad(loss, leaves)
+        grad_log_norm, grad_target, *grad_smoothing = gradients[: len(statistics)]
+        # d loss / d z = d/dlogZ softmax(z) + d/dsum 1 + the gathered partials scattered back, in the buffer
+        grad_logits = exponentials.mul_(grad_log_norm[:, None] / sum_exp)  # (C, V)
+        if smoothing:
+            grad_sum, grad_source = grad_smoothing
+            grad_logits.add_(grad_sum[:, None]).scatter_add_(1, source, grad_source)
+        grad_logits.scatter_add_(1, target, grad_target)
+        return loss.detach(), grad_logits, tuple(gradients[len(statistics) :])
+
+    return chunk_loss, row_inputs
+
+
+def linear_copy_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    attention: torch.Tensor,
+    gate_logits: torch.Tensor,
+    source_ids: torch.LongTensor,
+    labels: torch.LongTensor,
+    *,
+    encoder_attention_mask: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """`copy_cross_entropy` of the logits z = hidden W^T + b, fused with the output layer like the plain Transformer's
+    `losses.linear_cross_entropy`: `hidden` (N, D) are the decoder states of the labelled positions (in the order of
+    `labels != -100`), `weight` (V, D) and `bias` (V,) or None the output layer's; the other arguments are as in
+    `copy_cross_entropy`, whose value and gradients (for hidden, weight, bias, attention and gate_logits) it equals.
+
+    The loss of a token reads its logits only through log Z, sum_w z_w (label smoothing), z_y at the target and
+    z_{x_s} at the S source words (`copy_cross_entropy`), so for each chunk of C tokens, with those statistics in hand,
+
+        d loss / d z_w = (d loss / d log Z) softmax(z)_w + d loss / d sum_z
+                         + [w = y] d loss / d z_y + sum_s [w = x_s] d loss / d z_{x_s}
+
+    is built in one reused (C, V) float32 buffer and turned at once into the gradients of hidden, W and b
+    (`losses.fused_linear_loss`): three products with W in all, and no (N, V) tensor outlives its chunk. The copy
+    side (the gate, the copy probabilities of the target and of the source words: O(N S)) stays in autograd, so the
+    gradients reach the copy attention and the gate through it. Backpropagates once (no retain_graph).
+
+    >>> import torch
+    >>> hidden, weight, bias = torch.randn(6, 8), torch.randn(11, 8), torch.randn(11)
+    >>> attention, gate = torch.softmax(torch.randn(2, 3, 5), -1), torch.randn(2, 3, 1)
+    >>> source, labels = torch.randint(0, 11, (2, 5)), torch.randint(0, 11, (2, 3))
+    >>> fused = linear_copy_cross_entropy(hidden, weight, bias, attention, gate, source, labels, label_smoothing=0.1)
+    >>> unfused = copy_cross_entropy(hidden @ weight.T + bias, attention, gate, source, labels, label_smoothing=0.1)
+    >>> bool(torch.allclose(fused, unfused, atol=1e-6))
+    True
+    """
+    vocab_size = weight.shape[0]
+    labels = labels.to(attention.device)
+    copy = _copy_rows(
+        attention, gate_logits, source_ids, labels, vocab_size=vocab_size,
+        encoder_attention_mask=encoder_attention_mask, label_smoothing=label_smoothing,
+    )
+    if hidden.shape[0] != copy.targets.shape[0]:
+        raise ValueError(
+            f"hidden has {hidden.shape[0]} rows but labels have {copy.targets.shape[0]} labelled tokens: pass the "
+            "decoder states of the labelled positions only (hidden_states[labels != -100])"
+        )
+    chunk_loss, row_inputs = _copy_chunks(copy, vocab_size, float(label_smoothing))
+    total = fused_linear_loss(chunk_loss, hidden, weight, bias, *row_inputs, chunk_size=chunk_size)
+    return total / loss_normaliser(labels, num_items_in_batch)

@@ -305,3 +305,43 @@ class AutoregressiveLMHeadMixin(Seq2SeqLMHeadMixin):
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         return decoder_input_ids, False
+
+    def samples_own_predictions(self, labels: torch.Tensor | None) -> bool:
+        """Whether this forward feeds the decoder its own predictions (scheduled sampling): training with labels and
+        `config.scheduled_sampling_probability` > 0."""
+        return labels is not None and self.training and self.config.scheduled_sampling_probability > 0.0
+
+    def scheduled_sampling_inputs(
+        self,
+        decoder_input_ids: torch.Tensor | None,
+        labels: torch.Tensor,
+        predict: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """Scheduled sampling for a decoder that reads the whole target at once (Mihaylova & Martins 2019, arXiv
+        1906.07651): `config.scheduled_sampling_passes` - 1 passes without gradient, each `predict(inputs)` -> (B, T,
+        V) scores of every position; input t > 0 becomes the last pass's prediction for position t - 1 with
+        probability p = `config.scheduled_sampling_probability`, drawn once per token (inputs whose label is -100
+        stay as they are). Returns the (B, T) inputs of the pass that carries the loss.
+
+            y~_t = argmax or sample of P(. | y^_<t, x)     (previous pass's inputs y^)
+            y^_t = y~_{t-1} with probability p, else the gold y_{t-1}
+        """
+        if decoder_input_ids is None:
+            raise ValueError("scheduled sampling replaces decoder input ids and needs labels or decoder_input_ids")
+        config = self.config
+        gold = decoder_input_ids
+        replace = torch.rand(gold.shape, device=gold.device) < config.scheduled_sampling_probability  # (B, T)
+        replace[:, 0] = False  # the start token is never predicted
+        replace[:, 1:] &= labels[:, :-1].to(gold.device) != IGNORE_INDEX  # a padded position's input stays padding
+        inputs = gold
+        with torch.no_grad():
+            for _ in range(config.scheduled_sampling_passes - 1):
+                scores = predict(inputs).float()  # (B, T, V)
+                if config.scheduled_sampling_mode == "argmax":
+                    predicted = scores.argmax(dim=-1)
+                else:
+                    flat = torch.softmax(scores.reshape(-1, scores.shape[-1]), dim=-1)
+                    predicted = torch.multinomial(flat, 1).view(scores.shape[:-1])
+                shifted = torch.cat([gold[:, :1], predicted[:, :-1]], dim=1)  # prediction for t - 1 at input t
+                inputs = torch.where(replace, shifted, gold)
+        return inputs

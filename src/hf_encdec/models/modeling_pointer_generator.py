@@ -18,7 +18,13 @@ from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_pointer_generator import PointerGeneratorConfig
-from .copy_mechanism import CopyMechanism, PointerGeneratorMixin, PointerGeneratorOutput, copy_history
+from .copy_mechanism import (
+    CopyMechanism,
+    PointerGeneratorMixin,
+    PointerGeneratorOutput,
+    copy_history,
+    mixture_log_probs,
+)
 from .modeling_common import model_forward, resolve_skip_logits
 from .modeling_transformer import TransformerForConditionalGeneration
 from .transformers_contract import output_cache, resolve_cache
@@ -82,6 +88,24 @@ class PointerGeneratorForConditionalGeneration(PointerGeneratorMixin, Transforme
             labels, decoder_input_ids, kwargs.get("decoder_inputs_embeds"), use_cache
         )
         decoder_input_ids = self.copy_decoder_inputs(decoder_input_ids, num_source_oovs)
+        if self.samples_own_predictions(labels):
+            encoder_outputs = self.encode_once(input_ids, attention_mask, kwargs.get("inputs_embeds"), encoder_outputs)
+
+            def predict(inputs: torch.Tensor) -> torch.Tensor:
+                inputs = self.copy_decoder_inputs(inputs, num_source_oovs)  # a copied unknown word is read as unk
+                states = self.model(
+                    attention_mask=attention_mask, decoder_input_ids=inputs, encoder_outputs=encoder_outputs,
+                    use_cache=False,
+                ).last_hidden_state  # (B, T, D)
+                copy = self.copy_mechanism(states, encoder_outputs.last_hidden_state, attention_mask)
+                return mixture_log_probs(
+                    self.lm_head(states), copy.attention, copy.gate_logits, source_ids.to(states.device),
+                    self.config.vocab_size + num_source_oovs,
+                )  # (B, T, V+): the model's own output distribution
+
+            decoder_input_ids = self.copy_decoder_inputs(
+                self.scheduled_sampling_inputs(decoder_input_ids, labels, predict), num_source_oovs
+            )
         cache = resolve_cache(cache, past_key_values)
         outputs = self.model(
             input_ids=input_ids,

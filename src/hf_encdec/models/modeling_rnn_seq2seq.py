@@ -460,9 +460,8 @@ class RNNSeq2SeqForConditionalGeneration(
                 "source_ids and num_source_oovs are the copy mechanism's inputs; this model has copy_mechanism=False"
             )
         sampler = None
-        probability = self.config.scheduled_sampling_probability
-        if labels is not None and self.training and probability > 0.0:
-            sampler = self.scheduled_sampler(probability, source_ids, num_source_oovs)
+        if self.samples_own_predictions(labels):
+            sampler = self.scheduled_sampler(self.config.scheduled_sampling_probability, source_ids, num_source_oovs)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

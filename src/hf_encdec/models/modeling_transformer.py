@@ -168,6 +168,21 @@ class TransformerForConditionalGeneration(
     def tied_weights(self) -> dict[str, str]:
         return output_layer_tie(self.config)
 
+    def encode_once(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        encoder_outputs: BaseModelOutput | tuple | None,
+    ) -> BaseModelOutput:
+        """The encoder's outputs, computed here when not given, so that several decoder passes share one encoding
+        (and its gradient)."""
+        if encoder_outputs is None:
+            return self.get_encoder()(
+                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, return_dict=True
+            )
+        return BaseModelOutput(*encoder_outputs) if isinstance(encoder_outputs, tuple) else encoder_outputs
+
     @model_forward
     def forward(
         self,
@@ -190,6 +205,17 @@ class TransformerForConditionalGeneration(
     ) -> Seq2SeqLMOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         decoder_input_ids, use_cache = self.teacher_forcing(labels, decoder_input_ids, decoder_inputs_embeds, use_cache)
+        if self.samples_own_predictions(labels):
+            encoder_outputs = self.encode_once(input_ids, attention_mask, inputs_embeds, encoder_outputs)
+
+            def predict(inputs: torch.Tensor) -> torch.Tensor:
+                states = self.model(
+                    attention_mask=attention_mask, decoder_input_ids=inputs, encoder_outputs=encoder_outputs,
+                    decoder_attention_mask=decoder_attention_mask, use_cache=False,
+                ).last_hidden_state
+                return self.lm_head(states)  # (B, T, V)
+
+            decoder_input_ids = self.scheduled_sampling_inputs(decoder_input_ids, labels, predict)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

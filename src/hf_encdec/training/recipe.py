@@ -60,6 +60,7 @@ from ..registration import family_of
 from .distill import distill_settings
 from .nat_report import compare_decoding, teacher_of
 from .presets import build_config
+from .scheduled_sampling import ScheduledSamplingCallback
 from .trainer import LENGTH_COLUMN, TranslationTrainer, latest_complete_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ class TrainOptions:
     # non-autoregressive models: a NAT run trained on the real references, compared on the same pairs
     undistilled: str | None = None
     max_new_tokens: int = 128
+    # scheduled sampling on a schedule, `KIND[:NAME=VALUE,...]` (ScheduledSamplingCallback.from_spec); None: off
+    scheduled_sampling: str | None = None
     early_stopping_patience: int = 3
     save_total_limit: int = 2
     num_samples: int = 6
@@ -526,6 +529,7 @@ def _train(
         callbacks=[
             EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience),
             _PrintLossCallback(),
+            *([ScheduledSamplingCallback.from_spec(options.scheduled_sampling)] if options.scheduled_sampling else []),
             *(callbacks or []),
         ],
         max_tokens=options.max_tokens,
@@ -762,7 +766,7 @@ def _package(
 def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | None = None) -> dict[str, Any]:
     """Run the whole job and return its report (also written to `<output_dir>/eval_results.json`).
 
-    `callbacks` are added to the Trainer's (e.g. a `ScheduledSamplingCallback` for RNN models). With several
+    `callbacks` are added to the Trainer's (`options.scheduled_sampling` adds a `ScheduledSamplingCallback`). With several
     processes every one trains; only the main one evaluates and packages the run, the others return {}.
 
     Raises:
@@ -771,6 +775,8 @@ def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | No
     """
     started = time.perf_counter()
     output_dir = Path(options.output_dir)
+    if options.scheduled_sampling:
+        ScheduledSamplingCallback.from_spec(options.scheduled_sampling)  # a bad schedule fails before any work
     args = _training_arguments(options, output_dir)
     if args.process_index == 0:
         _start_run_folder(output_dir, options)

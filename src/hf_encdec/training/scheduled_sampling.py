@@ -8,9 +8,11 @@ prediction with probability p_i = 1 - eps_i (per token). The paper's decay sched
     inverse_sigmoid   eps_i = k / (k + exp(i / k))          k >= 1
 
 `ScheduledSamplingCallback` writes p_i into `model.config.scheduled_sampling_probability` at the start of every
-optimizer step, which the RNN seq2seq model reads in training mode (0, the default, is exactly teacher forcing), and
-restores the value it found when training ends; like every training setting it is never written to config.json. The
-decoder then feeds back one token at a time, as the paper does for recurrent decoders.
+optimizer step, which the autoregressive seq2seq models read in training mode (0, the default, is exactly teacher
+forcing), and restores the value it found when training ends; like every training setting it is never written to
+config.json. A recurrent decoder then feeds back one token at a time, as the paper does; a Transformer decoder (and
+the pointer-generator) decodes in passes (Mihaylova & Martins 2019, arXiv 1906.07651; see `TransformerConfig`). A model
+that would ignore the probability (the non-autoregressive model, encoder-only and decoder-only models) is refused.
 
 >>> schedule = SamplingSchedule("inverse_sigmoid", k=100.0)
 >>> [round(schedule.sampling_probability(step), 3) for step in (0, 500, 1000)]
@@ -86,13 +88,36 @@ class ScheduledSamplingCallback(TrainerCallback):
         self.schedule = SamplingSchedule(kind, **schedule_kwargs)
         self._initial: float | None = None
 
+    @classmethod
+    def from_spec(cls, spec: str) -> ScheduledSamplingCallback:
+        """The callback of a command-line schedule `KIND[:NAME=VALUE,...]`, e.g. `inverse_sigmoid:k=500` or
+        `linear:k=1,c=0.001,epsilon=0.5` (the `SamplingSchedule` fields).
+
+        >>> ScheduledSamplingCallback.from_spec("inverse_sigmoid:k=500,max_probability=0.25").schedule.k
+        500.0
+        """
+        kind, _, rest = spec.partition(":")
+        values: dict[str, float] = {}
+        for item in filter(None, rest.split(",")):
+            name, equals, value = item.partition("=")
+            fields = ("k", "c", "epsilon", "max_probability")
+            if not equals or name not in fields:
+                raise ValueError(f"scheduled sampling {spec!r}: {item!r} is not NAME=VALUE with NAME one of {fields}")
+            try:
+                values[name] = float(value)
+            except ValueError as error:
+                raise ValueError(f"scheduled sampling {spec!r}: {name}={value!r} is not a number") from error
+        return cls(kind, **values)
+
     @staticmethod
     def _config(model: object) -> object:
         config = getattr(model, "config", None)
-        if config is None or not hasattr(config, "scheduled_sampling_probability"):
+        reads = callable(getattr(model, "samples_own_predictions", None))
+        if config is None or not reads or not hasattr(config, "scheduled_sampling_probability"):
             raise ValueError(
-                f"ScheduledSamplingCallback needs a model whose config has scheduled_sampling_probability (the RNN "
-                f"seq2seq family), got {type(model).__name__}"
+                f"ScheduledSamplingCallback needs an autoregressive seq2seq model that reads "
+                f"scheduled_sampling_probability (the RNN, Transformer and pointer-generator families), got "
+                f"{type(model).__name__}, which would ignore it"
             )
         return config
 
