@@ -22,7 +22,8 @@ from hf_encdec.cli import main
 from hf_encdec.evaluation import corpus_scores
 from hf_encdec.inference import load_translator, translate
 from hf_encdec.localization.catalog import directive_problems, msgfmt_check
-from hf_encdec.training import TrainOptions, run_training
+from hf_encdec.training import ScheduledSamplingCallback, TrainOptions, run_training
+from hf_encdec.training import recipe
 from hf_encdec.training.recipe import LENGTH_PENALTIES, RunFolderExistsError, _write_translations, read_translations
 
 TINY = [
@@ -255,6 +256,29 @@ def test_two_processes_train_together(launcher: str, tmp_path: Path) -> None:
     report = json.loads((output / "eval_results.json").read_text())
     assert report["processes"] == 2 and report["global_step"] == 8
     assert (output / "model.safetensors").is_file()
+
+
+def test_scheduled_sampling_on_the_command_line_moves_the_probability_each_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--scheduled-sampling KIND:NAME=VALUE,...` adds the callback; a bad schedule fails before any work."""
+    seen: list[float] = []
+
+    class Recording(ScheduledSamplingCallback):
+        def on_step_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN003
+            super().on_step_begin(args, state, control, model=model, **kwargs)
+            seen.append(model.config.scheduled_sampling_probability)
+
+    monkeypatch.setattr(recipe, "ScheduledSamplingCallback", Recording)
+    output = tmp_path / "scheduled"
+    schedule = "linear:k=1,c=0.5"  # eps_i = 1 - 0.5 i: p = 0, 0.5, 1
+    assert main(["train", *TINY, "--max-steps", "3", "--eval-steps", "3", "--scheduled-sampling", schedule,
+                 "--set", "scheduled_sampling_mode=argmax", "--output-dir", str(output)]) == 0
+    assert seen == [0.0, 0.5, 1.0]
+    assert json.loads((output / "train_options.json").read_text())["scheduled_sampling"] == schedule
+    assert "scheduled_sampling" not in (output / "config.json").read_text()
+    assert main(["train", *TINY, "--scheduled-sampling", "cosine:k=2", "--output-dir", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
 
 
 def test_user_files_and_a_config_file_train_an_rnn_model(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ class PointerGeneratorForConditionalGeneration(PointerGeneratorMixin, Transforme
                 inputs = self.copy_decoder_inputs(inputs, num_source_oovs)  # a copied unknown word is read as unk
                 states = self.model(
                     attention_mask=attention_mask, decoder_input_ids=inputs, encoder_outputs=encoder_outputs,
-                    use_cache=False,
+                    decoder_attention_mask=kwargs.get("decoder_attention_mask"), use_cache=False,
                 ).last_hidden_state  # (B, T, D)
                 copy = self.copy_mechanism(states, encoder_outputs.last_hidden_state, attention_mask)
                 return mixture_log_probs(
