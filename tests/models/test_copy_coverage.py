@@ -245,3 +245,26 @@ def test_the_coverage_loss_weight_is_a_training_setting(tmp_path: Path) -> None:
     model.save_pretrained(tmp_path)
     saved = (tmp_path / "config.json").read_text()
     assert '"coverage": true' in saved and "coverage_loss_weight" not in saved
+
+
+@pytest.mark.parametrize("family", ["pointer_generator", "rnn"])
+def test_training_takes_the_fused_copy_loss_with_the_same_value_and_gradients(family: str) -> None:
+    """`fused_loss=True` (default) trains on `linear_copy_cross_entropy`; False builds the logits first."""
+
+    def model_with(fused: bool) -> torch.nn.Module:
+        if family == "rnn":
+            return build_rnn({**SEE, "coverage": True, "fused_loss": fused, "label_smoothing": 0.1}).train()
+        return build("pointer_generator", coverage=True, fused_loss=fused, label_smoothing=0.1, dropout=0.0,
+                     attention_dropout=0.0, activation_dropout=0.0).train()
+
+    ids, mask = padded_sources()
+    labels = token_ids(batch=ids.shape[0], length=TARGET_LEN)
+    labels[0, 4:] = -100
+    fused, plain = model_with(True), model_with(False)
+    assert fused.config.fused_loss and not plain.config.fused_loss
+    losses = [model(input_ids=ids, attention_mask=mask, labels=labels).loss for model in (fused, plain)]
+    for loss in losses:
+        loss.backward()
+    torch.testing.assert_close(losses[0], losses[1], atol=1e-5, rtol=1e-5)
+    for (name, got), want in zip(fused.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(got.grad, want.grad, atol=1e-5, rtol=1e-4, msg=name)

@@ -146,6 +146,133 @@ def test_loss_without_the_mixture_equals_the_loss_of_the_mixture(extra: int, lab
         torch.testing.assert_close(sparse_gradient, dense_gradient, atol=1e-6, rtol=1e-4)
 
 
+def _fused_loss_case(extra: int, with_bias: bool) -> dict:
+    """A copy loss problem with its differentiable parts: decoder states (B, T, D) feeding both the output layer and
+    the copy head, the output layer (V, D) and (V,), labels with -100, the word twice in its source, padding in row 1's
+    source, and with `extra` a source-only word (V + 2, in a source and a label) and a label in no source (V + 1)."""
+    inputs = _inputs()
+    if extra:
+        inputs["source_ids"][2, 3] = VOCAB + 2
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, VOCAB, (BATCH, TARGET_LEN), generator=generator)
+    labels[0, 0] = inputs["source_ids"][0, 1]  # the word that is twice in its source
+    labels[1, 1] = inputs["source_ids"][1, 6]  # a word only at a padded source position
+    labels[2, 1] = inputs["source_ids"][2, 3]  # the source-only word when extended
+    if extra:
+        labels[2, 4] = VOCAB + 1  # outside the vocabulary and in no source: only the copy floor gives it mass
+    labels[1, 3:] = -100
+    return {
+        **inputs,
+        "labels": labels,
+        "weight": torch.randn(VOCAB, HIDDEN, generator=generator) / HIDDEN**0.5,
+        "bias": torch.randn(VOCAB, generator=generator) if with_bias else None,
+    }
+
+
+def _copy_losses(case: dict, fused: bool, dtype: torch.dtype = torch.float32, **kwargs) -> tuple[torch.Tensor, list]:
+    """The fused or unfused loss of `case` and the gradients of the states, the output layer, the copy attention and
+    the gate logits."""
+    copy = _copy_mechanism()
+    hidden_states = case["hidden_states"].to(dtype, copy=True).requires_grad_()
+    weight = case["weight"].to(dtype, copy=True).requires_grad_()
+    bias = None if case["bias"] is None else case["bias"].to(dtype, copy=True).requires_grad_()
+    attention, gate_logits, _ = copy.to(dtype)(
+        hidden_states, case["encoder_hidden_states"].to(dtype), case["encoder_attention_mask"]
+    )
+    attention.retain_grad()
+    gate_logits.retain_grad()
+    keep = case["labels"] != -100
+    arguments = (attention, gate_logits, case["source_ids"], case["labels"])
+    kwargs = {"encoder_attention_mask": case["encoder_attention_mask"], **kwargs}
+    if fused:
+        loss = linear_copy_cross_entropy(hidden_states[keep], weight, bias, *arguments, **kwargs)
+    else:
+        loss = copy_cross_entropy(F.linear(hidden_states[keep], weight, bias), *arguments, **kwargs)
+    loss.backward()
+    gradients = [hidden_states.grad, weight.grad, attention.grad, gate_logits.grad]
+    return loss, gradients + ([] if bias is None else [bias.grad])
+
+
+@pytest.mark.parametrize("num_items_in_batch", [None, 20], ids=["per-token", "num-items"])
+@pytest.mark.parametrize("with_bias", [False, True], ids=["no-bias", "bias"])
+@pytest.mark.parametrize("extra", [0, 3], ids=["vocabulary", "extended-vocabulary"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1], ids=["no-smoothing", "smoothing"])
+def test_fused_copy_loss_equals_the_unfused_loss_in_value_and_every_gradient(
+    label_smoothing: float, extra: int, with_bias: bool, num_items_in_batch: int | None
+) -> None:
+    """linear_copy_cross_entropy (the output layer fused with the loss, chunk by chunk) == copy_cross_entropy of the
+    logits, in value and in the gradients of the decoder states (through the output layer and the copy head), the
+    output layer, the copy attention and the gate; chunk_size=4 takes the 13 labelled tokens in four chunks."""
+    case = _fused_loss_case(extra, with_bias)
+    kwargs = {"label_smoothing": label_smoothing, "num_items_in_batch": num_items_in_batch}
+    fused, fused_gradients = _copy_losses(case, fused=True, chunk_size=4, **kwargs)
+    unfused, unfused_gradients = _copy_losses(case, fused=False, **kwargs)
+    torch.testing.assert_close(fused, unfused, atol=1e-5, rtol=1e-5)
+    names = ["states", "weight", "attention", "gate", "bias"]
+    for name, got, expected in zip(names, fused_gradients, unfused_gradients):
+        assert expected.abs().sum() > 0, name
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_fused_copy_loss_is_the_same_in_any_number_of_chunks_and_without_gradients() -> None:
+    case = _fused_loss_case(3, with_bias=True)
+    one, one_gradients = _copy_losses(case, fused=True, label_smoothing=0.1)  # the default: one chunk of 13 tokens
+    for chunk_size in (1, 5):
+        several, several_gradients = _copy_losses(case, fused=True, label_smoothing=0.1, chunk_size=chunk_size)
+        torch.testing.assert_close(several, one)
+        for got, expected in zip(several_gradients, one_gradients):
+            torch.testing.assert_close(got, expected)
+    keep = case["labels"] != -100
+    with torch.no_grad():
+        attention, gate_logits, _ = _copy_mechanism()(
+            case["hidden_states"], case["encoder_hidden_states"], case["encoder_attention_mask"]
+        )
+        evaluated = linear_copy_cross_entropy(
+            case["hidden_states"][keep], case["weight"], case["bias"], attention, gate_logits, case["source_ids"],
+            case["labels"], encoder_attention_mask=case["encoder_attention_mask"], label_smoothing=0.1, chunk_size=5,
+        )
+    torch.testing.assert_close(evaluated, one)
+
+
+def test_fused_copy_loss_saves_no_logits_sized_tensor_for_backward() -> None:
+    """The unfused loss keeps (N, V) logits for backward; the fused one keeps nothing of N * V elements or more."""
+    case = _fused_loss_case(3, with_bias=True)
+    tokens = int((case["labels"] != -100).sum())
+    for fused in (True, False):
+        saved: list[tuple[int, ...]] = []
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            saved.append(tuple(tensor.shape))
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            _copy_losses(case, fused=fused, label_smoothing=0.1)
+        largest = max(saved, key=lambda shape: torch.Size(shape).numel())
+        assert (torch.Size(largest).numel() >= tokens * VOCAB) == (not fused), (fused, largest)
+
+
+def test_fused_copy_loss_takes_only_the_labelled_states() -> None:
+    case = _fused_loss_case(0, with_bias=False)
+    attention, gate_logits, _ = _copy_mechanism()(case["hidden_states"], case["encoder_hidden_states"])
+    with pytest.raises(ValueError, match="hidden has 15 rows but labels have 13 labelled tokens"):
+        linear_copy_cross_entropy(
+            case["hidden_states"].reshape(-1, HIDDEN), case["weight"], None, attention, gate_logits,
+            case["source_ids"], case["labels"],
+        )
+
+
+def test_fused_copy_loss_in_bfloat16_matches_the_unfused_loss() -> None:
+    """bfloat16 states and output layer: the logits are taken in bfloat16 and the loss in float32, as unfused."""
+    case = _fused_loss_case(3, with_bias=True)
+    fused, fused_gradients = _copy_losses(case, fused=True, dtype=torch.bfloat16, label_smoothing=0.1, chunk_size=4)
+    unfused, unfused_gradients = _copy_losses(case, fused=False, dtype=torch.bfloat16, label_smoothing=0.1)
+    assert fused.dtype == torch.float32
+    torch.testing.assert_close(fused, unfused, atol=1e-4, rtol=1e-4)
+    for got, expected in zip(fused_gradients, unfused_gradients):
+        assert got.dtype == expected.dtype
+        torch.testing.assert_close(got, expected, atol=2e-2, rtol=2e-2)
+
+
 def test_model_loss_is_the_cross_entropy_of_its_output_and_trains_every_part() -> None:
     model = build("pointer_generator", label_smoothing=0.1).train()
     source, labels = token_ids(), token_ids(length=TARGET_LEN)
@@ -223,7 +350,6 @@ def test_source_padding_changes_nothing() -> None:
     ("kwargs", "message"),
     [
         ({"share_encoder_decoder_embeddings": False, "decoder_vocab_size": 50}, "decoder_vocab_size=50 must equal"),
-        ({"fused_loss": True}, "fused_loss=True is not available"),
         ({"unk_token_id": 500}, "unk_token_id=500 is outside"),
     ],
 )

@@ -3,8 +3,9 @@
 A Transformer encoder-decoder (every switch of `TransformerConfig`) whose output mixes generating from the vocabulary
 with copying source tokens (See et al. 2017, arXiv 1704.04368; copy_mechanism.py). Copying a source id as a target id
 needs one vocabulary for both sides, so `decoder_vocab_size` must equal `vocab_size`. The loss has its own sparse
-form (`copy_mechanism.copy_cross_entropy`, which never builds the mixture), so the plain Transformer's chunked
-output-layer loss (`fused_loss`) does not apply and is off.
+form (`copy_mechanism.copy_cross_entropy`, which never builds the mixture); with `fused_loss` (default) training
+takes it fused with the output layer in chunks (`linear_copy_cross_entropy`), as the plain Transformer takes its
+cross-entropy, so no (tokens x vocabulary) logits are kept for the backward pass.
 
 Coverage (See et al. 2017, section 2.4; Tu et al. 2016, arXiv 1601.04811): `coverage=True` feeds the sum of the past
 copy attentions into the copy head's scores and adds the coverage loss sum_t sum_s min(a_t,s, c^t_s), weighted by
@@ -28,14 +29,14 @@ class PointerGeneratorConfig(TransformerConfig):
     >>> from hf_encdec import PointerGeneratorConfig
     >>> config = PointerGeneratorConfig(vocab_size=99, hidden_size=32, num_attention_heads=4, intermediate_size=37)
     >>> (config.model_type, config.fused_loss, config.decoder_vocab_size)
-    ('hf_encdec_pointer_generator', False, 99)
+    ('hf_encdec_pointer_generator', True, 99)
     """
 
     model_type = "hf_encdec_pointer_generator"
     training_settings = TransformerConfig.training_settings + ("coverage_loss_weight",)
     card_fields = TransformerConfig.card_fields + ("coverage",)
 
-    fused_loss: bool = False
+    fused_loss: bool = True
     unk_token_id: int | None = None
     coverage: bool = False
     coverage_loss_weight: float | None = None
@@ -46,11 +47,6 @@ class PointerGeneratorConfig(TransformerConfig):
             raise ValueError(
                 f"the pointer-generator copies source ids into the output, so source and target share one vocabulary: "
                 f"decoder_vocab_size={self.decoder_vocab_size} must equal vocab_size={self.vocab_size}"
-            )
-        if self.fused_loss:
-            raise ValueError(
-                "fused_loss=True is not available for the pointer-generator: its loss is taken on the mixed "
-                "vocabulary/copy distribution, not on the output layer's logits; use fused_loss=False"
             )
         if self.unk_token_id is not None and not 0 <= self.unk_token_id < self.vocab_size:
             raise ValueError(f"unk_token_id={self.unk_token_id} is outside the vocabulary [0, {self.vocab_size})")

@@ -40,7 +40,7 @@ from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderD
 from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.utils import ModelOutput
 
-from .losses import IGNORE_INDEX, loss_normaliser
+from .losses import IGNORE_INDEX, ChunkLoss, fused_linear_loss, loss_normaliser
 from .rnn_attention import CoverageWeight
 from .speed_paths import ProjectionLinear
 
@@ -282,17 +282,19 @@ class PointerGeneratorMixin:
         if labels is not None:
             labels = labels.to(hidden_states.device)
             keep = labels != IGNORE_INDEX  # (B, T)
-            labelled_logits = self.lm_head(hidden_states[keep]) if vocab_logits is None else vocab_logits[keep]
-            loss = copy_cross_entropy(
-                labelled_logits,
-                copy.attention,
-                copy.gate_logits,
-                source_ids,
-                labels,
-                encoder_attention_mask=attention_mask,
-                label_smoothing=self.config.label_smoothing,
-                num_items_in_batch=num_items_in_batch,
-            )
+            settings = {
+                "encoder_attention_mask": attention_mask,
+                "label_smoothing": self.config.label_smoothing,
+                "num_items_in_batch": num_items_in_batch,
+            }
+            if vocab_logits is None and self.config.fused_loss:  # the output layer fused with the loss, in chunks
+                loss = linear_copy_cross_entropy(
+                    hidden_states[keep], self.lm_head.weight, self.lm_head.bias, copy.attention, copy.gate_logits,
+                    source_ids, labels, **settings,
+                )
+            else:
+                labelled_logits = self.lm_head(hidden_states[keep]) if vocab_logits is None else vocab_logits[keep]
+                loss = copy_cross_entropy(labelled_logits, copy.attention, copy.gate_logits, source_ids, labels, **settings)
             loss = add_coverage_loss(loss, self.config, copy.attention, copy.coverage, labels, num_items_in_batch)
         log_probs = None
         if vocab_logits is not None:
@@ -403,47 +405,27 @@ def copy_cross_entropy(
     True
     """
     vocab_size = vocab_logits.shape[-1]
-    batch, target_length, source_length = attention.shape
-    keep = labels != IGNORE_INDEX  # (B, T)
-    row = torch.arange(batch, device=labels.device)[:, None].expand(batch, target_length)[keep]  # (N,) batch row
-    targets = labels[keep]  # (N,)
+    copy = _copy_rows(
+        attention, gate_logits, source_ids, labels, vocab_size=vocab_size,
+        encoder_attention_mask=encoder_attention_mask, label_smoothing=label_smoothing,
+    )
     logits = vocab_logits.float()  # (N, V)
-    log_norm = torch.logsumexp(logits, dim=-1)  # (N,)
-    gate = gate_logits[keep][:, 0]  # (N,)
-    log_gen, log_copy = F.logsigmoid(gate), F.logsigmoid(-gate)  # (N,)
-    source = source_ids[row]  # (N, S)
-
-    def log_mixture(words: torch.Tensor, copy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log P, log P_vocab) of (N, K) words with copy probabilities `copy`."""
-        in_vocab = words < vocab_size
-        gathered = logits.gather(1, words.clamp(max=vocab_size - 1)) - log_norm[:, None]
-        log_vocab = torch.where(in_vocab, gathered, -math.inf)
-        mixture = torch.logaddexp(log_gen[:, None] + log_vocab, log_copy[:, None] + copy.clamp_min(COPY_FLOOR).log())
-        return mixture, log_vocab
-
-    copy_at_target = (attention[keep] * (source == targets[:, None])).sum(dim=-1, keepdim=True)  # (N, 1)
-    nll = -log_mixture(targets[:, None], copy_at_target)[0][:, 0]  # (N,)
-    if label_smoothing > 0:
-        # copy probability of each source position's word: attention summed over the positions holding the same word
-        same_word = (source_ids[:, :, None] == source_ids[:, None, :]).to(attention.dtype)  # (B, S, S)
-        copy_at_source = torch.matmul(attention, same_word)[keep]  # (N, S)
-        log_p_source, log_vocab_source = log_mixture(source, copy_at_source)  # (N, S)
-        # each distinct in-vocabulary source word once: weight 1 / (its count in the source), padding 0
-        valid = source_ids < vocab_size
-        if encoder_attention_mask is not None:
-            valid = valid & (encoder_attention_mask != 0)
-        weight = valid / (same_word * valid[:, None, :]).sum(dim=-1).clamp(min=1)  # (B, S)
-        weight = weight[row]  # (N, S)
-        excess = torch.where(weight > 0, log_p_source - log_gen[:, None] - log_vocab_source, 0.0)  # (N, S)
-        sum_log_p = (
-            vocab_size * log_gen + logits.sum(dim=-1) - vocab_size * log_norm + (weight * excess).sum(dim=-1)
-        )  # (N,)
-        nll = (1 - label_smoothing) * nll - label_smoothing * sum_log_p / vocab_size
-    return nll.sum() / loss_normaliser(labels, num_items_in_batch)
-
-
-# appended with the fused copy loss below; it belongs with the imports at the top of the file
-from .losses import ChunkLoss, fused_linear_loss  # noqa: E402
+    smoothing = label_smoothing > 0
+    losses = _copy_row_losses(
+        torch.logsumexp(logits, dim=-1),
+        logits.gather(1, copy.targets.clamp(max=vocab_size - 1)[:, None]),
+        copy.gate,
+        copy.copy_at_target,
+        (copy.targets < vocab_size)[:, None],
+        vocab_size=vocab_size,
+        label_smoothing=label_smoothing,
+        logit_sum=logits.sum(dim=-1) if smoothing else None,
+        source_logit=logits.gather(1, copy.source.clamp(max=vocab_size - 1)) if smoothing else None,
+        copy_at_source=copy.copy_at_source,
+        source_in_vocab=copy.source < vocab_size,
+        source_weight=copy.source_weight,
+    )  # (N,)
+    return losses.sum() / loss_normaliser(labels, num_items_in_batch)
 
 
 class _CopyRows(NamedTuple):
@@ -561,11 +543,12 @@ def _copy_chunks(
             leaves = [tensor.requires_grad_(needs_grad) for tensor in statistics + copy_side]
             log_norm, target_logit, *smoothing_statistics = leaves[: len(statistics)]
             logit_sum, source_logit = smoothing_statistics if smoothing else (None, None)
+            gate, copy_at_target, *smoothing_copy = leaves[len(statistics) :]
             losses = _copy_row_losses(
-                log_norm, target_logit, leaves[len(statistics)], leaves[len(statistics) + 1],
-                target_in_vocab[rows], vocab_size=vocab_size, label_smoothing=label_smoothing, logit_sum=logit_sum,
-                source_logit=source_logit, copy_at_source=leaves[-1] if smoothing else None,
-                source_in_vocab=source_in_vocab[rows], source_weight=copy.source_weight[rows] if smoothing else None,
+                log_norm, target_logit, gate, copy_at_target, target_in_vocab[rows],
+                vocab_size=vocab_size, label_smoothing=label_smoothing, logit_sum=logit_sum, source_logit=source_logit,
+                copy_at_source=smoothing_copy[0] if smoothing else None, source_in_vocab=source_in_vocab[rows],
+                source_weight=copy.source_weight[rows] if smoothing else None,
             )  # (C,)
             loss = losses.sum()
             if not needs_grad:

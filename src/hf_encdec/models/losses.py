@@ -16,7 +16,7 @@ chunk's logits, so the pointer-generator's copy loss (`copy_mechanism.linear_cop
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
