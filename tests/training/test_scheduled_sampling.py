@@ -248,3 +248,9 @@ def test_scheduled_sampling_settings_never_reach_config_json(tmp_path: Path) -> 
     model = _transformer("pointer_generator", scheduled_sampling_probability=0.5, scheduled_sampling_passes=3)
     model.save_pretrained(tmp_path)
     assert "scheduled_sampling" not in (tmp_path / "config.json").read_text()
+
+
+def test_a_family_setting_at_its_inert_value_loads_elsewhere() -> None:
+    """A pointer-generator's saved config holds coverage=False: it still loads into the plain Transformer."""
+    config = TransformerConfig(**TINY_TRANSFORMER, coverage=False, copy_mechanism=False)
+    assert config.vocab_size == TINY_TRANSFORMER["vocab_size"]

@@ -14,11 +14,13 @@ from typing import Any, ClassVar
 from transformers import PreTrainedConfig
 
 SCHEDULED_SAMPLING_MODES = ("sample", "argmax")
-#: settings of some families that another family would store as an unknown attribute and ignore: each raises there
-FAMILY_SETTINGS = (
-    "scheduled_sampling_probability", "scheduled_sampling_mode", "scheduled_sampling_passes", "copy_mechanism",
-    "coverage", "coverage_loss_weight",
-)
+#: settings of some families that another family would store as an unknown attribute and ignore, with the value that
+#: does nothing: any other value raises there (the inert value passes, so a pointer-generator's saved config, which
+#: holds coverage=False, still loads into the plain Transformer)
+FAMILY_SETTINGS: dict[str, Any] = {
+    "scheduled_sampling_probability": 0.0, "scheduled_sampling_mode": "sample", "scheduled_sampling_passes": 2,
+    "copy_mechanism": False, "coverage": False, "coverage_loss_weight": None,
+}
 
 
 def check_scheduled_sampling(config: Any) -> None:
@@ -48,7 +50,9 @@ class EncDecConfig(PreTrainedConfig):
     """
 
     def __post_init__(self, **kwargs: Any) -> None:
-        foreign = sorted(name for name in kwargs if name in FAMILY_SETTINGS)
+        foreign = sorted(
+            f"{name}={kwargs[name]!r}" for name, inert in FAMILY_SETTINGS.items() if name in kwargs and kwargs[name] != inert
+        )
         if foreign:
             raise ValueError(
                 f"{', '.join(foreign)}: not a setting of {type(self).__name__}, which would store and ignore it"

@@ -321,7 +321,8 @@ class AutoregressiveLMHeadMixin(Seq2SeqLMHeadMixin):
         1906.07651): `config.scheduled_sampling_passes` - 1 passes without gradient, each `predict(inputs)` -> (B, T,
         V) scores of every position; input t > 0 becomes the last pass's prediction for position t - 1 with
         probability p = `config.scheduled_sampling_probability`, drawn once per token (inputs whose label is -100
-        stay as they are). Returns the (B, T) inputs of the pass that carries the loss.
+        stay as they are). Returns the (B, T) inputs of the pass that carries the loss. The prediction passes run in
+        the model's mode (in training, with dropout), as the last pass does.
 
             y~_t = argmax or sample of P(. | y^_<t, x)     (previous pass's inputs y^)
             y^_t = y~_{t-1} with probability p, else the gold y_{t-1}

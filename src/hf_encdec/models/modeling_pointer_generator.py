@@ -79,8 +79,10 @@ class PointerGeneratorForConditionalGeneration(PointerGeneratorMixin, Transforme
         **kwargs: object,
     ) -> PointerGeneratorOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        # as a fused loss: training takes the loss without building the logits (copy_cross_entropy)
-        skip_logits = resolve_skip_logits(kwargs.pop("skip_logits", None), fused=True, training=self.training, labels=labels)
+        # with the fused loss, training takes the loss without building the logits (linear_copy_cross_entropy)
+        skip_logits = resolve_skip_logits(
+            kwargs.pop("skip_logits", None), fused=self.config.fused_loss, training=self.training, labels=labels
+        )
         source_ids = input_ids if source_ids is None else source_ids
         if source_ids is None:
             raise ValueError("the pointer-generator needs source_ids (or input_ids) to copy from")

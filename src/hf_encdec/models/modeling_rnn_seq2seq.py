@@ -413,7 +413,7 @@ class RNNSeq2SeqForConditionalGeneration(
                 if self.copies_source:
                     gate = self.copy_gate(previous.contexts[:, -1:], previous.outputs[:, -1:], previous.inputs[:, -1:])
                     scores = mixture_log_probs(
-                        scores[:, None], previous.weights[:, -1:], gate, source_ids,
+                        scores[:, None], previous.weights[:, -1:], gate, source_ids.to(scores.device),
                         self.config.vocab_size + num_source_oovs,
                     )[:, 0]  # (B, V+) log-probabilities
                 if mode == "argmax":
@@ -486,7 +486,9 @@ class RNNSeq2SeqForConditionalGeneration(
                 labels,
                 attention_mask=attention_mask,
                 num_source_oovs=num_source_oovs,
-                skip_logits=resolve_skip_logits(skip_logits, fused=True, training=self.training, labels=labels),
+                skip_logits=resolve_skip_logits(
+                    skip_logits, fused=self.config.fused_loss, training=self.training, labels=labels
+                ),
                 num_items_in_batch=num_items_in_batch,
             )
         logits, loss = self.logits_and_loss(
