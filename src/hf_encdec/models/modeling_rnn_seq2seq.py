@@ -42,6 +42,7 @@ from .modeling_common import (
     TokenEmbedding,
     TransformerPreTrainedModel,
     config_output_flags,
+    draw_tokens,
     model_forward,
     resolve_skip_logits,
 )
@@ -416,10 +417,7 @@ class RNNSeq2SeqForConditionalGeneration(
                         scores[:, None], previous.weights[:, -1:], gate, source_ids.to(scores.device),
                         self.config.vocab_size + num_source_oovs,
                     )[:, 0]  # (B, V+) log-probabilities
-                if mode == "argmax":
-                    predicted = scores.argmax(dim=-1)
-                else:
-                    predicted = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(-1)
+                predicted = draw_tokens(scores, mode)
                 if self.copies_source:
                     predicted = self.copy_decoder_inputs(predicted, num_source_oovs)
             use_prediction = torch.rand(gold.shape, device=gold.device) < probability
