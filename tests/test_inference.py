@@ -42,13 +42,23 @@ def _generate_one(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, te
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
+@pytest.mark.parametrize("penalty", [{}, {"coverage_penalty": 0.5}], ids=["plain", "coverage-penalty"])
 def test_translate_equals_generate_in_input_order(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, texts: list[str], batch_size: int
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, texts: list[str], batch_size: int, penalty: dict
 ) -> None:
-    expected = [_generate_one(model, tokenizer, text, num_beams=2, max_new_tokens=6) for text in texts]
+    """Also with Wu et al.'s coverage penalty, whose re-ranking must ignore the padding of batched sources."""
+    expected = [_generate_one(model, tokenizer, text, num_beams=2, max_new_tokens=6, **penalty) for text in texts]
     assert len(set(expected)) > 3, "the model should tell the sources apart"
-    got = translate(model, tokenizer, texts, num_beams=2, max_new_tokens=6, batch_size=batch_size, progress=False)
+    got = translate(model, tokenizer, texts, num_beams=2, max_new_tokens=6, batch_size=batch_size, progress=False,
+                    **penalty)
     assert got == expected
+
+
+def test_coverage_penalty_on_a_model_without_copy_attention_is_refused(
+    tokenizer: PreTrainedTokenizerFast, texts: list[str]
+) -> None:
+    with pytest.raises(ValueError, match="coverage_penalty re-ranks hypotheses by their copy attention"):
+        translate(build("seq2seq"), tokenizer, texts, num_beams=2, coverage_penalty=0.5, progress=False)
 
 
 def test_pipeline_keeps_all_returned_sequences_with_their_input_when_batched(

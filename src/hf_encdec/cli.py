@@ -114,6 +114,11 @@ def _print_report(report: dict[str, Any]) -> None:
     print(f"\nHub-ready folder: {report['options']['output_dir']}")
 
 
+def _coverage_penalty(args: argparse.Namespace) -> dict[str, float]:
+    """generate()'s coverage_penalty when --coverage-penalty is given (only the copy models take it)."""
+    return {} if args.coverage_penalty is None else {"coverage_penalty": args.coverage_penalty}
+
+
 def _translate(args: argparse.Namespace) -> int:
     from .inference import load_translator, translate
 
@@ -124,7 +129,7 @@ def _translate(args: argparse.Namespace) -> int:
     translations = translate(
         model, tokenizer, [lines[i] for i in keep], num_beams=args.beams, length_penalty=args.length_penalty,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, progress=args.output is not None,
-        protect=False if args.no_protect else None,
+        protect=False if args.no_protect else None, **_coverage_penalty(args),
     )
     output = [""] * len(lines)
     for index, text in zip(keep, translations):
@@ -196,7 +201,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     model, tokenizer = load_translator(args.model)
     hypotheses = translate(
         model, tokenizer, sources, num_beams=args.beams, length_penalty=args.length_penalty,
-        max_new_tokens=args.max_new_tokens, protect=False if args.no_protect else None,
+        max_new_tokens=args.max_new_tokens, protect=False if args.no_protect else None, **_coverage_penalty(args),
     )
     report = {
         "model": args.model,
@@ -204,6 +209,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         "sentences": len(sources),
         "beams": args.beams or model.generation_config.num_beams,
         "length_penalty": args.length_penalty if args.length_penalty is not None else model.generation_config.length_penalty,
+        **_coverage_penalty(args),
         "scores": corpus_scores(hypotheses, references),
         "copy_baseline": copy_baseline_scores(sources, references),
     }
@@ -257,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--beams", type=int, help="beam size (default: the model's generation config)")
     translate.add_argument("--length-penalty", type=float, help="beam length penalty (default: the model's generation config)")
     translate.add_argument("--max-new-tokens", type=int, default=128)
+    translate.add_argument("--coverage-penalty", type=float,
+                           help="Wu et al.'s coverage penalty beta: beam search's hypotheses re-ranked by how "
+                                "fully their copy attention covers the source (copy models; default: off)")
     translate.add_argument("--batch-size", type=int, default=64)
     translate.add_argument("--no-protect", action="store_true",
                            help="the best hypothesis as it is, even for a gettext model (whose layout and format "
@@ -287,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--beams", type=int, help="beam size (default: the model's generation config)")
     evaluate.add_argument("--length-penalty", type=float, help="beam length penalty (default: the model's generation config)")
     evaluate.add_argument("--max-new-tokens", type=int, default=128)
+    evaluate.add_argument("--coverage-penalty", type=float,
+                          help="Wu et al.'s coverage penalty beta: beam search's hypotheses re-ranked by how "
+                               "fully their copy attention covers the source (copy models; default: off)")
     evaluate.add_argument("--report", help="write the JSON report here")
     evaluate.add_argument("--no-protect", action="store_true",
                           help="score the best hypotheses as they are, even for a gettext model (as training does)")

@@ -222,6 +222,11 @@ def translate_nbest(
     """
     if isinstance(texts, str):
         raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
+    if generate_kwargs.get("coverage_penalty") is not None and not getattr(model, "copies_source", False):
+        raise ValueError(
+            f"coverage_penalty re-ranks hypotheses by their copy attention, which {type(model).__name__} does not have "
+            f"(a pointer-generator, or an RNN with copy_mechanism=True, does); leave it out for this model"
+        )
     if not texts:
         return []
     limit = max_source_length

@@ -5,6 +5,7 @@ and clear errors (learning to copy words outside the vocabulary: test_pointer_ge
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,68 @@ def test_generate_returns_p_gen_and_the_copy_attention_it_decoded_with(name: str
     path = plot_copy_attention(result.copy_attentions[0], result.p_gen[0], [str(i) for i in ids[0].tolist()],
                                [str(i) for i in result.sequences[0, 1:].tolist()], tmp_path / "copy.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _wu_coverage_by_hand(attention: torch.Tensor, source_mask: torch.Tensor, steps: int) -> float:
+    """sum_s log(min(sum_{t < steps} a_t,s, 1)) over the real source positions, one position at a time."""
+    total = 0.0
+    for s in range(attention.shape[1]):
+        if source_mask[s]:
+            received = sum(float(attention[t, s]) for t in range(steps))
+            total += math.log(max(min(received, 1.0), 1e-9))
+    return total
+
+
+@pytest.mark.parametrize("name", ["pointer-generator", "rnn-see"])
+def test_coverage_penalty_reranks_the_beams_by_wu_et_al_score(name: str) -> None:
+    """Every returned hypothesis is one of beam search's, scored log P / |Y|^lp (beam search's own score, to 1e-4)
+    plus beta times Wu et al.'s coverage term computed by hand from its copy attention up to its end token, and the
+    hypotheses come best first."""
+    model = _coverage_models()[name]
+    ids, mask = padded_sources()
+    beams, beta = 4, 0.7
+    settings = {"attention_mask": mask, "max_new_tokens": 8, "num_beams": beams, "length_penalty": 0.6,
+                "return_dict_in_generate": True}
+    plain = model.generate(ids, num_return_sequences=beams, output_scores=True, **settings)
+    # end tokens the model does emit (the 4th token of the first input's hypotheses; none before the 4th), so that
+    # hypotheses of several lengths are scored
+    eos = settings["eos_token_id"] = sorted(set(plain.sequences[:beams, 4].tolist()))
+    settings["min_new_tokens"] = 3
+    plain = model.generate(ids, num_return_sequences=beams, output_scores=True, **settings)
+    ranked = model.generate(ids, coverage_penalty=beta, num_return_sequences=beams, output_attentions=True, **settings)
+    assert ranked.sequences.shape[0] == ids.shape[0] * beams
+    lengths = set()
+    for b in range(ids.shape[0]):
+        candidates = {tuple(plain.sequences[b * beams + k].tolist()): float(plain.sequences_scores[b * beams + k])
+                      for k in range(beams)}
+        scores = ranked.sequences_scores[b * beams : (b + 1) * beams].tolist()
+        assert scores == sorted(scores, reverse=True)
+        for k in range(beams):
+            row = b * beams + k
+            generated = ranked.sequences[row, 1:].tolist()
+            ends = [t for t, token in enumerate(generated) if token in eos]
+            steps = ends[0] + 1 if ends else len(generated)
+            lengths.add(steps)
+            coverage = _wu_coverage_by_hand(ranked.copy_attentions[row], mask[b], steps)
+            expected = candidates[tuple(ranked.sequences[row].tolist())] + beta * coverage
+            assert ranked.sequences_scores[row].item() == pytest.approx(expected, abs=1e-4)
+    assert len(lengths) > 1
+    best = model.generate(ids, coverage_penalty=beta, attention_mask=mask, max_new_tokens=8, min_new_tokens=3,
+                          num_beams=beams, length_penalty=0.6, eos_token_id=eos)
+    torch.testing.assert_close(best, ranked.sequences[::beams, : best.shape[1]])
+
+
+def test_coverage_penalty_needs_beam_search_and_a_copy_model() -> None:
+    model = _coverage_models()["pointer-generator"]
+    ids, mask = padded_sources()
+    for settings in ({"num_beams": 1}, {"num_beams": 3, "do_sample": True}):
+        with pytest.raises(ValueError, match="re-ranks the finished hypotheses of beam search"):
+            model.generate(ids, attention_mask=mask, max_new_tokens=3, coverage_penalty=0.5, **settings)
+    with pytest.raises(ValueError, match="coverage_penalty=-1.0"):
+        model.generate(ids, attention_mask=mask, max_new_tokens=3, num_beams=3, coverage_penalty=-1.0)
+    without_copy = build_rnn({"copy_mechanism": False})
+    with pytest.raises(ValueError, match="copy_mechanism=False"):
+        without_copy.generate(ids, attention_mask=mask, max_new_tokens=3, num_beams=3, coverage_penalty=0.5)
 
 
 def test_rnn_copy_outputs_match_the_attention_generate_collected() -> None:

@@ -199,15 +199,33 @@ class PointerGeneratorMixin:
     def copies_source(self) -> bool:
         return True
 
-    def generate(self, inputs: torch.Tensor | None = None, **kwargs: Any) -> torch.LongTensor | ModelOutput:
+    def generate(
+        self, inputs: torch.Tensor | None = None, *, coverage_penalty: float | None = None, **kwargs: Any
+    ) -> torch.LongTensor | ModelOutput:
         """`GenerationMixin.generate`, with the source ids kept for copying (generate otherwise hands the decoder only
         the encoder's states); `source_ids` and `num_source_oovs` may be given as in `forward`. With
         `output_attentions=True` and `return_dict_in_generate=True` the result also has `p_gen` (R, N, 1) and
         `copy_attentions` (R, N, S) of the N generated tokens of each of the R returned sequences: the values the
         model gave while decoding them, read back by one teacher-forced pass (positions after a sequence's end are
-        padding and meaningless)."""
+        padding and meaningless).
+
+        `coverage_penalty` beta > 0 (beam search only) ranks the finished hypotheses by Wu et al.'s score (2016,
+        arXiv 1609.08144, section 7) with the copy attention as the alignment:
+
+            s(Y, X) = log P(Y | X) / |Y|^length_penalty + beta * sum_s log(min(sum_t a_t,s, 1))
+
+        which charges a hypothesis for every source position its attention left less than fully covered. Like Wu et
+        al. it judges complete hypotheses: beam search runs as usual, returns all `num_beams` of them, and these are
+        re-ranked (it does not steer the search; logits processors that reshape scores, such as
+        `repetition_penalty`, are not re-applied to log P). Returns the best `num_return_sequences`; as a dict,
+        `sequences_scores` holds s(Y, X).
+        """
         if not self.copies_source:
+            if coverage_penalty:
+                raise ValueError("coverage_penalty reads the copy attention; this model's config has copy_mechanism=False")
             return super().generate(inputs, **kwargs)
+        if coverage_penalty:
+            return self._generate_with_coverage_penalty(inputs, float(coverage_penalty), kwargs)
         if kwargs.get("source_ids") is None:
             source = inputs if inputs is not None else kwargs.get("input_ids")
             if source is None:
@@ -224,30 +242,73 @@ class PointerGeneratorMixin:
                     "the copy outputs of generate() (output_attentions=True) are read back by a pass over the source, "
                     "which needs input_ids; pass input_ids instead of inputs_embeds / encoder_outputs"
                 )
-            result["p_gen"], result["copy_attentions"] = self._copy_trace(result.sequences, inputs, kwargs)
+            outputs = self._copy_trace(result.sequences, inputs, kwargs)
+            result["p_gen"], result["copy_attentions"] = outputs.p_gen, outputs.copy_attentions
+        return result
+
+    def _generate_with_coverage_penalty(
+        self, inputs: torch.Tensor | None, beta: float, kwargs: dict[str, Any]
+    ) -> torch.LongTensor | ModelOutput:
+        """Beam search's `num_beams` finished hypotheses re-ranked by Wu et al.'s score (see `generate`)."""
+        config = kwargs.get("generation_config") or self.generation_config
+
+        def setting(name: str) -> Any:
+            return kwargs[name] if kwargs.get(name) is not None else getattr(config, name, None)
+
+        beams, wanted = setting("num_beams") or 1, setting("num_return_sequences") or 1
+        if not math.isfinite(beta) or beta < 0 or beams < 2 or setting("do_sample"):
+            raise ValueError(
+                f"coverage_penalty re-ranks the finished hypotheses of beam search: it needs a finite beta >= 0, "
+                f"num_beams > 1 and do_sample=False, got coverage_penalty={beta}, num_beams={beams}, "
+                f"do_sample={setting('do_sample')}"
+            )
+        if (inputs if inputs is not None else kwargs.get("input_ids")) is None:
+            raise ValueError("coverage_penalty reads the copy attention back by a pass over the source; pass input_ids")
+        search = {**kwargs, "num_return_sequences": beams, "return_dict_in_generate": False, "output_attentions": False}
+        sequences = self.generate(inputs, **search)  # (B * beams, 1 + N), each input's hypotheses side by side
+        outputs = self._copy_trace(sequences, inputs, search)
+        generated = sequences[:, 1:]
+        eos = setting("eos_token_id")
+        eos = torch.tensor([eos] if isinstance(eos, int) else list(eos or []), device=generated.device)
+        is_end = torch.isin(generated, eos).int()
+        valid = (is_end.cumsum(dim=1) - is_end) == 0  # up to and including the end token (R, N)
+        log_probs = torch.log_softmax(outputs.logits.float(), dim=-1).gather(-1, generated[..., None]).squeeze(-1)
+        length = valid.sum(dim=1).clamp(min=1).float()
+        scores = (log_probs * valid).sum(dim=1) / length ** (setting("length_penalty") or 0.0)
+        covered = (outputs.copy_attentions.float() * valid[..., None]).sum(dim=1)  # (R, S) attention received
+        penalty = torch.log(covered.clamp(min=1e-9, max=1.0))  # 0 where covered, < 0 where under-covered
+        source_mask = kwargs.get("attention_mask")
+        if source_mask is not None:
+            penalty = penalty * source_mask.repeat_interleave(beams, dim=0).to(penalty.device)
+        scores = (scores + beta * penalty.sum(dim=1)).view(-1, beams)  # (B, beams)
+        best = scores.topk(wanted, dim=1)  # sorted, best first
+        rows = (best.indices + beams * torch.arange(scores.shape[0], device=scores.device)[:, None]).flatten()
+        chosen = sequences[rows]
+        if not setting("return_dict_in_generate"):
+            return chosen
+        result = ModelOutput(sequences=chosen, sequences_scores=best.values.flatten())
+        if setting("output_attentions"):
+            result["p_gen"], result["copy_attentions"] = outputs.p_gen[rows], outputs.copy_attentions[rows]
         return result
 
     @torch.no_grad()
-    def _copy_trace(
-        self, sequences: torch.LongTensor, inputs: torch.Tensor | None, kwargs: dict[str, Any]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """p_gen and the copy attention of every generated token of `sequences` (R, 1 + N), by one teacher-forced pass
-        over the sources repeated to R rows."""
+    def _copy_trace(self, sequences: torch.LongTensor, inputs: torch.Tensor | None, kwargs: dict[str, Any]) -> ModelOutput:
+        """The model's outputs (logits, p_gen, copy attention) at every generated token of `sequences` (R, 1 + N),
+        by one teacher-forced pass over the sources repeated to R rows."""
         source = inputs if inputs is not None else kwargs["input_ids"]
         repeats = sequences.shape[0] // source.shape[0]
 
         def rows(value: torch.Tensor | None) -> torch.Tensor | None:
             return None if value is None else value.repeat_interleave(repeats, dim=0)
 
-        outputs = self(
+        return self(
             input_ids=rows(source),
             attention_mask=rows(kwargs.get("attention_mask")),
             decoder_input_ids=sequences[:, :-1],
-            source_ids=rows(kwargs["source_ids"]),
+            source_ids=rows(kwargs["source_ids"] if kwargs.get("source_ids") is not None else source),
             num_source_oovs=kwargs.get("num_source_oovs", 0),
             use_cache=False,
         )
-        return outputs.p_gen, outputs.copy_attentions
 
     def copy_decoder_inputs(self, decoder_input_ids: torch.Tensor | None, num_source_oovs: int) -> torch.Tensor | None:
         """Decoder inputs with extended ids (>= V: source words outside the vocabulary) replaced by the unknown id."""
