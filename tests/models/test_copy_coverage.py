@@ -230,7 +230,7 @@ def test_coverage_penalty_reranks_the_beams_by_wu_et_al_score(name: str) -> None
 def test_coverage_penalty_needs_beam_search_and_a_copy_model() -> None:
     model = _coverage_models()["pointer-generator"]
     ids, mask = padded_sources()
-    for settings in ({"num_beams": 1}, {"num_beams": 3, "do_sample": True}):
+    for settings in ({"num_beams": 1}, {"num_beams": 3, "do_sample": True}, {"num_beams": 2, "num_return_sequences": 3}):
         with pytest.raises(ValueError, match="re-ranks the finished hypotheses of beam search"):
             model.generate(ids, attention_mask=mask, max_new_tokens=3, coverage_penalty=0.5, **settings)
     with pytest.raises(ValueError, match="coverage_penalty=-1.0"):

@@ -256,11 +256,11 @@ class PointerGeneratorMixin:
             return kwargs[name] if kwargs.get(name) is not None else getattr(config, name, None)
 
         beams, wanted = setting("num_beams") or 1, setting("num_return_sequences") or 1
-        if not math.isfinite(beta) or beta < 0 or beams < 2 or setting("do_sample"):
+        if not math.isfinite(beta) or beta < 0 or beams < 2 or setting("do_sample") or wanted > beams:
             raise ValueError(
                 f"coverage_penalty re-ranks the finished hypotheses of beam search: it needs a finite beta >= 0, "
-                f"num_beams > 1 and do_sample=False, got coverage_penalty={beta}, num_beams={beams}, "
-                f"do_sample={setting('do_sample')}"
+                f"num_beams > 1, num_return_sequences <= num_beams and do_sample=False, got coverage_penalty={beta}, "
+                f"num_beams={beams}, num_return_sequences={wanted}, do_sample={setting('do_sample')}"
             )
         if (inputs if inputs is not None else kwargs.get("input_ids")) is None:
             raise ValueError("coverage_penalty reads the copy attention back by a pass over the source; pass input_ids")
