@@ -82,7 +82,7 @@ def machine(device: torch.device) -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "few_row_product": speed_paths._few_row_product,  # HF_ENCDEC_FEW_ROW_PRODUCT: measured, plain or swapped
+        "few_row_product": speed_paths._few_row_product,  # HF_ENCDEC_FEW_ROW_PRODUCT: measured, plain, swapped or blocked
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -447,8 +447,8 @@ def main(argv: list[str] | None = None) -> dict:
         print()
         report["batch_table_markdown"] = print_batch_table(report["results"])
     report["product_choices"] = [  # what ProjectionLinear measured and chose on this machine (models/speed_paths.py)
-        {"rows": rows, "d_in": d_in, "d_out": d_out, "bias": bias, "threads": threads, "swapped": swapped}
-        for (rows, d_in, d_out, bias, threads), swapped in sorted(product_choices().items())
+        {"rows": rows, "d_in": d_in, "d_out": d_out, "bias": bias, "threads": threads, "way": way}
+        for (rows, d_in, d_out, bias, threads), way in sorted(product_choices().items())
     ]
     folder = args.out / info["slug"] if args.out == RESULTS else args.out  # results are kept per machine
     folder.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from hf_encdec.models.positions import (
     alibi_slopes,
     apply_rotary,
 )
-from hf_encdec.models.speed_paths import ProductTrial, ProjectionLinear
+from hf_encdec.models.speed_paths import PRODUCT_WAYS, ProductTrial, ProjectionLinear, product_blocks
 
 
 def test_sinusoidal_positions_follow_the_paper() -> None:
@@ -219,95 +219,129 @@ def test_fused_loss_hands_its_gradients_over_and_refuses_a_second_backward() -> 
         loss.backward()
 
 
-@pytest.mark.parametrize("swapped", [False, True])
+def counted_ways(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ways the few-row products took, in order ("swapped" or "blocked"; plain products are not listed)."""
+    ways: list[str] = []
+    monkeypatch.setattr(speed_paths, "_swapped_product", lambda *args: ways.append("swapped") or swapped_product(*args))
+    monkeypatch.setattr(speed_paths, "_blocked_product", lambda *args: ways.append("blocked") or blocked_product(*args))
+    return ways
+
+
+@pytest.mark.parametrize("way", PRODUCT_WAYS)
 @pytest.mark.parametrize("rows", [1, 2, 9, 64])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize(("in_features", "out_features"), [(16, 37), (37, 16), (16, 160)])
 def test_linear_few_row_path_equals_nn_linear(
-    rows: int, bias: bool, in_features: int, out_features: int, swapped: bool, monkeypatch: pytest.MonkeyPatch
+    rows: int, bias: bool, in_features: int, out_features: int, way: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both products give nn.Linear's result; which one runs is what this machine measured, forced here."""
+    """Every way gives nn.Linear's result; which one runs is what this machine measured, forced here."""
     ours = ProjectionLinear(in_features, out_features, bias=bias)
     plain = torch.nn.Linear(in_features, out_features, bias=bias)
     plain.load_state_dict(ours.state_dict())
     key = (rows, in_features, out_features, bias, torch.get_num_threads())
     monkeypatch.setattr(speed_paths, "_few_row_product", "measured")
-    monkeypatch.setitem(speed_paths._product_choices, key, swapped)
-    calls: list[int] = []
-    monkeypatch.setattr(speed_paths, "_swapped_product", lambda *args: calls.append(1) or swapped_product(*args))
+    monkeypatch.setitem(speed_paths._product_choices, key, way)
+    ways = counted_ways(monkeypatch)
     hidden = torch.randn(rows, 1, in_features)
     with torch.no_grad():
         got, expected = ours(hidden), plain(hidden)
     assert got.shape == (rows, 1, out_features) and got.is_contiguous()
     torch.testing.assert_close(got, expected)
-    assert len(calls) == swapped
+    # 37 output features have no block count: a blocked choice cannot arise there, and a forced one runs plain
+    assert ways == ([] if way == "plain" or (way == "blocked" and out_features == 37) else [way])
     # with autograd the plain path runs, and gradients flow
     ours(hidden.requires_grad_()).sum().backward()
-    assert hidden.grad is not None and len(calls) == swapped
+    assert hidden.grad is not None and len(ways) <= 1
 
 
 swapped_product = speed_paths._swapped_product
+blocked_product = speed_paths._blocked_product
 
 
 def test_each_product_shape_is_chosen_once_per_process_from_its_real_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(speed_paths, "_few_row_product", "measured")
     monkeypatch.setattr(speed_paths, "_product_choices", {})
     monkeypatch.setattr(speed_paths, "_product_trials", {})
-    ways: list[bool] = []
-    monkeypatch.setattr(speed_paths, "_swapped_product", lambda *args: ways.append(True) or swapped_product(*args))
+    ways = counted_ways(monkeypatch)
     layer, other = ProjectionLinear(8, 24), ProjectionLinear(8, 24)
-    calls = 2 * (speed_paths.TRIAL_CALLS + 1)  # each way once untimed, then TRIAL_CALLS timed
+    calls = len(PRODUCT_WAYS) * (speed_paths.TRIAL_CALLS + 1)  # each way once untimed, then TRIAL_CALLS timed
     with torch.no_grad():
         for step in range(calls):
             x = torch.randn(3, 8)
             used = layer if step % 2 else other
             torch.testing.assert_close(used(x), torch.nn.functional.linear(x, used.weight, used.bias))
-            assert len(ways) == (step + 1) // 2  # the two ways alternate, on the caller's own inputs
+            # the ways take turns (plain, swapped, blocked), on the caller's own inputs
+            assert ways == [PRODUCT_WAYS[i % 3] for i in range(step + 1) if i % 3]
+        key = (3, 8, 24, True, torch.get_num_threads())
         chosen = speed_paths.product_choices()
-        assert set(chosen) == {(3, 8, 24, True, torch.get_num_threads())}  # shared by the layers of one shape
+        assert set(chosen) == {key} and chosen[key] in PRODUCT_WAYS  # shared by the layers of one shape
         before = len(ways)
         for _ in range(5):
             layer(torch.randn(3, 8))
-        assert len(ways) - before == (5 if chosen[(3, 8, 24, True, torch.get_num_threads())] else 0)
+        assert ways[before:] == ([] if chosen[key] == "plain" else [chosen[key]] * 5)
         layer(torch.randn(65, 8))  # past MAX_CHOSEN_ROWS: nn.Linear's product, no trial
     assert not speed_paths._product_trials and len(speed_paths.product_choices()) == 1
 
 
-@pytest.mark.parametrize("way", ["plain", "swapped"])
+def test_a_shape_without_blocks_tries_plain_and_swapped_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speed_paths, "_few_row_product", "measured")
+    monkeypatch.setattr(speed_paths, "_product_choices", {})
+    monkeypatch.setattr(speed_paths, "_product_trials", {})
+    ways = counted_ways(monkeypatch)
+    layer = ProjectionLinear(8, 37)  # 37 output features: no block count divides them
+    with torch.no_grad():
+        for _ in range(2 * (speed_paths.TRIAL_CALLS + 1)):
+            layer(torch.randn(1, 8))
+    assert ways == ["swapped"] * (speed_paths.TRIAL_CALLS + 1)
+    assert speed_paths.product_choices()[(1, 8, 37, True, torch.get_num_threads())] in ("plain", "swapped")
+
+
+def test_blocks_divide_the_output_features_and_follow_the_threads() -> None:
+    assert [product_blocks(8000, threads) for threads in (1, 2, 3, 4, 8, 64)] == [2, 2, 2, 4, 8, 8]
+    assert product_blocks(24, 16) == 8 and product_blocks(12, 16) == 4 and product_blocks(6, 16) == 2
+    assert product_blocks(37, 16) == 0
+
+
+@pytest.mark.parametrize("way", PRODUCT_WAYS)
 def test_a_fixed_way_takes_no_trial(way: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(speed_paths, "_few_row_product", way)
     monkeypatch.setattr(speed_paths, "_product_choices", {})
     monkeypatch.setattr(speed_paths, "_product_trials", {})
-    calls: list[int] = []
-    monkeypatch.setattr(speed_paths, "_swapped_product", lambda *args: calls.append(1) or swapped_product(*args))
+    ways = counted_ways(monkeypatch)
     with torch.no_grad():
         for _ in range(3):
             ProjectionLinear(8, 24)(torch.randn(3, 8))
-    assert len(calls) == (3 if way == "swapped" else 0) and not speed_paths._product_trials
+    assert ways == ([] if way == "plain" else [way] * 3) and not speed_paths._product_trials
 
 
 def test_an_unknown_few_row_product_setting_is_refused() -> None:
     finished = subprocess.run([sys.executable, "-c", "import hf_encdec.models.speed_paths"], capture_output=True,
                               text=True, env={**os.environ, "HF_ENCDEC_FEW_ROW_PRODUCT": "fast"}, timeout=120)
     assert finished.returncode != 0
-    assert "HF_ENCDEC_FEW_ROW_PRODUCT='fast' is not one of ('measured', 'plain', 'swapped')" in finished.stderr
+    assert ("HF_ENCDEC_FEW_ROW_PRODUCT='fast' is not one of ('measured', 'plain', 'swapped', 'blocked')"
+            in finished.stderr)
 
 
-def test_the_swapped_product_needs_a_clear_win() -> None:
+def test_another_way_than_plain_needs_a_clear_win() -> None:
     """Decided on given timings (tests never time): the median of the timed calls, the first call of each way left
-    out, and a 10% margin for the swapped way."""
+    out, the fastest way, and a 10% margin over plain for any other."""
 
-    def choice(plain: list[float], swapped: list[float]) -> bool | None:
-        trial = ProductTrial(calls=len(plain) - 1)
+    def choice(plain: list[float], swapped: list[float], blocked: list[float] | None = None) -> str | None:
+        timings = {"plain": plain, "swapped": swapped, **({"blocked": blocked} if blocked else {})}
+        trial = ProductTrial(calls=len(plain) - 1, ways=tuple(timings))
         decided = None
-        for seconds in [t for pair in zip(plain, swapped) for t in pair]:
-            decided = trial.record(trial.next_way(), seconds)
+        for round_ in range(len(plain)):
+            for _ in timings:
+                way = trial.next_way()
+                decided = trial.record(way, timings[way][round_])
         return decided
 
-    assert choice([50.0, 1.0, 1.0, 1.0], [50.0, 0.5, 0.6, 9.0])  # one slow outlier does not decide
-    assert choice([1.0, 1.0, 1.0], [1.0, 0.89, 0.89])
-    assert choice([1.0, 1.0, 1.0], [1.0, 0.95, 0.95]) is False and choice([1.0, 1.0, 1.0], [0.1, 2.0, 2.0]) is False
-    assert choice([1.0, 1.0, 1.0, 1.0], [1.0, 0.5, 0.5, 0.5]) is True
+    assert choice([50.0, 1.0, 1.0, 1.0], [50.0, 0.5, 0.6, 9.0]) == "swapped"  # one slow outlier does not decide
+    assert choice([1.0, 1.0, 1.0], [1.0, 0.89, 0.89]) == "swapped"
+    assert choice([1.0, 1.0, 1.0], [1.0, 0.95, 0.95]) == "plain" and choice([1.0, 1.0, 1.0], [0.1, 2.0, 2.0]) == "plain"
+    assert choice([1.0, 1.0, 1.0], [1.0, 0.8, 0.8], [1.0, 0.5, 0.5]) == "blocked"  # the fastest way wins
+    assert choice([1.0, 1.0, 1.0], [1.0, 0.5, 0.5], [1.0, 0.8, 0.8]) == "swapped"
+    assert choice([1.0, 1.0, 1.0], [1.0, 0.95, 0.95], [1.0, 0.93, 0.93]) == "plain"  # neither 10% faster than plain
     unfinished = ProductTrial(calls=3)
     assert unfinished.record(unfinished.next_way(), 1.0) is None
 

@@ -61,7 +61,11 @@ def _run(model: torch.nn.Module, family: Family, enabled: bool) -> dict[str, obj
 
 @pytest.mark.contract
 @pytest.mark.parametrize("family", FAMILIES, ids=[family.name for family in FAMILIES])
-def test_every_family_gives_the_same_results_on_both_paths(family: Family) -> None:
+@pytest.mark.parametrize("way", ["swapped", "blocked"])  # the few-row product on the speed path (plain is nn.Linear)
+def test_every_family_gives_the_same_results_on_both_paths(
+    family: Family, way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(speed_paths, "_few_row_product", way)
     model = _model(family)
     fast, plain = _run(model, family, True), _run(model, family, False)
     torch.testing.assert_close(fast["loss"], plain["loss"], atol=1e-5, rtol=1e-5)

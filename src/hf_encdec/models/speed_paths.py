@@ -7,7 +7,7 @@ both paths give the same outputs for every family. Nothing here changes a parame
 
 | speed path | what it saves | plain path |
 |---|---|---|
-| `ProjectionLinear`: a decoding step's few-row CPU product as (W x^T)^T, where its first real calls measured it faster | the BLAS packs the rows, not the weight | `nn.Linear` |
+| `ProjectionLinear`: a decoding step's few-row CPU product as (W x^T)^T or as one batched product over row blocks of W, where its first real calls measured it faster | the kernel streams the weight faster | `nn.Linear` |
 | `Dropout` / `dropout`: a bool mask on CPU | 1 byte per element kept for backward, not 4 | `F.dropout` |
 | `gated_product`: act(gate) * up recomputed in backward | one (B, T, F) tensor per gated layer | autograd |
 | `attention_kernel`: eager attention when training with dropout on CPU | torch's sdpa math fallback keeps a float mask | sdpa |
@@ -65,31 +65,48 @@ def speed_paths_enabled(enabled: bool) -> Iterator[None]:
 
 
 # ---- projections ----------------------------------------------------------------------------------------------------
-# A decoding step multiplies only a few rows (sequences x beams) by each weight. A CPU BLAS packs the second operand of
-# its matrix product into blocks first, and for x W^T that operand is the whole (D_out, D_in) weight: with few rows the
-# packing can cost more than the product. Computing the same product as (W x^T)^T packs the rows instead. Whether that
-# wins depends on the CPU, the BLAS kernel it picks and what else runs between the products: 1.0-2.3x on an AMD EPYC in
-# isolation, a loss of 5-25% on an Intel Xeon, and at 8 rows behind in isolation yet ahead inside generate()
+# A decoding step multiplies only a few rows (sequences x beams) by each weight, so the step reads every weight once
+# for little arithmetic: its speed is how fast the kernel streams the weight in. The same product can run three ways,
+# with different kernels under them:
+#   plain    x W^T, nn.Linear's product;
+#   swapped  (W x^T)^T: the BLAS packs the rows, not the whole (D_out, D_in) weight;
+#   blocked  the weight's rows cut into blocks, one batched product (bmm) over the blocks, (W_b x^T) for each block b.
+# Which is fastest depends on the CPU, its caches, the BLAS kernel it picks and what else runs between the products.
+# Measured inside generate() on an AMD EPYC (2 cores, AVX2): for one row, blocked 1.6x the plain product's decoding
+# speed where swapped gains nothing; at 8 rows swapped 1.4x; on an Intel Xeon the swapped product lost 5-25%
 # (bench/README.md). So nothing is assumed and nothing is timed apart from the real work: the first products of each
-# shape in a process alternate the two ways on the caller's own data, TRIAL_CALLS timed calls each (after one untimed
-# call each), and the shape then keeps the way whose median was faster; the swapped product only when it was at least
-# 10% faster. `product_choices()` shows what was chosen. The two ways agree up to float rounding (~1e-6), so outputs
-# can differ at that level between calls while a shape is on trial; `HF_ENCDEC_FEW_ROW_PRODUCT=plain` (or `swapped`)
-# fixes the way for runs that must repeat bit for bit (the test suite uses `swapped`, so every test exercises it).
+# shape in a process take the ways in turn on the caller's own data, TRIAL_CALLS timed calls each (after one untimed
+# call each), and the shape then keeps the way whose median was fastest; another way than plain only when it was at
+# least 10% faster than plain. `product_choices()` shows what was chosen. The ways agree up to float rounding (~1e-6),
+# so outputs can differ at that level between calls while a shape is on trial; `HF_ENCDEC_FEW_ROW_PRODUCT=plain` (or
+# `swapped`, `blocked`) fixes the way for runs that must repeat bit for bit (the test suite uses `swapped`).
 
-FEW_ROW_PRODUCTS = ("measured", "plain", "swapped")
+PRODUCT_WAYS = ("plain", "swapped", "blocked")
+FEW_ROW_PRODUCTS = ("measured", *PRODUCT_WAYS)
 _few_row_product = os.environ.get("HF_ENCDEC_FEW_ROW_PRODUCT", "measured")
 if _few_row_product not in FEW_ROW_PRODUCTS:
     raise ValueError(f"HF_ENCDEC_FEW_ROW_PRODUCT={_few_row_product!r} is not one of {FEW_ROW_PRODUCTS}")
 MAX_CHOSEN_ROWS = 64  # more rows than this always take nn.Linear's product (the weight's packing is then shared)
 TRIAL_CALLS = 8  # timed real products per way before a shape's choice
-_product_choices: dict[tuple[int, int, int, bool, int], bool] = {}
+MAX_BLOCKS = 8  # the blocked product cuts the weight into at most this many blocks
+_product_choices: dict[tuple[int, int, int, bool, int], str] = {}
 _product_trials: dict[tuple[int, int, int, bool, int], ProductTrial] = {}
 
 
-def product_choices() -> dict[tuple[int, int, int, bool, int], bool]:
-    """What this process chose so far: (rows, D_in, D_out, bias, threads) -> True where (W x^T)^T was faster."""
+def product_choices() -> dict[tuple[int, int, int, bool, int], str]:
+    """What this process chose so far: (rows, D_in, D_out, bias, threads) -> the way ("plain", "swapped" or
+    "blocked") that was fastest."""
     return dict(_product_choices)
+
+
+def product_blocks(out_features: int, threads: int) -> int:
+    """The number of row blocks of the blocked product: the largest of 8, 4, 2 that divides D_out and is at most
+    max(2, threads); 0 where none divides D_out (no blocked product for that shape).
+
+    >>> product_blocks(8000, 2), product_blocks(8000, 16), product_blocks(37, 2)
+    (2, 8, 0)
+    """
+    return next((b for b in (8, 4, 2) if b <= max(2, threads) and out_features % b == 0), 0)
 
 
 def _swapped_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -98,37 +115,52 @@ def _swapped_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     return output.t().contiguous()
 
 
-class ProductTrial:
-    """The timings of one shape's real products so far, alternating the plain and the swapped way.
+def _blocked_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, blocks: int) -> torch.Tensor:
+    """x W^T (+ b) for x (N, D_in) as one batched product over `blocks` row blocks of W (D_out % blocks == 0)."""
+    out_features, in_features = weight.shape
+    rows = x.shape[0]
+    weight_blocks = weight.view(blocks, out_features // blocks, in_features)  # (b, D_out / b, D_in)
+    columns = x.t().unsqueeze(0).expand(blocks, in_features, rows)  # (b, D_in, N), no copy
+    if bias is None:
+        output = torch.bmm(weight_blocks, columns)
+    else:
+        bias_blocks = bias.view(blocks, out_features // blocks, 1).expand(blocks, out_features // blocks, rows)
+        output = torch.baddbmm(bias_blocks, weight_blocks, columns)  # (b, D_out / b, N)
+    return output.view(out_features, rows).t().contiguous()  # (N, D_out); no copy for one row
 
-    >>> trial = ProductTrial(calls=2)
+
+class ProductTrial:
+    """The timings of one shape's real products so far, taking the ways in turn.
+
+    >>> trial = ProductTrial(calls=2, ways=("plain", "swapped"))
     >>> for seconds in [9.0, 9.0, 1.0, 0.5, 1.0, 0.5]:  # untimed first calls, then plain 1.0 s, swapped 0.5 s
-    ...     swapped = trial.next_way()
-    ...     decided = trial.record(swapped, seconds)
+    ...     way = trial.next_way()
+    ...     decided = trial.record(way, seconds)
     >>> decided
-    True
+    'swapped'
     """
 
-    def __init__(self, calls: int = TRIAL_CALLS) -> None:
+    def __init__(self, calls: int = TRIAL_CALLS, ways: tuple[str, ...] = PRODUCT_WAYS) -> None:
         self.calls = calls
-        self.times: dict[bool, list[float]] = {False: [], True: []}
+        self.times: dict[str, list[float]] = {way: [] for way in ways}
 
-    def next_way(self) -> bool:
-        """True for the swapped product: the way with fewer calls so far, plain first."""
-        return len(self.times[True]) < len(self.times[False])
+    def next_way(self) -> str:
+        """The way with the fewest calls so far, in the order of `ways` (plain first)."""
+        return min(self.times, key=lambda way: len(self.times[way]))
 
-    def record(self, swapped: bool, seconds: float) -> bool | None:
-        """Add one call's time; once both ways have their calls, the choice (True: swapped), else None."""
-        self.times[swapped].append(seconds)
-        if len(self.times[True]) <= self.calls:
+    def record(self, way: str, seconds: float) -> str | None:
+        """Add one call's time; once every way has its calls, the choice, else None."""
+        self.times[way].append(seconds)
+        if any(len(times) <= self.calls for times in self.times.values()):
             return None
-        plain, fast = (statistics.median(self.times[way][1:]) for way in (False, True))  # the first call is untimed
-        return fast < 0.9 * plain
+        medians = {way: statistics.median(times[1:]) for way, times in self.times.items()}  # the first is untimed
+        fastest = min(medians, key=medians.get)
+        return fastest if medians[fastest] < 0.9 * medians["plain"] else "plain"
 
 
 class ProjectionLinear(nn.Linear):
     """`nn.Linear` (same parameters, same results up to rounding) whose few-row float32 CPU product without autograd
-    runs as (W x^T)^T where that was measured faster on this machine for this shape."""
+    runs the way that was measured fastest on this machine for this shape (plain, swapped or blocked)."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         rows = input.numel() // self.in_features if input.dim() else 0
@@ -142,22 +174,31 @@ class ProjectionLinear(nn.Linear):
             or torch.compiler.is_compiling()
         ):
             return super().forward(input)
-        key = (rows, self.in_features, self.out_features, self.bias is not None, torch.get_num_threads())
-        swapped = _product_choices.get(key) if _few_row_product == "measured" else _few_row_product == "swapped"
+        threads = torch.get_num_threads()
+        key = (rows, self.in_features, self.out_features, self.bias is not None, threads)
+        blocks = product_blocks(self.out_features, threads)
+        way = _product_choices.get(key) if _few_row_product == "measured" else _few_row_product
+        if way == "blocked" and not blocks:
+            way = "plain"  # D_out has no block count (a fixed `blocked` setting on such a shape)
         trial = None
-        if swapped is None:
+        if way is None:
             trial = _product_trials.get(key)
             if trial is None:
-                trial = _product_trials[key] = ProductTrial()
-            swapped = trial.next_way()
+                ways = PRODUCT_WAYS if blocks else ("plain", "swapped")
+                trial = _product_trials[key] = ProductTrial(ways=ways)
+            way = trial.next_way()
             started = time.perf_counter()
-        if swapped:
-            output = _swapped_product(input.reshape(rows, self.in_features), self.weight, self.bias)  # (N, D_out)
-            output = output.view(*input.shape[:-1], self.out_features)
-        else:
+        if way == "plain":
             output = super().forward(input)
+        else:
+            flat = input.reshape(rows, self.in_features)
+            if way == "swapped":
+                output = _swapped_product(flat, self.weight, self.bias)  # (N, D_out)
+            else:
+                output = _blocked_product(flat, self.weight, self.bias, blocks)
+            output = output.view(*input.shape[:-1], self.out_features)
         if trial is not None:
-            decided = trial.record(swapped, time.perf_counter() - started)
+            decided = trial.record(way, time.perf_counter() - started)
             if decided is not None:
                 _product_choices[key] = decided
                 del _product_trials[key]
