@@ -15,7 +15,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderC
 
 from helpers import build, token_ids
 from hf_encdec.models import speed_paths
-from hf_encdec.models.speed_paths import Dropout, ReorderingLayer, SourceSharedCache, dropout, use_reordering_layers
+from hf_encdec.models.speed_paths import Dropout, GrowingLayer, SourceSharedCache, dropout, use_growing_layers
 from hf_encdec.models.transformers_contract import CACHE_FIELD, output_cache
 from hf_encdec.registration import FAMILIES, Family
 
@@ -161,29 +161,32 @@ def test_probability_one_drops_everything(p: float) -> None:
     assert torch.count_nonzero(dropout(torch.randn(3, 4), p, training=True)) == 0
 
 
-# ---- the beam-search cache ----
+# ---- the decoding cache ----
 
 
 def _states(batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(batch, 2, length, 3), torch.randn(batch, 2, length, 3)
 
 
-def test_reordering_layer_holds_what_a_dynamic_layer_holds() -> None:
-    ours, plain = ReorderingLayer(), DynamicLayer()
+def test_growing_layer_holds_what_a_dynamic_layer_holds() -> None:
+    """Appends with and without beam reordering in between, past the buffers' spare room (in place, into a new
+    buffer, gathered into a new tensor), reads in between, a crop and appends after it."""
+    ours, plain = GrowingLayer(), DynamicLayer()
     generator = torch.Generator().manual_seed(0)
     for layer in (ours, plain):
         torch.manual_seed(1)
         layer.update(*_states(5, 3))  # a prefill
-    for step in range(12):
+    for step in range(3 * speed_paths.MIN_SPARE_TOKENS):
         beams = torch.randint(0, 5, (5,), generator=generator)
-        for layer in (ours, plain):
-            layer.reorder_cache(beams)
-        if step % 3 == 0:  # a second reordering before the next append composes with the first
+        if step % 3 != 2:  # every third step appends without reordering (greedy's case)
+            for layer in (ours, plain):
+                layer.reorder_cache(beams)
+        if step % 5 == 0:  # a second reordering before the next append composes with the first
             beams = torch.randint(0, 5, (5,), generator=generator)
             for layer in (ours, plain):
                 layer.reorder_cache(beams)
         assert ours.get_seq_length() == plain.get_seq_length()
-        new = _states(5, 1)
+        new = _states(5, 1 if step % 7 else 2)
         got, expected = ours.update(*new), plain.update(*new)
         for left, right in zip(got, expected):
             assert torch.equal(left, right)
@@ -191,16 +194,34 @@ def test_reordering_layer_holds_what_a_dynamic_layer_holds() -> None:
             ours.reorder_cache(beams)
             plain.reorder_cache(beams)
             assert torch.equal(ours.keys, plain.keys) and torch.equal(ours.values, plain.values)
+    new = _states(5, 1)  # an append without reordering moves the states into a buffer with room left
+    for left, right in zip(ours.update(*new), plain.update(*new)):
+        assert torch.equal(left, right)
+    assert ours._buffers[0].shape[-2] > ours.get_seq_length()
     ours.crop(-2)
     plain.crop(-2)
     assert torch.equal(ours.keys, plain.keys) and ours.get_seq_length() == plain.get_seq_length()
+    for step in range(3):
+        new = _states(5, 1)
+        for left, right in zip(ours.update(*new), plain.update(*new)):
+            assert torch.equal(left, right)
+
+
+def test_a_greedy_append_writes_in_place() -> None:
+    layer = GrowingLayer()
+    layer.update(*_states(2, 4))
+    buffer = layer._buffers[0]
+    for _ in range(speed_paths.MIN_SPARE_TOKENS):
+        keys, _ = layer.update(*_states(2, 1))
+        assert keys.data_ptr() == buffer.data_ptr()  # a view of the same buffer, not a copy
+    assert layer.get_seq_length() == 4 + speed_paths.MIN_SPARE_TOKENS
 
 
 def test_only_fresh_dynamic_self_attention_layers_are_swapped() -> None:
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-    use_reordering_layers(cache)
+    use_growing_layers(cache)
     cache.self_attention_cache.update(*_states(2, 1), 0)
-    assert isinstance(cache.self_attention_cache.layers[0], ReorderingLayer)
+    assert isinstance(cache.self_attention_cache.layers[0], GrowingLayer)
     cache.cross_attention_cache.update(*_states(2, 4), 0)
     assert type(cache.cross_attention_cache.layers[0]) is DynamicLayer
 
@@ -217,12 +238,12 @@ def test_source_shared_cache_reorders_only_the_self_attention_half() -> None:
 
 
 @pytest.mark.contract
-def test_generate_uses_reordering_layers_and_keeps_a_cache_it_is_given() -> None:
+def test_generate_uses_growing_layers_and_keeps_a_cache_it_is_given() -> None:
     model = build("seq2seq")
     source = token_ids()
     out = model.generate(source, num_beams=3, max_new_tokens=4, return_dict_in_generate=True)
     assert isinstance(output_cache(out), SourceSharedCache)
-    assert isinstance(output_cache(out).self_attention_cache.layers[0], ReorderingLayer)
+    assert isinstance(output_cache(out).self_attention_cache.layers[0], GrowingLayer)
     given = EncoderDecoderCache(DynamicCache(), DynamicCache())
     model.generate(source, num_beams=3, max_new_tokens=4, **{CACHE_FIELD: given})
     assert type(given.self_attention_cache.layers[0]) is DynamicLayer

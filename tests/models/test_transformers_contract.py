@@ -17,7 +17,7 @@ from transformers import GenerationMixin, PreTrainedModel
 
 from helpers import build, token_ids
 from hf_encdec.models import transformers_contract as contract
-from hf_encdec.models.speed_paths import ReorderingLayer, SourceSharedCache
+from hf_encdec.models.speed_paths import GrowingLayer, SourceSharedCache
 from hf_encdec.models.rnn_layers import RNNDecoderState
 from hf_encdec.registration import AUTO_CLASSES
 from rnn_helpers import build_rnn, padded_sources
@@ -159,7 +159,7 @@ def _trigger_cache_preparation() -> None:
     model = _model("seq2seq")
     out = model.generate(token_ids(length=5), max_new_tokens=3, num_beams=2, return_dict_in_generate=True)
     cache = contract.output_cache(out)
-    assert isinstance(cache, SourceSharedCache) and isinstance(cache.self_attention_cache.layers[0], ReorderingLayer)
+    assert isinstance(cache, SourceSharedCache) and isinstance(cache.self_attention_cache.layers[0], GrowingLayer)
 
 
 TRIGGERS = {

@@ -11,7 +11,7 @@ both paths give the same outputs for every family. Nothing here changes a parame
 | `Dropout` / `dropout`: a bool mask on CPU | 1 byte per element kept for backward, not 4 | `F.dropout` |
 | `gated_product`: act(gate) * up recomputed in backward | one (B, T, F) tensor per gated layer | autograd |
 | `attention_kernel`: eager attention when training with dropout on CPU | torch's sdpa math fallback keeps a float mask | sdpa |
-| `prepare_beam_cache`: reordering folded into the next append, cross-attention never reordered | two cache copies per beam step | `DynamicCache` |
+| `prepare_beam_cache`: appends written in place into spare room, reordering folded into the next append, cross-attention never reordered | a cache copy per step and a second per beam step | `DynamicCache` |
 | `recurrent_step`: one step of a recurrent stack as torch's cell functions, layer by layer | the per-call set-up of the fused CPU kernel (mkldnn), which dominates a one-token call | `nn.LSTM`/`nn.GRU`/`nn.RNN` |
 
 Shapes: N rows, D_in / D_out features; B batch (times beams), K key/value heads, L cached length, d head dim.
@@ -296,23 +296,30 @@ def attention_kernel(implementation: str, *, training: bool, dropout: float, dev
     return implementation
 
 
-# ---- beam-search cache ----------------------------------------------------------------------------------------------
-# Beam search reorders the cache after every step (`reorder_cache`: gather the rows of the surviving beams) and the
-# next step appends one token to it (`update`: concatenate). transformers' `DynamicLayer` makes a full copy of the
-# cache for each: two (B, K, L, d) copies per layer and step. `ReorderingLayer` only records the beam order and
-# applies it in the next update, gathering the rows straight into the concatenated tensor: one copy. Reading
-# `keys`/`values` in between applies the pending order first, so every reader sees what a `DynamicLayer` would hold.
-# `SourceSharedCache` never reorders the cross-attention half: beam search moves beams only among those of one
-# source, whose encoder keys/values are identical rows. Both reach `generate` through transformers' public interface,
-# a `Cache` whose `reorder_cache` does the work.
+# ---- decoding cache ---------------------------------------------------------------------------------------------------
+# Every decoding step appends one token to each layer's keys and values, and beam search then reorders them
+# (`reorder_cache`: gather the rows of the surviving beams). transformers' `DynamicLayer` concatenates, a full copy of
+# the cache for each append and another for each reorder: two (B, K, L, d) copies per layer and step, whose cost grows
+# with L. `GrowingLayer` keeps the states in buffers with spare room and writes an appended token in place, handing
+# attention a view of the filled part (no copy: greedy decoding and sampling); a beam reorder is only recorded, and
+# applied in the next append, which gathers the rows straight into the new tensor (one copy). Reading `keys`/`values` in between
+# applies a pending order first, so every reader sees what a `DynamicLayer` would hold. `SourceSharedCache` never
+# reorders the cross-attention half: beam search moves beams only among those of one source, whose encoder
+# keys/values are identical rows. Both reach `generate` through transformers' public interface, a `Cache` whose
+# `reorder_cache` does the work.
 
-class ReorderingLayer(DynamicLayer):
-    """`DynamicLayer` whose beam reordering is applied lazily, inside the next concatenation."""
+MIN_SPARE_TOKENS = 32  # a new buffer holds at least this many more tokens than it is given (then twice the length)
+
+
+class GrowingLayer(DynamicLayer):
+    """`DynamicLayer` that appends in place into spare room, and applies beam reordering lazily, inside the next
+    append. `keys`/`values` are (B, K, L, d) views of the front part of (B, K, capacity, d) buffers."""
 
     def __init__(self, **kwargs: object) -> None:
         self._pending: torch.Tensor | None = None  # (B,) rows to gather before the cached states are used
-        self._keys: torch.Tensor | None = None
+        self._keys: torch.Tensor | None = None  # the cached states, (B, K, L, d)
         self._values: torch.Tensor | None = None
+        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # what _keys/_values are the front part of
         super().__init__(**kwargs)
 
     def _apply_pending(self) -> None:
@@ -320,6 +327,7 @@ class ReorderingLayer(DynamicLayer):
             order, self._pending = self._pending, None
             self._keys = self._keys.index_select(0, order)
             self._values = self._values.index_select(0, order)
+            self._buffers = None
 
     @property
     def keys(self) -> torch.Tensor | None:  # type: ignore[override]
@@ -329,7 +337,7 @@ class ReorderingLayer(DynamicLayer):
     @keys.setter
     def keys(self, value: torch.Tensor | None) -> None:
         self._apply_pending()
-        self._keys = value
+        self._keys, self._buffers = value, None  # a caller's tensor: never written into
 
     @property
     def values(self) -> torch.Tensor | None:  # type: ignore[override]
@@ -339,7 +347,7 @@ class ReorderingLayer(DynamicLayer):
     @values.setter
     def values(self, value: torch.Tensor | None) -> None:
         self._apply_pending()
-        self._values = value
+        self._values, self._buffers = value, None
 
     def get_seq_length(self) -> int:
         if not self.is_initialized or self._keys is None or self._keys.numel() == 0:
@@ -355,18 +363,30 @@ class ReorderingLayer(DynamicLayer):
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._pending is None or self.get_seq_length() == 0:
-            return super().update(key_states, value_states, *args, **kwargs)
-        order, self._pending = self._pending, None
-        length = self._keys.shape[-2]
-        merged = []
-        for past, new in ((self._keys, key_states), (self._values, value_states)):
-            batch, heads, _, head_dim = new.shape
-            out = new.new_empty((batch, heads, length + new.shape[-2], head_dim))  # (B, K, L + T, d)
-            torch.index_select(past, 0, order, out=out[:, :, :length])
-            out[:, :, length:] = new
-            merged.append(out)
-        self._keys, self._values = merged
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        new = (key_states, value_states)
+        length, added = self.get_seq_length(), key_states.shape[-2]
+        order, self._pending = (self._pending if length else None), None
+        buffers = self._buffers
+        # shapes, dtype and device change only through the setters, which drop the buffers: room and batch suffice
+        if order is not None or buffers is None or buffers[0].shape[-2] < length + added or (
+            buffers[0].shape[0] != key_states.shape[0]
+        ):
+            # a new pair of buffers: with room to grow for appends, and of the exact size when beam search
+            # reorders (it does at every step, so the room would never be used)
+            capacity = length + added + (0 if order is not None else max(length + added, MIN_SPARE_TOKENS))
+            buffers = tuple(state.new_empty((*state.shape[:2], capacity, state.shape[-1])) for state in new)
+            if length:
+                for past, buffer in zip((self._keys, self._values), buffers):
+                    if order is None:
+                        buffer.narrow(2, 0, length).copy_(past)
+                    else:
+                        torch.index_select(past, 0, order, out=buffer.narrow(2, 0, length))
+            self._buffers = buffers
+        for state, buffer in zip(new, buffers):
+            buffer.narrow(2, length, added).copy_(state)
+        self._keys, self._values = (buffer.narrow(2, 0, length + added) for buffer in buffers)
         return self._keys, self._values
 
 
@@ -379,18 +399,18 @@ class SourceSharedCache(EncoderDecoderCache):
 
 
 def prepare_beam_cache(cache: Cache) -> Cache:
-    """The fast-path version of a cache `generate` has just built (still empty): reordering layers for the
+    """The fast-path version of a cache `generate` has just built (still empty): growing layers for the
     self-attention, and a `SourceSharedCache` around an encoder-decoder pair. Other kinds are returned unchanged."""
     if not _enabled:
         return cache
     if type(cache) is EncoderDecoderCache and cache.get_seq_length() == 0:
         cache = SourceSharedCache(cache.self_attention_cache, cache.cross_attention_cache)
-    use_reordering_layers(cache)
+    use_growing_layers(cache)
     return cache
 
 
-def use_reordering_layers(cache: Cache | None) -> None:
-    """Give a freshly built `DynamicCache` (or the self-attention half of an `EncoderDecoderCache`) reordering layers.
+def use_growing_layers(cache: Cache | None) -> None:
+    """Give a freshly built `DynamicCache` (or the self-attention half of an `EncoderDecoderCache`) growing layers.
 
     Only plain, still empty `DynamicLayer`s are swapped; caches of other kinds (static, quantized, sliding, offloaded)
     and layers already holding states are left as they are."""
@@ -399,9 +419,9 @@ def use_reordering_layers(cache: Cache | None) -> None:
     if type(cache) is not DynamicCache or cache.offloading:
         return
     if cache.layer_class_to_replicate is DynamicLayer:
-        cache.layer_class_to_replicate = ReorderingLayer
+        cache.layer_class_to_replicate = GrowingLayer
     cache.layers = [
-        ReorderingLayer() if type(layer) is DynamicLayer and not layer.is_initialized else layer for layer in cache.layers
+        GrowingLayer() if type(layer) is DynamicLayer and not layer.is_initialized else layer for layer in cache.layers
     ]
 
 

@@ -1,0 +1,105 @@
+"""Same-run decoding speed against MarianMTModel of the same size, for the two decoding changes of issue 15 taken one
+at a time: the few-row products chosen from two ways (plain, swapped) or three (+ blocked: one batched product over
+row blocks of the weight), and the decoding cache before this change (a fresh tensor per append) or now (appends
+written in place into spare room). Every mode keeps its own product choices, made on its first real calls.
+
+Per batch size and beam: tokens/s as a ratio over Marian, and the per-token cost growth (late/early: median step
+time of the last eighth of the new tokens over the first eighth). Alternating calls, medians.
+
+    python bench/experiments/decode_ways.py small 1,8,32 5 160     # SIZE BATCHES REPS NEW [MODES]
+
+MODES (comma-separated, default all four): two-way+old-cache, three-way+old-cache, two-way, three-way.
+"""
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from measure import StepClock, generate_call, generation_config, generation_inputs, per_token_costs  # noqa: E402
+from pairs import PAIRS, SIZES  # noqa: E402
+from run import build  # noqa: E402
+
+from hf_encdec.models import speed_paths as sp  # noqa: E402
+from transformers.cache_utils import DynamicLayer  # noqa: E402
+
+
+class FreshTensorLayer(sp.GrowingLayer):
+    """The cache layer before this change: every append makes a new tensor of the exact size (concatenation, or the
+    gather of a pending beam order straight into it); no room is kept."""
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            DynamicLayer.lazy_initialization(self, key_states, value_states)
+        length = self.get_seq_length()
+        order, self._pending = (self._pending if length else None), None
+        merged = []
+        for past, new in ((self._keys, key_states), (self._values, value_states)):
+            if order is None:
+                merged.append(torch.cat([past, new], dim=-2) if length else new)
+                continue
+            out = new.new_empty((*new.shape[:2], length + new.shape[-2], new.shape[-1]))
+            torch.index_select(past, 0, order, out=out[:, :, :length])
+            out[:, :, length:] = new
+            merged.append(out)
+        self._keys, self._values = merged
+        self._buffers = None
+        return self._keys, self._values
+
+
+GROWING = sp.GrowingLayer
+BLOCKS = sp.product_blocks
+CHOICES: dict[str, dict] = {}
+TRIALS: dict[str, dict] = {}
+
+
+def set_mode(mode: str) -> None:
+    products, _, cache = mode.partition("+")
+    sp._few_row_product = "measured"
+    sp._product_choices = CHOICES.setdefault(products, {})
+    sp._product_trials = TRIALS.setdefault(products, {})
+    sp.product_blocks = (lambda out_features, threads: 0) if products == "two-way" else BLOCKS  # no blocked way
+    sp.GrowingLayer = FreshTensorLayer if cache == "old-cache" else GROWING  # read by use_growing_layers
+
+
+size = SIZES[sys.argv[1]]
+batches = [int(b) for b in sys.argv[2].split(",")]
+reps = int(sys.argv[3])
+new = int(sys.argv[4]) if len(sys.argv) > 4 else 160
+modes = sys.argv[5].split(",") if len(sys.argv) > 5 else [
+    "two-way+old-cache", "three-way+old-cache", "two-way", "three-way"]
+pair = PAIRS["marian"]
+ours, marian = build(pair, size, 0, torch.device("cpu"), torch.float32)
+ours.eval()
+marian.eval()
+print(f"{size.name}, {new} new tokens, threads {torch.get_num_threads()}, {reps} alternating calls a side, medians; "
+      "x = tokens/s over Marian; g = late/early per-token step time")
+for batch in batches:
+    inputs = generation_inputs(pair.kind, replace(size, generate_batch=batch), 0)
+    for beams in (1, size.beams) if batch <= 8 else (1,):
+        keys = ["marian", *modes]
+        clocks = {key: StepClock() for key in keys}
+        calls = {key: generate_call(marian if key == "marian" else ours, inputs, generation_config(new, beams), clocks[key])
+                 for key in keys}
+        times = {key: [] for key in keys}
+        growth = {key: [] for key in keys}
+        for key in keys:  # untimed: first use of every shape (the product trials run here)
+            set_mode("three-way" if key == "marian" else key)
+            calls[key]()
+        for rep in range(reps):
+            for key in keys if rep % 2 == 0 else keys[::-1]:
+                set_mode("three-way" if key == "marian" else key)
+                started = time.perf_counter()
+                calls[key]()
+                times[key].append(time.perf_counter() - started)
+                growth[key].append(per_token_costs(clocks[key].times, max(4, new // 8))["growth"])
+        reference = statistics.median(times["marian"])
+        print(f"batch {batch:2d} beams {beams}: marian {reference * 1e3:.0f} ms g{statistics.median(growth['marian']):.2f}; "
+              + ", ".join(f"{mode} {reference / statistics.median(times[mode]):.2f}x g{statistics.median(growth[mode]):.2f}"
+                          for mode in modes), flush=True)
+for mode in modes:
+    products = mode.partition("+")[0]
+    print(mode, "chose:", sorted((key[0], key[1], key[2], way) for key, way in CHOICES.get(products, {}).items()))
