@@ -1,14 +1,16 @@
 """Same-run decoding speed against MarianMTModel of the same size, for the two decoding changes of issue 15 taken one
 at a time: the few-row products chosen from two ways (plain, swapped) or three (+ blocked: one batched product over
-row blocks of the weight), and the decoding cache before this change (a fresh tensor per append) or now (appends
-written in place into spare room). Every mode keeps its own product choices, made on its first real calls.
+row blocks of the weight), and the decoding cache before this change (a fresh tensor per append), with appends
+written in place but every beam reorder gathered into new buffers (full-gather), or now (a beam step copies only the
+rows whose beam changed). Every mode keeps its own product choices, made on its first real calls.
 
 Per batch size and beam: tokens/s as a ratio over Marian, and the per-token cost growth (late/early: median step
 time of the last eighth of the new tokens over the first eighth). Alternating calls, medians.
 
     python bench/experiments/decode_ways.py small 1,8,32 5 160     # SIZE BATCHES REPS NEW [MODES]
 
-MODES (comma-separated, default all four): two-way+old-cache, three-way+old-cache, two-way, three-way.
+MODES (comma-separated; default the first four): PRODUCTS[+CACHE], PRODUCTS two-way or three-way, CACHE old-cache or
+full-gather (none: the library's cache), e.g. two-way+old-cache, three-way+full-gather, three-way.
 """
 import statistics
 import sys
@@ -50,7 +52,15 @@ class FreshTensorLayer(sp.GrowingLayer):
         return self._keys, self._values
 
 
+class FullGatherLayer(sp.GrowingLayer):
+    """The growing cache with every beam reorder gathered into new buffers (no rows moved inside the buffers)."""
+
+    def _move_rows(self, order, length):
+        return False
+
+
 GROWING = sp.GrowingLayer
+LAYERS = {"old-cache": FreshTensorLayer, "full-gather": FullGatherLayer, "": GROWING}
 BLOCKS = sp.product_blocks
 CHOICES: dict[str, dict] = {}
 TRIALS: dict[str, dict] = {}
@@ -62,7 +72,7 @@ def set_mode(mode: str) -> None:
     sp._product_choices = CHOICES.setdefault(products, {})
     sp._product_trials = TRIALS.setdefault(products, {})
     sp.product_blocks = (lambda out_features, threads: 0) if products == "two-way" else BLOCKS  # no blocked way
-    sp.GrowingLayer = FreshTensorLayer if cache == "old-cache" else GROWING  # read by use_growing_layers
+    sp.GrowingLayer = LAYERS[cache]  # read by use_growing_layers
 
 
 size = SIZES[sys.argv[1]]

@@ -178,6 +178,9 @@ def test_growing_layer_holds_what_a_dynamic_layer_holds() -> None:
         layer.update(*_states(5, 3))  # a prefill
     for step in range(3 * speed_paths.MIN_SPARE_TOKENS):
         beams = torch.randint(0, 5, (5,), generator=generator)
+        if step % 2:  # most beams keep their row, one takes another's (copied inside the buffers)
+            beams = torch.arange(5)
+            beams[step % 5] = (step + 2) % 5
         if step % 3 != 2:  # every third step appends without reordering (greedy's case)
             for layer in (ours, plain):
                 layer.reorder_cache(beams)
@@ -205,6 +208,28 @@ def test_growing_layer_holds_what_a_dynamic_layer_holds() -> None:
         new = _states(5, 1)
         for left, right in zip(ours.update(*new), plain.update(*new)):
             assert torch.equal(left, right)
+
+
+def test_a_beam_step_that_moves_few_rows_copies_only_those_inside_the_buffers() -> None:
+    ours, plain = GrowingLayer(), DynamicLayer()
+    for layer in (ours, plain):
+        torch.manual_seed(0)
+        layer.update(*_states(6, 3))
+        layer.update(*_states(6, 1))  # an append without reordering: the states move into buffers with room
+    buffer = ours._buffers[0]
+    for order in ([0, 0, 2, 3, 4, 5], [1, 0, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5], [5, 1, 2, 3, 4, 5]):
+        for layer in (ours, plain):
+            layer.reorder_cache(torch.tensor(order))
+        new = _states(6, 1)
+        for left, right in zip(ours.update(*new), plain.update(*new)):
+            assert torch.equal(left, right)
+        assert ours._buffers[0].data_ptr() == buffer.data_ptr()  # rows moved in place, no new buffer
+    for layer in (ours, plain):  # half the rows change beam: all gathered into new buffers
+        layer.reorder_cache(torch.tensor([1, 0, 3, 2, 5, 4]))
+    new = _states(6, 1)
+    for left, right in zip(ours.update(*new), plain.update(*new)):
+        assert torch.equal(left, right)
+    assert ours._buffers[0].data_ptr() != buffer.data_ptr()
 
 
 def test_a_greedy_append_writes_in_place() -> None:
