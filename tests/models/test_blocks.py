@@ -247,8 +247,8 @@ def test_linear_few_row_path_equals_nn_linear(
         got, expected = ours(hidden), plain(hidden)
     assert got.shape == (rows, 1, out_features) and got.is_contiguous()
     torch.testing.assert_close(got, expected)
-    # 37 output features have no block count: a blocked choice cannot arise there, and a forced one runs plain
-    assert ways == ([] if way == "plain" or (way == "blocked" and out_features == 37) else [way])
+    # the blocked way is for one row and output features with a block count (not 37); a forced one runs plain there
+    assert ways == ([] if way == "plain" or (way == "blocked" and (out_features == 37 or rows > 1)) else [way])
     # with autograd the plain path runs, and gradients flow
     ours(hidden.requires_grad_()).sum().backward()
     assert hidden.grad is not None and len(ways) <= 1
@@ -267,33 +267,36 @@ def test_each_product_shape_is_chosen_once_per_process_from_its_real_calls(monke
     calls = len(PRODUCT_WAYS) * (speed_paths.TRIAL_CALLS + 1)  # each way once untimed, then TRIAL_CALLS timed
     with torch.no_grad():
         for step in range(calls):
-            x = torch.randn(3, 8)
+            x = torch.randn(1, 8)
             used = layer if step % 2 else other
             torch.testing.assert_close(used(x), torch.nn.functional.linear(x, used.weight, used.bias))
             # the ways take turns (plain, swapped, blocked), on the caller's own inputs
             assert ways == [PRODUCT_WAYS[i % 3] for i in range(step + 1) if i % 3]
-        key = (3, 8, 24, True, torch.get_num_threads())
+        key = (1, 8, 24, True, torch.get_num_threads())
         chosen = speed_paths.product_choices()
         assert set(chosen) == {key} and chosen[key] in PRODUCT_WAYS  # shared by the layers of one shape
         before = len(ways)
         for _ in range(5):
-            layer(torch.randn(3, 8))
+            layer(torch.randn(1, 8))
         assert ways[before:] == ([] if chosen[key] == "plain" else [chosen[key]] * 5)
         layer(torch.randn(65, 8))  # past MAX_CHOSEN_ROWS: nn.Linear's product, no trial
     assert not speed_paths._product_trials and len(speed_paths.product_choices()) == 1
 
 
-def test_a_shape_without_blocks_tries_plain_and_swapped_only(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("rows", "out_features"), [(1, 37), (2, 24)])
+def test_several_rows_or_no_blocks_try_plain_and_swapped_only(
+    rows: int, out_features: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(speed_paths, "_few_row_product", "measured")
     monkeypatch.setattr(speed_paths, "_product_choices", {})
     monkeypatch.setattr(speed_paths, "_product_trials", {})
     ways = counted_ways(monkeypatch)
-    layer = ProjectionLinear(8, 37)  # 37 output features: no block count divides them
+    layer = ProjectionLinear(8, out_features)  # 37 output features: no block count divides them
     with torch.no_grad():
         for _ in range(2 * (speed_paths.TRIAL_CALLS + 1)):
-            layer(torch.randn(1, 8))
+            layer(torch.randn(rows, 8))
     assert ways == ["swapped"] * (speed_paths.TRIAL_CALLS + 1)
-    assert speed_paths.product_choices()[(1, 8, 37, True, torch.get_num_threads())] in ("plain", "swapped")
+    assert speed_paths.product_choices()[(rows, 8, out_features, True, torch.get_num_threads())] in ("plain", "swapped")
 
 
 def test_blocks_divide_the_output_features_and_follow_the_threads() -> None:
@@ -310,7 +313,7 @@ def test_a_fixed_way_takes_no_trial(way: str, monkeypatch: pytest.MonkeyPatch) -
     ways = counted_ways(monkeypatch)
     with torch.no_grad():
         for _ in range(3):
-            ProjectionLinear(8, 24)(torch.randn(3, 8))
+            ProjectionLinear(8, 24)(torch.randn(1, 8))
     assert ways == ([] if way == "plain" else [way] * 3) and not speed_paths._product_trials
 
 

@@ -70,7 +70,9 @@ def speed_paths_enabled(enabled: bool) -> Iterator[None]:
 # with different kernels under them:
 #   plain    x W^T, nn.Linear's product;
 #   swapped  (W x^T)^T: the BLAS packs the rows, not the whole (D_out, D_in) weight;
-#   blocked  the weight's rows cut into blocks, one batched product (bmm) over the blocks, (W_b x^T) for each block b.
+#   blocked  one row only: the weight's rows cut into blocks, one batched matrix-vector product (bmm) over them.
+#            (With more rows it gained nothing in isolation and cost 4% of a whole test translation at 64 rows,
+#            through its trials.)
 # Which is fastest depends on the CPU, its caches, the BLAS kernel it picks and what else runs between the products.
 # Measured inside generate() on an AMD EPYC (2 cores, AVX2): for one row, blocked 1.6x the plain product's decoding
 # speed where swapped gains nothing; at 8 rows swapped 1.4x; on an Intel Xeon the swapped product lost 5-25%
@@ -176,10 +178,10 @@ class ProjectionLinear(nn.Linear):
             return super().forward(input)
         threads = torch.get_num_threads()
         key = (rows, self.in_features, self.out_features, self.bias is not None, threads)
-        blocks = product_blocks(self.out_features, threads)
+        blocks = product_blocks(self.out_features, threads) if rows == 1 else 0  # blocked: matrix-vector only
         way = _product_choices.get(key) if _few_row_product == "measured" else _few_row_product
         if way == "blocked" and not blocks:
-            way = "plain"  # D_out has no block count (a fixed `blocked` setting on such a shape)
+            way = "plain"  # several rows, or D_out without a block count (a fixed `blocked` setting on such a shape)
         trial = None
         if way is None:
             trial = _product_trials.get(key)
