@@ -14,14 +14,13 @@ full-gather (none: the library's cache), e.g. two-way+old-cache, three-way+full-
 """
 import statistics
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from measure import StepClock, generate_call, generation_config, generation_inputs, per_token_costs  # noqa: E402
+from measure import StepClock, alternate, generate_call, generation_config, generation_inputs, per_token_costs  # noqa: E402
 from pairs import PAIRS, SIZES  # noqa: E402
 from run import build  # noqa: E402
 
@@ -92,20 +91,23 @@ for batch in batches:
     for beams in (1, size.beams) if batch <= 8 else (1,):
         keys = ["marian", *modes]
         clocks = {key: StepClock() for key in keys}
-        calls = {key: generate_call(marian if key == "marian" else ours, inputs, generation_config(new, beams), clocks[key])
-                 for key in keys}
-        times = {key: [] for key in keys}
         growth = {key: [] for key in keys}
-        for key in keys:  # untimed: first use of every shape (the product trials run here)
-            set_mode("three-way" if key == "marian" else key)
-            calls[key]()
-        for rep in range(reps):
-            for key in keys if rep % 2 == 0 else keys[::-1]:
+
+        def moded(key: str):
+            call = generate_call(marian if key == "marian" else ours, inputs, generation_config(new, beams), clocks[key])
+
+            def run() -> None:
                 set_mode("three-way" if key == "marian" else key)
-                started = time.perf_counter()
-                calls[key]()
-                times[key].append(time.perf_counter() - started)
+                call()
                 growth[key].append(per_token_costs(clocks[key].times, max(4, new // 8))["growth"])
+
+            return run
+
+        calls = {key: moded(key) for key in keys}
+        for key in keys:  # untimed: first use of every shape (the product trials run here)
+            calls[key]()
+            growth[key].clear()
+        times = alternate(calls, reps, torch.device("cpu"))
         reference = statistics.median(times["marian"])
         print(f"batch {batch:2d} beams {beams}: marian {reference * 1e3:.0f} ms g{statistics.median(growth['marian']):.2f}; "
               + ", ".join(f"{mode} {reference / statistics.median(times[mode]):.2f}x g{statistics.median(growth[mode]):.2f}"

@@ -118,17 +118,16 @@ def _swapped_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
 
 def _blocked_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, blocks: int) -> torch.Tensor:
-    """x W^T (+ b) for x (N, D_in) as one batched product over `blocks` row blocks of W (D_out % blocks == 0)."""
+    """x W^T (+ b) for one row x (1, D_in) as one batched matrix-vector product over `blocks` row blocks of W
+    (D_out % blocks == 0)."""
     out_features, in_features = weight.shape
-    rows = x.shape[0]
     weight_blocks = weight.view(blocks, out_features // blocks, in_features)  # (b, D_out / b, D_in)
-    columns = x.t().unsqueeze(0).expand(blocks, in_features, rows)  # (b, D_in, N), no copy
+    column = x.view(1, in_features, 1).expand(blocks, in_features, 1)  # (b, D_in, 1), no copy
     if bias is None:
-        output = torch.bmm(weight_blocks, columns)
+        output = torch.bmm(weight_blocks, column)
     else:
-        bias_blocks = bias.view(blocks, out_features // blocks, 1).expand(blocks, out_features // blocks, rows)
-        output = torch.baddbmm(bias_blocks, weight_blocks, columns)  # (b, D_out / b, N)
-    return output.view(out_features, rows).t().contiguous()  # (N, D_out); no copy for one row
+        output = torch.baddbmm(bias.view(blocks, out_features // blocks, 1), weight_blocks, column)  # (b, D_out / b, 1)
+    return output.view(1, out_features)
 
 
 class ProductTrial:
