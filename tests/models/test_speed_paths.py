@@ -14,8 +14,16 @@ from transformers import AutoConfig
 from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache
 
 from helpers import build, token_ids
+from rnn_helpers import padded_sources
 from hf_encdec.models import speed_paths
-from hf_encdec.models.speed_paths import Dropout, GrowingLayer, SourceSharedCache, dropout, use_growing_layers
+from hf_encdec.models.speed_paths import (
+    Dropout,
+    GrowingLayer,
+    SourceSharedCache,
+    dropout,
+    source_mask,
+    use_growing_layers,
+)
 from hf_encdec.models.transformers_contract import CACHE_FIELD, output_cache
 from hf_encdec.registration import FAMILIES, Family
 
@@ -272,6 +280,41 @@ def test_generate_uses_growing_layers_and_keeps_a_cache_it_is_given() -> None:
     given = EncoderDecoderCache(DynamicCache(), DynamicCache())
     model.generate(source, num_beams=3, max_new_tokens=4, **{CACHE_FIELD: given})
     assert type(given.self_attention_cache.layers[0]) is DynamicLayer
+
+
+def test_the_source_mask_is_built_once_per_source_mask_and_key() -> None:
+    built: list[torch.Tensor] = []
+
+    def build_mask() -> torch.Tensor:
+        built.append(torch.zeros(2, 1, 1, 5, dtype=torch.bool))
+        return built[-1]
+
+    cache, mask, key = SourceSharedCache(DynamicCache(), DynamicCache()), torch.ones(2, 5, dtype=torch.long), (1, torch.float32)
+    first = source_mask(cache, mask, key, build_mask)
+    assert source_mask(cache, mask, key, build_mask) is first and len(built) == 1
+    assert source_mask(cache, mask.clone(), key, build_mask) is built[1]  # another mask object
+    assert source_mask(cache, mask, (2, torch.float32), build_mask) is built[2]  # another query length
+    plain = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    source_mask(plain, mask, key, build_mask)
+    source_mask(plain, mask, key, build_mask)
+    with speed_paths.speed_paths_enabled(False):
+        source_mask(cache, mask, (2, torch.float32), build_mask)
+    assert len(built) == 6
+
+
+@pytest.mark.contract
+@pytest.mark.parametrize("beams", [1, 3])
+def test_padded_sources_decode_the_same_with_the_mask_kept(beams: int) -> None:
+    model = build("seq2seq")
+    ids, mask = padded_sources((6, 2, 4))
+    outputs = {}
+    for enabled in (True, False):
+        with speed_paths.speed_paths_enabled(enabled):
+            outputs[enabled] = model.generate(ids, attention_mask=mask, num_beams=beams, max_new_tokens=6,
+                                              min_new_tokens=6, output_scores=True, return_dict_in_generate=True)
+    assert torch.equal(outputs[True].sequences, outputs[False].sequences)
+    for kept, rebuilt in zip(outputs[True].scores, outputs[False].scores):
+        torch.testing.assert_close(kept, rebuilt)
 
 
 @pytest.mark.parametrize(

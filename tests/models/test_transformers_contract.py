@@ -85,6 +85,22 @@ def test_both_cache_names_decode_incrementally_like_the_full_forward(family: str
         torch.testing.assert_close(steps[name], full, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_forward_carries_its_own_signature(family: str) -> None:
+    # generate() reads inspect.signature(model.forward) at every step of a remote-code model: the signature kept on
+    # the function must be the one inspect finds through the decorators
+    model = _model(family)
+    forward = type(model).forward
+    assert "__signature__" in forward.__dict__
+    kept = inspect.signature(model.forward)
+    del forward.__signature__
+    try:
+        assert inspect.signature(model.forward) == kept
+        assert "cache" in kept.parameters and "past_key_values" in kept.parameters
+    finally:
+        forward.__signature__ = inspect.signature(forward)
+
+
 def test_two_different_caches_under_the_two_names_are_refused() -> None:
     model = _model("decoder")
     first = contract.output_cache(model(token_ids(length=2), use_cache=True))

@@ -12,6 +12,7 @@ both paths give the same outputs for every family. Nothing here changes a parame
 | `gated_product`: act(gate) * up recomputed in backward | one (B, T, F) tensor per gated layer | autograd |
 | `attention_kernel`: eager attention when training with dropout on CPU | torch's sdpa math fallback keeps a float mask | sdpa |
 | `prepare_beam_cache`: appends written in place into spare room, reordering folded into the next append, cross-attention never reordered | a cache copy per step and a second per beam step | `DynamicCache` |
+| `source_mask`: the cross-attention mask built once per generation, kept in the cache | building a (B, 1, T, S) mask at every step | built per call |
 | `recurrent_step`: one step of a recurrent stack as torch's cell functions, layer by layer | the per-call set-up of the fused CPU kernel (mkldnn), which dominates a one-token call | `nn.LSTM`/`nn.GRU`/`nn.RNN` |
 
 Shapes: N rows, D_in / D_out features; B batch (times beams), K key/value heads, L cached length, d head dim.
@@ -23,7 +24,7 @@ import contextlib
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -164,21 +165,25 @@ class ProjectionLinear(nn.Linear):
     runs the way that was measured fastest on this machine for this shape (plain, swapped or blocked)."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        rows = input.numel() // self.in_features if input.dim() else 0
+        # the checks run on every product of a decoding step: cheapest first, the plain product straight to F.linear
         if (
             not _enabled
-            or not 0 < rows <= MAX_CHOSEN_ROWS
-            or input.device.type != "cpu"
             or input.dtype != torch.float32
-            or self.weight.dtype != torch.float32
+            or input.device.type != "cpu"
             or (torch.is_grad_enabled() and (input.requires_grad or self.weight.requires_grad))
+            or self.weight.dtype != torch.float32
             or torch.compiler.is_compiling()
         ):
-            return super().forward(input)
+            return F.linear(input, self.weight, self.bias)
+        rows = input.numel() // self.in_features if input.dim() else 0
+        if not 0 < rows <= MAX_CHOSEN_ROWS:
+            return F.linear(input, self.weight, self.bias)
         threads = torch.get_num_threads()
         key = (rows, self.in_features, self.out_features, self.bias is not None, threads)
-        blocks = product_blocks(self.out_features, threads) if rows == 1 else 0  # blocked: matrix-vector only
         way = _product_choices.get(key) if _few_row_product == "measured" else _few_row_product
+        if way == "plain":
+            return F.linear(input, self.weight, self.bias)
+        blocks = product_blocks(self.out_features, threads) if rows == 1 else 0  # blocked: matrix-vector only
         if way == "blocked" and not blocks:
             way = "plain"  # several rows, or D_out without a block count (a fixed `blocked` setting on such a shape)
         trial = None
@@ -190,7 +195,7 @@ class ProjectionLinear(nn.Linear):
             way = trial.next_way()
             started = time.perf_counter()
         if way == "plain":
-            output = super().forward(input)
+            output = F.linear(input, self.weight, self.bias)
         else:
             flat = input.reshape(rows, self.in_features)
             if way == "swapped":
@@ -411,8 +416,31 @@ class SourceSharedCache(EncoderDecoderCache):
     """`EncoderDecoderCache` whose beam reordering leaves the cross-attention half alone: its rows are the same for
     every beam of a source (generate repeats each source once per beam, and never moves a beam to another source)."""
 
+    def __init__(self, *caches: Cache) -> None:
+        super().__init__(*caches)
+        self.source_mask: tuple[torch.Tensor, tuple, torch.Tensor | None] | None = None  # see `source_mask`
+
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self.self_attention_cache.reorder_cache(beam_idx)
+
+
+def source_mask(
+    cache: Cache | None,
+    encoder_attention_mask: torch.Tensor | None,
+    key: tuple,
+    build: Callable[[], torch.Tensor | None],
+) -> torch.Tensor | None:
+    """The cross-attention mask of a decoding step, `build()`, made once per generation: a `SourceSharedCache` keeps
+    it with the encoder keys/values it was built for, and hands it back while the step passes the same
+    `encoder_attention_mask` object and the same `key` (query length, dtype). Every other cache builds it each call.
+    The cross-attention half of the cache already assumes one source per generation: its keys/values are projected
+    at the first step and reused."""
+    if not _enabled or not isinstance(cache, SourceSharedCache) or encoder_attention_mask is None:
+        return build()
+    held = cache.source_mask
+    if held is None or held[0] is not encoder_attention_mask or held[1] != key:
+        held = cache.source_mask = (encoder_attention_mask, key, build())
+    return held[2]
 
 
 def prepare_beam_cache(cache: Cache) -> Cache:

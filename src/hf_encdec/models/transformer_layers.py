@@ -31,7 +31,7 @@ from .modeling_common import config_output_flags
 from .norms import build_norm
 from .positions import POSITIONS, AlibiBias, RotaryEmbedding
 from .transformers_contract import cache_field, resolve_cache
-from .speed_paths import Dropout
+from .speed_paths import Dropout, source_mask
 
 
 class TransformerLayer(GradientCheckpointingLayer):
@@ -285,11 +285,17 @@ class TransformerStack(nn.Module):
             )
         cross_mask = None
         if has_cross:
-            cross_mask = create_bidirectional_mask(
-                config=self.config,
-                inputs_embeds=hidden_states,
-                attention_mask=encoder_attention_mask,
-                encoder_hidden_states=encoder_hidden_states,
+            cross_mask = source_mask(
+                cache,
+                encoder_attention_mask,
+                (length, hidden_states.dtype),
+                partial(
+                    create_bidirectional_mask,
+                    config=self.config,
+                    inputs_embeds=hidden_states,
+                    attention_mask=encoder_attention_mask,
+                    encoder_hidden_states=encoder_hidden_states,
+                ),
             )
 
         all_hidden_states = [hidden_states] if output_hidden_states else None
