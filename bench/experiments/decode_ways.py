@@ -9,8 +9,9 @@ time of the last eighth of the new tokens over the first eighth). Alternating ca
 
     python bench/experiments/decode_ways.py small 1,8,32 5 160     # SIZE BATCHES REPS NEW [MODES]
 
-MODES (comma-separated; default the first four): PRODUCTS[+CACHE], PRODUCTS two-way or three-way, CACHE old-cache or
-full-gather (none: the library's cache), e.g. two-way+old-cache, three-way+full-gather, three-way.
+MODES (comma-separated; default the first four): PRODUCTS[+CACHE], PRODUCTS two-way or three-way, CACHE old-cache,
+full-gather or token-major (the growing cache's buffers as (capacity, B, K, d), tried and not kept; none: the
+library's cache), e.g. two-way+old-cache, three-way+full-gather, three-way+token-major, three-way.
 """
 import statistics
 import sys
@@ -58,8 +59,49 @@ class FullGatherLayer(sp.GrowingLayer):
         return False
 
 
+class TokenMajorLayer(sp.GrowingLayer):
+    """The growing cache with token-major buffers, (capacity, B, K, d) (tried, not kept): the filled part is one
+    contiguous block and attention gets a permuted view of it."""
+
+    def _move_rows(self, order, length):
+        moved = (order != torch.arange(order.shape[0])).nonzero().flatten()
+        if 2 * moved.numel() >= order.shape[0]:
+            return False
+        if moved.numel():
+            sources = order.index_select(0, moved)
+            for buffer in self._buffers:
+                filled = buffer.narrow(0, 0, length)
+                filled.index_copy_(1, moved, filled.index_select(1, sources))
+        return True
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        new = (key_states, value_states)
+        length, added = self.get_seq_length(), key_states.shape[-2]
+        order, self._pending = (self._pending if length else None), None
+        buffers = self._buffers
+        fits = buffers is not None and buffers[0].shape[0] >= length + added and buffers[0].shape[1] == key_states.shape[0]
+        if fits and order is not None:
+            fits = self._move_rows(order, length)
+        if not fits:
+            capacity = length + added + max(length + added, sp.MIN_SPARE_TOKENS)
+            buffers = tuple(state.new_empty((capacity, *state.shape[:2], state.shape[-1])) for state in new)
+            for past, buffer in zip((self._keys, self._values), buffers if length else ()):
+                past = past.permute(2, 0, 1, 3)
+                if order is None:
+                    buffer.narrow(0, 0, length).copy_(past)
+                else:
+                    torch.index_select(past, 1, order, out=buffer.narrow(0, 0, length))
+            self._buffers = buffers
+        for state, buffer in zip(new, buffers):
+            buffer.narrow(0, length, added).copy_(state.permute(2, 0, 1, 3))
+        self._keys, self._values = (buffer.narrow(0, 0, length + added).permute(1, 2, 0, 3) for buffer in buffers)
+        return self._keys, self._values
+
+
 GROWING = sp.GrowingLayer
-LAYERS = {"old-cache": FreshTensorLayer, "full-gather": FullGatherLayer, "": GROWING}
+LAYERS = {"old-cache": FreshTensorLayer, "full-gather": FullGatherLayer, "token-major": TokenMajorLayer, "": GROWING}
 BLOCKS = sp.product_blocks
 CHOICES: dict[str, dict] = {}
 TRIALS: dict[str, dict] = {}
