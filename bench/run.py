@@ -82,7 +82,7 @@ def machine(device: torch.device) -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "few_row_product": speed_paths._few_row_product,  # HF_ENCDEC_FEW_ROW_PRODUCT: measured, plain, swapped or blocked
+        "few_row_product": speed_paths._few_row_product,  # HF_ENCDEC_FEW_ROW_PRODUCT: measured, plain, swapped, blocked or rowsum
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,

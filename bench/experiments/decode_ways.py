@@ -1,17 +1,18 @@
-"""Same-run decoding speed against MarianMTModel of the same size, for the two decoding changes of issue 15 taken one
-at a time: the few-row products chosen from two ways (plain, swapped) or three (+ blocked: one batched product over
-row blocks of the weight), and the decoding cache before this change (a fresh tensor per append), with appends
-written in place but every beam reorder gathered into new buffers (full-gather), or now (a beam step copies only the
-rows whose beam changed). Every mode keeps its own product choices, made on its first real calls.
+"""Same-run decoding speed against MarianMTModel of the same size, for the decoding changes of issue 15 taken one at
+a time: the few-row products chosen from two ways (plain, swapped), three (+ blocked: one batched product over row
+blocks of the weight) or four (+ rowsum: a broadcast multiply summed over the weight's rows; the library's own), and
+the decoding cache before this change (a fresh tensor per append), with appends written in place but every beam
+reorder gathered into new buffers (full-gather), or now (a beam step copies only the rows whose beam changed). Every
+mode keeps its own product choices, made on its first real calls.
 
 Per batch size and beam: tokens/s as a ratio over Marian, and the per-token cost growth (late/early: median step
 time of the last eighth of the new tokens over the first eighth). Alternating calls, medians.
 
     python bench/experiments/decode_ways.py small 1,8,32 5 160     # SIZE BATCHES REPS NEW [MODES]
 
-MODES (comma-separated; default the first four): PRODUCTS[+CACHE], PRODUCTS two-way or three-way, CACHE old-cache,
-full-gather or token-major (the growing cache's buffers as (capacity, B, K, d), tried and not kept; none: the
-library's cache), e.g. two-way+old-cache, three-way+full-gather, three-way+token-major, three-way.
+MODES (comma-separated; default the five below): PRODUCTS[+CACHE], PRODUCTS two-way, three-way or four-way, CACHE
+old-cache, full-gather or token-major (the growing cache's buffers as (capacity, B, K, d), tried and not kept; none:
+the library's cache), e.g. two-way+old-cache, three-way+full-gather, four-way+token-major, four-way.
 """
 import statistics
 import sys
@@ -102,7 +103,7 @@ class TokenMajorLayer(sp.GrowingLayer):
 
 GROWING = sp.GrowingLayer
 LAYERS = {"old-cache": FreshTensorLayer, "full-gather": FullGatherLayer, "token-major": TokenMajorLayer, "": GROWING}
-BLOCKS = sp.product_blocks
+TRIAL_WAYS = sp.trial_ways
 CHOICES: dict[str, dict] = {}
 TRIALS: dict[str, dict] = {}
 
@@ -112,7 +113,9 @@ def set_mode(mode: str) -> None:
     sp._few_row_product = "measured"
     sp._product_choices = CHOICES.setdefault(products, {})
     sp._product_trials = TRIALS.setdefault(products, {})
-    sp.product_blocks = (lambda out_features, threads: 0) if products == "two-way" else BLOCKS  # no blocked way
+    ways = {"two-way": ("plain", "swapped"), "three-way": ("plain", "swapped", "blocked")}.get(products)
+    # the trial's ways cut down to the mode's (four-way: the library's own)
+    sp.trial_ways = (lambda rows, blocks: tuple(w for w in TRIAL_WAYS(rows, blocks) if w in ways)) if ways else TRIAL_WAYS
     sp.GrowingLayer = LAYERS[cache]  # read by use_growing_layers
 
 
@@ -121,7 +124,7 @@ batches = [int(b) for b in sys.argv[2].split(",")]
 reps = int(sys.argv[3])
 new = int(sys.argv[4]) if len(sys.argv) > 4 else 160
 modes = sys.argv[5].split(",") if len(sys.argv) > 5 else [
-    "two-way+old-cache", "three-way+old-cache", "two-way", "three-way"]
+    "two-way+old-cache", "three-way+old-cache", "two-way", "three-way", "four-way"]
 pair = PAIRS["marian"]
 ours, marian = build(pair, size, 0, torch.device("cpu"), torch.float32)
 ours.eval()

@@ -31,7 +31,7 @@ def test_quick_tiny_run_writes_the_documented_json(tmp_path: Path) -> None:
     # decoding measured its few-row products on this machine and recorded the choice
     assert report["machine"]["few_row_product"] == "measured"
     assert report["product_choices"]
-    assert {choice["way"] for choice in report["product_choices"]} <= {"plain", "swapped", "blocked"}
+    assert {choice["way"] for choice in report["product_choices"]} <= {"plain", "swapped", "blocked", "rowsum"}
     assert report["matmul"]["tiny"]["peak_gflops"] > 0 and len(report["matmul"]["tiny"]["shapes"]) == 5
     assert [result["pair"] for result in report["results"]] == PAIRS
     assert len(report["table"]) == len(PAIRS)

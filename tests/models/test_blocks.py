@@ -220,10 +220,12 @@ def test_fused_loss_hands_its_gradients_over_and_refuses_a_second_backward() -> 
 
 
 def counted_ways(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The ways the few-row products took, in order ("swapped" or "blocked"; plain products are not listed)."""
+    """The ways the few-row products took, in order ("swapped", "blocked" or "rowsum"; plain products are not
+    listed)."""
     ways: list[str] = []
     monkeypatch.setattr(speed_paths, "_swapped_product", lambda *args: ways.append("swapped") or swapped_product(*args))
     monkeypatch.setattr(speed_paths, "_blocked_product", lambda *args: ways.append("blocked") or blocked_product(*args))
+    monkeypatch.setattr(speed_paths, "_rowsum_product", lambda *args: ways.append("rowsum") or rowsum_product(*args))
     return ways
 
 
@@ -247,8 +249,10 @@ def test_linear_few_row_path_equals_nn_linear(
         got, expected = ours(hidden), plain(hidden)
     assert got.shape == (rows, 1, out_features) and got.is_contiguous()
     torch.testing.assert_close(got, expected)
-    # the blocked way is for one row and output features with a block count (not 37); a forced one runs plain there
-    assert ways == ([] if way == "plain" or (way == "blocked" and (out_features == 37 or rows > 1)) else [way])
+    # blocked and rowsum are for one row, blocked for output features with a block count (not 37); forced, they run
+    # plain elsewhere
+    plain = way == "plain" or (way in ("blocked", "rowsum") and rows > 1) or (way == "blocked" and out_features == 37)
+    assert ways == ([] if plain else [way])
     # with autograd the plain path runs, and gradients flow
     ours(hidden.requires_grad_()).sum().backward()
     assert hidden.grad is not None and len(ways) <= 1
@@ -256,6 +260,15 @@ def test_linear_few_row_path_equals_nn_linear(
 
 swapped_product = speed_paths._swapped_product
 blocked_product = speed_paths._blocked_product
+rowsum_product = speed_paths._rowsum_product
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_the_rowsum_product_in_chunks_equals_the_product(bias: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speed_paths, "ROWSUM_CHUNK", 24)  # 3 rows of 8 weights a chunk: 13 chunks, the last short
+    weight, x = torch.randn(37, 8), torch.randn(1, 8)
+    bias_vector = torch.randn(37) if bias else None
+    torch.testing.assert_close(rowsum_product(x, weight, bias_vector), F.linear(x, weight, bias_vector))
 
 
 def test_each_product_shape_is_chosen_once_per_process_from_its_real_calls(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,8 +283,8 @@ def test_each_product_shape_is_chosen_once_per_process_from_its_real_calls(monke
             x = torch.randn(1, 8)
             used = layer if step % 2 else other
             torch.testing.assert_close(used(x), torch.nn.functional.linear(x, used.weight, used.bias))
-            # the ways take turns (plain, swapped, blocked), on the caller's own inputs
-            assert ways == [PRODUCT_WAYS[i % 3] for i in range(step + 1) if i % 3]
+            # the ways take turns (plain, swapped, blocked, rowsum), on the caller's own inputs
+            assert ways == [PRODUCT_WAYS[i % 4] for i in range(step + 1) if i % 4]
         key = (1, 8, 24, True, torch.get_num_threads())
         chosen = speed_paths.product_choices()
         assert set(chosen) == {key} and chosen[key] in PRODUCT_WAYS  # shared by the layers of one shape
@@ -283,9 +296,9 @@ def test_each_product_shape_is_chosen_once_per_process_from_its_real_calls(monke
     assert not speed_paths._product_trials and len(speed_paths.product_choices()) == 1
 
 
-@pytest.mark.parametrize(("rows", "out_features"), [(1, 37), (2, 24)])
-def test_several_rows_or_no_blocks_try_plain_and_swapped_only(
-    rows: int, out_features: int, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("rows", "out_features", "tried"), [(1, 37, ("swapped", "rowsum")), (2, 24, ("swapped",))])
+def test_several_rows_try_plain_and_swapped_and_one_row_without_blocks_no_blocked(
+    rows: int, out_features: int, tried: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(speed_paths, "_few_row_product", "measured")
     monkeypatch.setattr(speed_paths, "_product_choices", {})
@@ -293,10 +306,10 @@ def test_several_rows_or_no_blocks_try_plain_and_swapped_only(
     ways = counted_ways(monkeypatch)
     layer = ProjectionLinear(8, out_features)  # 37 output features: no block count divides them
     with torch.no_grad():
-        for _ in range(2 * (speed_paths.TRIAL_CALLS + 1)):
+        for _ in range((1 + len(tried)) * (speed_paths.TRIAL_CALLS + 1)):
             layer(torch.randn(rows, 8))
-    assert ways == ["swapped"] * (speed_paths.TRIAL_CALLS + 1)
-    assert speed_paths.product_choices()[(rows, 8, out_features, True, torch.get_num_threads())] in ("plain", "swapped")
+    assert ways == list(tried) * (speed_paths.TRIAL_CALLS + 1)
+    assert speed_paths.product_choices()[(rows, 8, out_features, True, torch.get_num_threads())] in ("plain", *tried)
 
 
 def test_blocks_divide_the_output_features_and_follow_the_threads() -> None:
@@ -321,7 +334,7 @@ def test_an_unknown_few_row_product_setting_is_refused() -> None:
     finished = subprocess.run([sys.executable, "-c", "import hf_encdec.models.speed_paths"], capture_output=True,
                               text=True, env={**os.environ, "HF_ENCDEC_FEW_ROW_PRODUCT": "fast"}, timeout=120)
     assert finished.returncode != 0
-    assert ("HF_ENCDEC_FEW_ROW_PRODUCT='fast' is not one of ('measured', 'plain', 'swapped', 'blocked')"
+    assert ("HF_ENCDEC_FEW_ROW_PRODUCT='fast' is not one of ('measured', 'plain', 'swapped', 'blocked', 'rowsum')"
             in finished.stderr)
 
 

@@ -69,7 +69,7 @@ def _run(model: torch.nn.Module, family: Family, enabled: bool) -> dict[str, obj
 
 @pytest.mark.contract
 @pytest.mark.parametrize("family", FAMILIES, ids=[family.name for family in FAMILIES])
-@pytest.mark.parametrize("way", ["swapped", "blocked"])  # the few-row product on the speed path (plain is nn.Linear)
+@pytest.mark.parametrize("way", ["swapped", "blocked", "rowsum"])  # the few-row product on the speed path (plain is nn.Linear)
 def test_every_family_gives_the_same_results_on_both_paths(
     family: Family, way: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

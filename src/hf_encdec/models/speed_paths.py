@@ -7,7 +7,7 @@ both paths give the same outputs for every family. Nothing here changes a parame
 
 | speed path | what it saves | plain path |
 |---|---|---|
-| `ProjectionLinear`: a decoding step's few-row CPU product as (W x^T)^T or as one batched product over row blocks of W, where its first real calls measured it faster | the kernel streams the weight faster | `nn.Linear` |
+| `ProjectionLinear`: a decoding step's few-row CPU product as (W x^T)^T, or for one row as one batched product over row blocks of W or as a broadcast multiply summed over W's rows, where its first real calls measured it faster | the kernel streams the weight faster | `nn.Linear` |
 | `Dropout` / `dropout`: a bool mask on CPU | 1 byte per element kept for backward, not 4 | `F.dropout` |
 | `gated_product`: act(gate) * up recomputed in backward | one (B, T, F) tensor per gated layer | autograd |
 | `attention_kernel`: eager attention when training with dropout on CPU | torch's sdpa math fallback keeps a float mask | sdpa |
@@ -67,24 +67,27 @@ def speed_paths_enabled(enabled: bool) -> Iterator[None]:
 
 # ---- projections ----------------------------------------------------------------------------------------------------
 # A decoding step multiplies only a few rows (sequences x beams) by each weight, so the step reads every weight once
-# for little arithmetic: its speed is how fast the kernel streams the weight in. The same product can run three ways,
+# for little arithmetic: its speed is how fast the kernel streams the weight in. The same product can run four ways,
 # with different kernels under them:
 #   plain    x W^T, nn.Linear's product;
 #   swapped  (W x^T)^T: the BLAS packs the rows, not the whole (D_out, D_in) weight;
 #   blocked  one row only: the weight's rows cut into blocks, one batched matrix-vector product (bmm) over them.
 #            (With more rows it gained nothing in isolation and cost 4% of a whole test translation at 64 rows,
 #            through its trials.)
+#   rowsum   one row only: W * x broadcast and summed over each row of W (torch's elementwise and reduction kernels,
+#            not the BLAS), in chunks of ROWSUM_CHUNK weights so the temporary product stays small.
 # Which is fastest depends on the CPU, its caches, the BLAS kernel it picks and what else runs between the products.
 # Measured inside generate() on an AMD EPYC (2 cores, AVX2): for one row, blocked 1.6x the plain product's decoding
-# speed where swapped gains nothing; at 8 rows swapped 1.4x; on an Intel Xeon the swapped product lost 5-25%
+# speed where swapped gains nothing; at 8 rows swapped 1.4x; on an Intel Xeon the swapped product lost 5-25%; on an
+# AMD EPYC with AVX-512 blocked lost, and rowsum streamed a cold 8000 x 256 weight 2.4x faster than F.linear
 # (bench/README.md). So nothing is assumed and nothing is timed apart from the real work: the first products of each
 # shape in a process take the ways in turn on the caller's own data, TRIAL_CALLS timed calls each (after one untimed
 # call each), and the shape then keeps the way whose median was fastest; another way than plain only when it was at
 # least 10% faster than plain. `product_choices()` shows what was chosen. The ways agree up to float rounding (~1e-6),
 # so outputs can differ at that level between calls while a shape is on trial; `HF_ENCDEC_FEW_ROW_PRODUCT=plain` (or
-# `swapped`, `blocked`) fixes the way for runs that must repeat bit for bit (the test suite uses `swapped`).
+# `swapped`, `blocked`, `rowsum`) fixes the way for runs that must repeat bit for bit (the test suite uses `swapped`).
 
-PRODUCT_WAYS = ("plain", "swapped", "blocked")
+PRODUCT_WAYS = ("plain", "swapped", "blocked", "rowsum")
 FEW_ROW_PRODUCTS = ("measured", *PRODUCT_WAYS)
 _few_row_product = os.environ.get("HF_ENCDEC_FEW_ROW_PRODUCT", "measured")
 if _few_row_product not in FEW_ROW_PRODUCTS:
@@ -92,13 +95,14 @@ if _few_row_product not in FEW_ROW_PRODUCTS:
 MAX_CHOSEN_ROWS = 64  # more rows than this always take nn.Linear's product (the weight's packing is then shared)
 TRIAL_CALLS = 8  # timed real products per way before a shape's choice
 MAX_BLOCKS = 8  # the blocked product cuts the weight into at most this many blocks
+ROWSUM_CHUNK = 1 << 20  # weights multiplied at once by the rowsum product: a temporary of at most 4 MiB in float32
 _product_choices: dict[tuple[int, int, int, bool, int], str] = {}
 _product_trials: dict[tuple[int, int, int, bool, int], ProductTrial] = {}
 
 
 def product_choices() -> dict[tuple[int, int, int, bool, int], str]:
-    """What this process chose so far: (rows, D_in, D_out, bias, threads) -> the way ("plain", "swapped" or
-    "blocked") that was fastest."""
+    """What this process chose so far: (rows, D_in, D_out, bias, threads) -> the way ("plain", "swapped",
+    "blocked" or "rowsum") that was fastest."""
     return dict(_product_choices)
 
 
@@ -110,6 +114,18 @@ def product_blocks(out_features: int, threads: int) -> int:
     (2, 8, 0)
     """
     return next((b for b in (8, 4, 2) if b <= max(2, threads) and out_features % b == 0), 0)
+
+
+def trial_ways(rows: int, blocks: int) -> tuple[str, ...]:
+    """The ways a shape's trial takes: plain and swapped; for one row also blocked (where `blocks`, the shape's block
+    count, is not 0) and rowsum.
+
+    >>> trial_ways(8, 0), trial_ways(1, 2), trial_ways(1, 0)
+    (('plain', 'swapped'), ('plain', 'swapped', 'blocked', 'rowsum'), ('plain', 'swapped', 'rowsum'))
+    """
+    if rows > 1:
+        return ("plain", "swapped")
+    return ("plain", "swapped", *(("blocked",) if blocks else ()), "rowsum")
 
 
 def _swapped_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -128,6 +144,20 @@ def _blocked_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         output = torch.bmm(weight_blocks, column)
     else:
         output = torch.baddbmm(bias.view(blocks, out_features // blocks, 1), weight_blocks, column)  # (b, D_out / b, 1)
+    return output.view(1, out_features)
+
+
+def _rowsum_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x W^T (+ b) for one row x (1, D_in) as sum_j W[i, j] * x[j]: a broadcast multiply and a sum over each row of W,
+    ROWSUM_CHUNK weights at a time."""
+    out_features, in_features = weight.shape
+    row = x.view(in_features)
+    output = torch.empty(out_features, dtype=x.dtype, device=x.device)
+    step = max(1, ROWSUM_CHUNK // in_features)  # rows of W a chunk
+    for start in range(0, out_features, step):
+        torch.sum(weight[start : start + step] * row, dim=-1, out=output[start : start + step])
+    if bias is not None:
+        output += bias
     return output.view(1, out_features)
 
 
@@ -162,7 +192,7 @@ class ProductTrial:
 
 class ProjectionLinear(nn.Linear):
     """`nn.Linear` (same parameters, same results up to rounding) whose few-row float32 CPU product without autograd
-    runs the way that was measured fastest on this machine for this shape (plain, swapped or blocked)."""
+    runs the way that was measured fastest on this machine for this shape (plain, swapped, blocked or rowsum)."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         # the checks run on every product of a decoding step: cheapest first, the plain product straight to F.linear
@@ -184,14 +214,13 @@ class ProjectionLinear(nn.Linear):
         if way == "plain":
             return F.linear(input, self.weight, self.bias)
         blocks = product_blocks(self.out_features, threads) if rows == 1 else 0  # blocked: matrix-vector only
-        if way == "blocked" and not blocks:
-            way = "plain"  # several rows, or D_out without a block count (a fixed `blocked` setting on such a shape)
+        if (way == "blocked" and not blocks) or (way == "rowsum" and rows > 1):
+            way = "plain"  # a fixed one-row way on several rows, or `blocked` on D_out without a block count
         trial = None
         if way is None:
             trial = _product_trials.get(key)
             if trial is None:
-                ways = PRODUCT_WAYS if blocks else ("plain", "swapped")
-                trial = _product_trials[key] = ProductTrial(ways=ways)
+                trial = _product_trials[key] = ProductTrial(ways=trial_ways(rows, blocks))
             way = trial.next_way()
             started = time.perf_counter()
         if way == "plain":
@@ -200,8 +229,10 @@ class ProjectionLinear(nn.Linear):
             flat = input.reshape(rows, self.in_features)
             if way == "swapped":
                 output = _swapped_product(flat, self.weight, self.bias)  # (N, D_out)
-            else:
+            elif way == "blocked":
                 output = _blocked_product(flat, self.weight, self.bias, blocks)
+            else:
+                output = _rowsum_product(flat, self.weight, self.bias)
             output = output.view(*input.shape[:-1], self.out_features)
         if trial is not None:
             decided = trial.record(way, time.perf_counter() - started)
