@@ -14,20 +14,11 @@ MODES (comma-separated; default the five below): PRODUCTS[+CACHE], PRODUCTS two-
 old-cache, full-gather or token-major (the growing cache's buffers as (capacity, B, K, d), tried and not kept; none:
 the library's cache), e.g. two-way+old-cache, three-way+full-gather, four-way+token-major, four-way.
 """
-import statistics
-import sys
-from dataclasses import replace
-from pathlib import Path
-
+import same_run
 import torch
+from transformers.cache_utils import DynamicLayer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from measure import StepClock, alternate, generate_call, generation_config, generation_inputs, per_token_costs  # noqa: E402
-from pairs import PAIRS, SIZES  # noqa: E402
-from run import build  # noqa: E402
-
-from hf_encdec.models import speed_paths as sp  # noqa: E402
-from transformers.cache_utils import DynamicLayer  # noqa: E402
+from hf_encdec.models import speed_paths as sp
 
 
 class FreshTensorLayer(sp.GrowingLayer):
@@ -119,44 +110,10 @@ def set_mode(mode: str) -> None:
     sp.GrowingLayer = LAYERS[cache]  # read by use_growing_layers
 
 
-size = SIZES[sys.argv[1]]
-batches = [int(b) for b in sys.argv[2].split(",")]
-reps = int(sys.argv[3])
-new = int(sys.argv[4]) if len(sys.argv) > 4 else 160
-modes = sys.argv[5].split(",") if len(sys.argv) > 5 else [
-    "two-way+old-cache", "three-way+old-cache", "two-way", "three-way", "four-way"]
-pair = PAIRS["marian"]
-ours, marian = build(pair, size, 0, torch.device("cpu"), torch.float32)
-ours.eval()
-marian.eval()
-print(f"{size.name}, {new} new tokens, threads {torch.get_num_threads()}, {reps} alternating calls a side, medians; "
-      "x = tokens/s over Marian; g = late/early per-token step time")
-for batch in batches:
-    inputs = generation_inputs(pair.kind, replace(size, generate_batch=batch), 0)
-    for beams in (1, size.beams) if batch <= 8 else (1,):
-        keys = ["marian", *modes]
-        clocks = {key: StepClock() for key in keys}
-        growth = {key: [] for key in keys}
-
-        def moded(key: str):
-            call = generate_call(marian if key == "marian" else ours, inputs, generation_config(new, beams), clocks[key])
-
-            def run() -> None:
-                set_mode("three-way" if key == "marian" else key)
-                call()
-                growth[key].append(per_token_costs(clocks[key].times, max(4, new // 8))["growth"])
-
-            return run
-
-        calls = {key: moded(key) for key in keys}
-        for key in keys:  # untimed: first use of every shape (the product trials run here)
-            calls[key]()
-            growth[key].clear()
-        times = alternate(calls, reps, torch.device("cpu"))
-        reference = statistics.median(times["marian"])
-        print(f"batch {batch:2d} beams {beams}: marian {reference * 1e3:.0f} ms g{statistics.median(growth['marian']):.2f}; "
-              + ", ".join(f"{mode} {reference / statistics.median(times[mode]):.2f}x g{statistics.median(growth[mode]):.2f}"
-                          for mode in modes), flush=True)
+size, batches, reps, new, modes = same_run.arguments(
+    ["two-way+old-cache", "three-way+old-cache", "two-way", "three-way", "four-way"])
+ours, marian = same_run.models(size)
+same_run.compare(size, batches, reps, new, {mode: ours for mode in modes}, marian, set_mode, "four-way")
 for mode in modes:
     products = mode.partition("+")[0]
     print(mode, "chose:", sorted((key[0], key[1], key[2], way) for key, way in CHOICES.get(products, {}).items()))

@@ -13,21 +13,12 @@ of the last eighth of the new tokens over the first eighth). Alternating calls, 
 """
 import copy
 import inspect
-import statistics
-import sys
-import time
-from dataclasses import replace
-from pathlib import Path
 
+import same_run
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from measure import StepClock, alternate, generate_call, generation_config, generation_inputs, per_token_costs  # noqa: E402
-from pairs import PAIRS, SIZES  # noqa: E402
-from run import build  # noqa: E402
-
-from hf_encdec.models import attention, speed_paths, transformer_layers  # noqa: E402
+from hf_encdec.models import attention, speed_paths, transformer_layers
 
 KEPT_MASK = transformer_layers.source_mask
 SEPARATE_PROJECT = attention.MultiHeadAttention._project
@@ -57,23 +48,16 @@ def _fused_project(self, projection, states):
 def set_mode(mode: str, forward) -> None:
     transformer_layers.source_mask = _mask_per_step if mode == "mask-per-step" else KEPT_MASK
     attention.MultiHeadAttention._project = _fused_project if mode == "fused-qkv" else SEPARATE_PROJECT
-    speed_paths._enabled = mode not in ("plain", "compiled-plain", "compiled")
+    speed_paths._enabled = mode not in ("plain", "compiled-plain")
     if mode == "signature-per-step":
         forward.__dict__.pop("__signature__", None)
     else:
         forward.__signature__ = inspect.signature(forward)
 
 
-size = SIZES[sys.argv[1]]
-batches = [int(b) for b in sys.argv[2].split(",")]
-reps = int(sys.argv[3])
-new = int(sys.argv[4]) if len(sys.argv) > 4 else 160
-modes = sys.argv[5].split(",") if len(sys.argv) > 5 else [
-    "now", "mask-per-step", "signature-per-step", "fused-qkv", "plain", "compiled-plain"]
-pair = PAIRS["marian"]
-ours, marian = build(pair, size, 0, torch.device("cpu"), torch.float32)
-ours.eval()
-marian.eval()
+size, batches, reps, new, modes = same_run.arguments(
+    ["now", "mask-per-step", "signature-per-step", "fused-qkv", "plain", "compiled-plain"])
+ours, marian = same_run.models(size)
 models = {mode: ours for mode in modes}
 for mode in modes:
     if mode.startswith("compiled"):
@@ -81,44 +65,4 @@ for mode in modes:
         for layer in models[mode].model.decoder.layers:
             layer.compile(dynamic=True)
 forward = type(ours).__dict__["forward"]
-print(f"{size.name}, {new} new tokens, threads {torch.get_num_threads()}, {reps} alternating calls a side, medians; "
-      "x = tokens/s over Marian; g = late/early per-token step time")
-for batch in batches:
-    inputs = generation_inputs(pair.kind, replace(size, generate_batch=batch), 0)
-    for beams in (1, size.beams) if batch <= 8 else (1,):
-        keys = ["marian", *modes]
-        clocks = {key: StepClock() for key in keys}
-        growth = {key: [] for key in keys}
-
-        def moded(key: str):
-            call = generate_call(marian if key == "marian" else models[key], inputs, generation_config(new, beams), clocks[key])
-
-            def run() -> None:
-                set_mode("now" if key == "marian" else key, forward)
-                try:
-                    call()
-                finally:
-                    set_mode("now", forward)
-                growth[key].append(per_token_costs(clocks[key].times, max(4, new // 8))["growth"])
-
-            return run
-
-        calls = {key: moded(key) for key in keys}
-        notes = []
-        for key in list(keys):  # untimed: first use of every shape (product trials, compilation)
-            started = time.perf_counter()
-            try:
-                calls[key]()
-            except Exception as error:  # a mode that cannot run here is reported, not timed
-                notes.append(f"{key} failed: {type(error).__name__}: {str(error).splitlines()[0][:120]}")
-                del calls[key]
-                keys.remove(key)
-                continue
-            if key.startswith("compiled"):
-                notes.append(f"{key} first call {time.perf_counter() - started:.1f} s")
-            growth[key].clear()
-        times = alternate(calls, reps, torch.device("cpu"))
-        reference = statistics.median(times["marian"])
-        print(f"batch {batch:2d} beams {beams}: marian {reference * 1e3:.0f} ms g{statistics.median(growth['marian']):.2f}; "
-              + ", ".join(f"{mode} {reference / statistics.median(times[mode]):.2f}x g{statistics.median(growth[mode]):.2f}"
-                          for mode in keys[1:]) + "".join(f"\n    {note}" for note in notes), flush=True)
+same_run.compare(size, batches, reps, new, models, marian, lambda mode: set_mode(mode, forward), "now")
