@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from hf_encdec.models import attention, speed_paths, transformer_layers
 
-KEPT_MASK = transformer_layers.source_mask
+KEPT_MASK = transformer_layers.kept_cross_mask
 SEPARATE_PROJECT = attention.MultiHeadAttention._project
 
 
@@ -46,13 +46,14 @@ def _fused_project(self, projection, states):
 
 
 def set_mode(mode: str, forward) -> None:
-    transformer_layers.source_mask = _mask_per_step if mode == "mask-per-step" else KEPT_MASK
+    transformer_layers.kept_cross_mask = _mask_per_step if mode == "mask-per-step" else KEPT_MASK
     attention.MultiHeadAttention._project = _fused_project if mode == "fused-qkv" else SEPARATE_PROJECT
     speed_paths._enabled = mode not in ("plain", "compiled-plain")
+    inner = inspect.unwrap(forward)
     if mode == "signature-per-step":
-        forward.__dict__.pop("__signature__", None)
+        inner.__dict__.pop("__signature__", None)
     else:
-        forward.__signature__ = inspect.signature(forward)
+        inner.__signature__ = inspect.signature(inner)
 
 
 size, batches, reps, new, modes = same_run.arguments(

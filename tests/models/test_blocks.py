@@ -251,8 +251,8 @@ def test_linear_few_row_path_equals_nn_linear(
     torch.testing.assert_close(got, expected)
     # blocked and rowsum are for one row, blocked for output features with a block count (not 37); forced, they run
     # plain elsewhere
-    plain = way == "plain" or (way in ("blocked", "rowsum") and rows > 1) or (way == "blocked" and out_features == 37)
-    assert ways == ([] if plain else [way])
+    runs_plain = way == "plain" or (way in ("blocked", "rowsum") and rows > 1) or (way == "blocked" and out_features == 37)
+    assert ways == ([] if runs_plain else [way])
     # with autograd the plain path runs, and gradients flow
     ours(hidden.requires_grad_()).sum().backward()
     assert hidden.grad is not None and len(ways) <= 1
@@ -269,6 +269,8 @@ def test_the_rowsum_product_in_chunks_equals_the_product(bias: bool, monkeypatch
     weight, x = torch.randn(37, 8), torch.randn(1, 8)
     bias_vector = torch.randn(37) if bias else None
     torch.testing.assert_close(rowsum_product(x, weight, bias_vector), F.linear(x, weight, bias_vector))
+    wide, column = torch.randn(5, 40), torch.randn(40, 3)[:, 1:2].t()  # rows longer than a chunk; a strided x
+    torch.testing.assert_close(rowsum_product(column, wide, None), F.linear(column, wide))
 
 
 def test_each_product_shape_is_chosen_once_per_process_from_its_real_calls(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -284,7 +286,7 @@ def test_each_product_shape_is_chosen_once_per_process_from_its_real_calls(monke
             used = layer if step % 2 else other
             torch.testing.assert_close(used(x), torch.nn.functional.linear(x, used.weight, used.bias))
             # the ways take turns (plain, swapped, blocked, rowsum), on the caller's own inputs
-            assert ways == [PRODUCT_WAYS[i % 4] for i in range(step + 1) if i % 4]
+            assert ways == [PRODUCT_WAYS[i % len(PRODUCT_WAYS)] for i in range(step + 1) if i % len(PRODUCT_WAYS)]
         key = (1, 8, 24, True, torch.get_num_threads())
         chosen = speed_paths.product_choices()
         assert set(chosen) == {key} and chosen[key] in PRODUCT_WAYS  # shared by the layers of one shape

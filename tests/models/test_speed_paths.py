@@ -14,6 +14,7 @@ from transformers import AutoConfig
 from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache
 
 from helpers import build, token_ids
+from hf_encdec.models import transformer_layers
 from rnn_helpers import padded_sources
 from hf_encdec.models import speed_paths
 from hf_encdec.models.speed_paths import (
@@ -21,7 +22,7 @@ from hf_encdec.models.speed_paths import (
     GrowingLayer,
     SourceSharedCache,
     dropout,
-    source_mask,
+    kept_cross_mask,
     use_growing_layers,
 )
 from hf_encdec.models.transformers_contract import CACHE_FIELD, output_cache
@@ -282,7 +283,7 @@ def test_generate_uses_growing_layers_and_keeps_a_cache_it_is_given() -> None:
     assert type(given.self_attention_cache.layers[0]) is DynamicLayer
 
 
-def test_the_source_mask_is_built_once_per_source_mask_and_key() -> None:
+def test_the_cross_mask_is_built_once_per_source_mask_and_key() -> None:
     built: list[torch.Tensor] = []
 
     def build_mask() -> torch.Tensor:
@@ -290,16 +291,41 @@ def test_the_source_mask_is_built_once_per_source_mask_and_key() -> None:
         return built[-1]
 
     cache, mask, key = SourceSharedCache(DynamicCache(), DynamicCache()), torch.ones(2, 5, dtype=torch.long), (1, torch.float32)
-    first = source_mask(cache, mask, key, build_mask)
-    assert source_mask(cache, mask, key, build_mask) is first and len(built) == 1
-    assert source_mask(cache, mask.clone(), key, build_mask) is built[1]  # another mask object
-    assert source_mask(cache, mask, (2, torch.float32), build_mask) is built[2]  # another query length
+    first = kept_cross_mask(cache, mask, key, build_mask)
+    cache.is_updated[0] = True  # the first step projected the encoder keys/values
+    assert kept_cross_mask(cache, mask, key, build_mask) is first and len(built) == 1
+    assert kept_cross_mask(cache, mask.clone(), key, build_mask) is built[1]  # another mask object
+    assert kept_cross_mask(cache, mask, (2, torch.float32), build_mask) is built[2]  # another query length
+    cache.reset()  # a new source: its keys/values are projected again, and so is the mask
+    mask.zero_()
+    assert cache.cross_mask is None and kept_cross_mask(cache, mask, (2, torch.float32), build_mask) is built[3]
     plain = EncoderDecoderCache(DynamicCache(), DynamicCache())
-    source_mask(plain, mask, key, build_mask)
-    source_mask(plain, mask, key, build_mask)
+    kept_cross_mask(plain, mask, key, build_mask)
+    kept_cross_mask(plain, mask, key, build_mask)
     with speed_paths.speed_paths_enabled(False):
-        source_mask(cache, mask, (2, torch.float32), build_mask)
-    assert len(built) == 6
+        kept_cross_mask(cache, mask, (2, torch.float32), build_mask)
+    assert len(built) == 7
+
+
+@pytest.mark.contract
+@pytest.mark.parametrize("beams", [1, 3])
+def test_generate_builds_the_cross_mask_once(beams: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    builds: list[bool] = []
+    original = transformer_layers.create_bidirectional_mask
+
+    def counted(**kwargs: object) -> object:
+        builds.append(kwargs.get("encoder_hidden_states") is not None)
+        return original(**kwargs)
+
+    monkeypatch.setattr(transformer_layers, "create_bidirectional_mask", counted)
+    ids, mask = padded_sources((6, 2, 4))
+    model = build("seq2seq")
+    model.generate(ids, attention_mask=mask, num_beams=beams, max_new_tokens=6, min_new_tokens=6)
+    assert builds.count(True) == 1  # the cross mask, for 6 decoding steps
+    with speed_paths.speed_paths_enabled(False):
+        builds.clear()
+        model.generate(ids, attention_mask=mask, num_beams=beams, max_new_tokens=6, min_new_tokens=6)
+    assert builds.count(True) == 6
 
 
 @pytest.mark.contract

@@ -12,7 +12,7 @@ both paths give the same outputs for every family. Nothing here changes a parame
 | `gated_product`: act(gate) * up recomputed in backward | one (B, T, F) tensor per gated layer | autograd |
 | `attention_kernel`: eager attention when training with dropout on CPU | torch's sdpa math fallback keeps a float mask | sdpa |
 | `prepare_beam_cache`: appends written in place into spare room, reordering folded into the next append, cross-attention never reordered | a cache copy per step and a second per beam step | `DynamicCache` |
-| `source_mask`: the cross-attention mask built once per generation, kept in the cache | building a (B, 1, T, S) mask at every step | built per call |
+| `kept_cross_mask`: the cross-attention mask built once per generation, kept in the cache | building a (B, 1, T, S) mask at every step | built per call |
 | `recurrent_step`: one step of a recurrent stack as torch's cell functions, layer by layer | the per-call set-up of the fused CPU kernel (mkldnn), which dominates a one-token call | `nn.LSTM`/`nn.GRU`/`nn.RNN` |
 
 Shapes: N rows, D_in / D_out features; B batch (times beams), K key/value heads, L cached length, d head dim.
@@ -95,7 +95,7 @@ if _few_row_product not in FEW_ROW_PRODUCTS:
 MAX_CHOSEN_ROWS = 64  # more rows than this always take nn.Linear's product (the weight's packing is then shared)
 TRIAL_CALLS = 8  # timed real products per way before a shape's choice
 MAX_BLOCKS = 8  # the blocked product cuts the weight into at most this many blocks
-ROWSUM_CHUNK = 1 << 20  # weights multiplied at once by the rowsum product: a temporary of at most 4 MiB in float32
+ROWSUM_CHUNK = 1 << 20  # weights multiplied at once by the rowsum product (at least one row of W): 4 MiB in float32
 _product_choices: dict[tuple[int, int, int, bool, int], str] = {}
 _product_trials: dict[tuple[int, int, int, bool, int], ProductTrial] = {}
 
@@ -214,7 +214,7 @@ class ProjectionLinear(nn.Linear):
         if way == "plain":
             return F.linear(input, self.weight, self.bias)
         blocks = product_blocks(self.out_features, threads) if rows == 1 else 0  # blocked: matrix-vector only
-        if (way == "blocked" and not blocks) or (way == "rowsum" and rows > 1):
+        if way is not None and way not in trial_ways(rows, blocks):
             way = "plain"  # a fixed one-row way on several rows, or `blocked` on D_out without a block count
         trial = None
         if way is None:
@@ -449,28 +449,33 @@ class SourceSharedCache(EncoderDecoderCache):
 
     def __init__(self, *caches: Cache) -> None:
         super().__init__(*caches)
-        self.source_mask: tuple[torch.Tensor, tuple, torch.Tensor | None] | None = None  # see `source_mask`
+        self.cross_mask: tuple[torch.Tensor, tuple, object] | None = None  # see `kept_cross_mask`
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self.self_attention_cache.reorder_cache(beam_idx)
 
+    def reset(self) -> None:
+        super().reset()
+        self.cross_mask = None
 
-def source_mask(
+
+def kept_cross_mask(
     cache: Cache | None,
     encoder_attention_mask: torch.Tensor | None,
     key: tuple,
-    build: Callable[[], torch.Tensor | None],
-) -> torch.Tensor | None:
+    build: Callable[[], object],
+) -> object:
     """The cross-attention mask of a decoding step, `build()`, made once per generation: a `SourceSharedCache` keeps
-    it with the encoder keys/values it was built for, and hands it back while the step passes the same
-    `encoder_attention_mask` object and the same `key` (query length, dtype). Every other cache builds it each call.
-    The cross-attention half of the cache already assumes one source per generation: its keys/values are projected
-    at the first step and reused."""
+    it next to the encoder keys/values it was built with, and hands it back while those keys/values are reused, the
+    step passes the same `encoder_attention_mask` object and the same `key` (query length, dtype). A step that
+    projects the encoder keys/values again (the first, or the first after `reset()`) builds it again, as does every
+    other cache at every call."""
     if not _enabled or not isinstance(cache, SourceSharedCache) or encoder_attention_mask is None:
         return build()
-    held = cache.source_mask
-    if held is None or held[0] is not encoder_attention_mask or held[1] != key:
-        held = cache.source_mask = (encoder_attention_mask, key, build())
+    held = cache.cross_mask
+    reused = cache.is_updated.get(0, False)  # the encoder keys/values of this generation are already projected
+    if not reused or held is None or held[0] is not encoder_attention_mask or held[1] != key:
+        held = cache.cross_mask = (encoder_attention_mask, key, build())
     return held[2]
 
 

@@ -31,7 +31,7 @@ from .modeling_common import config_output_flags
 from .norms import build_norm
 from .positions import POSITIONS, AlibiBias, RotaryEmbedding
 from .transformers_contract import cache_field, resolve_cache
-from .speed_paths import Dropout, source_mask
+from .speed_paths import Dropout, kept_cross_mask
 
 
 class TransformerLayer(GradientCheckpointingLayer):
@@ -285,10 +285,10 @@ class TransformerStack(nn.Module):
             )
         cross_mask = None
         if has_cross:
-            cross_mask = source_mask(
+            cross_mask = kept_cross_mask(
                 cache,
                 encoder_attention_mask,
-                (length, hidden_states.dtype),
+                (length, encoder_hidden_states.dtype),
                 partial(
                     create_bidirectional_mask,
                     config=self.config,

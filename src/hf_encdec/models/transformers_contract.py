@@ -165,11 +165,15 @@ class CheckedGenerationMixin(GenerationMixin):
         # generate() asks for inspect.signature(self.forward) at every step of a model registered for remote code
         # (prepare_inputs_for_generation: does forward take `cache_position`?), as every model here is: a tenth of
         # a millisecond a step, 5% of a one-sequence decoding step. A function's signature does not change, so each
-        # class's forward carries it (`__signature__`, which inspect reads first).
+        # class's forward function carries it (`__signature__`, where inspect stops unwrapping). It goes on the
+        # innermost function, whose signature it is: the decorators' wrappers keep their own (*args, **kwargs) for
+        # tools that ask for it (torch's graph capture, accelerate's hooks).
         super().__init_subclass__(**kwargs)
         forward = cls.__dict__.get("forward")
-        if inspect.isfunction(forward) and "__signature__" not in forward.__dict__:
-            forward.__signature__ = inspect.signature(forward)
+        if inspect.isfunction(forward):
+            inner = inspect.unwrap(forward)
+            if "__signature__" not in inner.__dict__:
+                inner.__signature__ = inspect.signature(inner)
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
