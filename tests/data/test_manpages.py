@@ -1,10 +1,13 @@
-"""The roff converter and the man page corpora, on a man tree written in the test and on the machine's own pages."""
+"""Pages through groff and the man page corpora, on a man tree written in the test and on the machine's own pages."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
+import lzma
 import os
+import re
 from pathlib import Path
 
 import datasets
@@ -12,15 +15,18 @@ import pytest
 
 from hf_encdec.data import manpages
 from hf_encdec.data.manpages import (
+    GroffNotFoundError,
     ManPage,
     ManPagesNotFoundError,
     build_manpage_sections_corpus,
     build_manpages_corpus,
     default_man_dirs,
+    find_groff,
     find_man_pages,
     manpages_summary,
     roff_to_text,
 )
+from hf_encdec.data.roff import is_alias, read_page
 
 SYSTEM_MAN1 = Path("/usr/share/man/man1")
 
@@ -102,110 +108,120 @@ def report(corpus: datasets.DatasetDict) -> dict[str, object]:
     return json.loads(corpus["train"].info.description)
 
 
-# --- roff_to_text ------------------------------------------------------------------------------------------------
+# --- roff_to_text: groff --------------------------------------------------------------------------------------
+
+TITLE = '.TH T 1 "2024-01-01" "test" "Test Manual"\n'
 
 
 @pytest.mark.parametrize(
-    ("source", "expected"),
+    ("body", "expected"),
     [
         pytest.param(
-            '.TH LS 1 "2024" "GNU" "User Commands"\n.SH NAME\nls \\- list \\fBdirectory\\fR \\fIcontents\\fP\n',
-            "NAME\nls - list directory contents",
-            id="TH-dropped-fonts-and-dash",
+            ".SH NAME\nls \\- list \\fBdirectory\\fR \\fIcontents\\fP\n",
+            "NAME ls - list directory contents",
+            id="fonts",
         ),
         pytest.param(".BR ls (1),\n.B two words\n.IR file .txt\n", "ls(1), two words file.txt", id="font-macros"),
         pytest.param(
-            ".TP\n.B \\-a\nshow all\n.TP\n\\fB\\-l\\fR\nlong\nformat\n", "-a\nshow all\n\n-l\nlong format", id="TP-tags"
-        ),
-        pytest.param(
-            "intro\n.nf\nline one\n  line two\n.fi\njoined\ntext\n", "intro\nline one\n  line two\njoined text", id="nf"
-        ),
-        pytest.param(
-            ".PP\nfirst paragraph\n.PP\nsecond\n.SS Sub heading\nbody\n",
-            "first paragraph\n\nsecond\n\nSub heading\nbody",
-            id="paragraphs-and-headings",
-        ),
-        pytest.param(
-            ".Dd March 1, 2024\n.Dt LS 1\n.Os\n.Sh NAME\n.Nm ls\n.Nd list files\n.Sh SYNOPSIS\n.Nm\n.Op Fl al\n"
-            ".Ar file\n.Sh SEE ALSO\n.Xr stat 2 ,\n.Xr ls 1\n",
-            "NAME\nls - list files\n\nSYNOPSIS\nls [-al] file\n\nSEE ALSO\nstat(2), ls(1)",
-            id="mdoc",
-        ),
-        pytest.param(
-            ".TS\nallbox tab(:);\nl l\nl l.\nName:Value\nalpha:1\n_\nT{\nlong text\nhere\nT}:2\n.TE\nafter\n",
-            "Name Value\nalpha 1\nlong text here 2\nafter",
-            id="table",
-        ),
-        pytest.param(
-            '.\\" a comment line\ntext \\" trailing comment\n\\" a lone comment\n.\\# another\nmore\n',
-            "text more",
-            id="comments",
+            ".TP\n.B \\-a\nshow all\n.TP\n\\fB\\-l\\fR\nlong\nformat\n", "-a show all -l long format", id="TP-tags"
         ),
         pytest.param(
             ".de XX\n.B \\\\$1\nmacro body \\\\$2\n..\nbefore\n.XX one two\nafter\n",
             "before one macro body two after",
-            id="de-block-expanded-not-printed",
+            id="user-macro",
         ),
-        pytest.param(".ds Yy hello\n\\*(Yy world \\*(lqquoted\\*(rq \\*R\n", "hello world “quoted” ®", id="strings"),
+        pytest.param(".ds Yy hello\n\\*(Yy world \\*(lqquoted\\*(rq\n", "hello world “quoted”", id="strings"),
         pytest.param(
-            "a\\(emb \\[em] \\(aq \\(dq \\(bu \\(co \\e \\& \\s-1small\\s0 \\h'3m'x \\*[unknown] \\(xx \\[u00E9]\n",
+            "a\\(emb \\[em] \\(aq \\(dq \\(bu \\(co \\e \\& \\s-1small\\s0 \\h'3m'x \\[u00E9]\n",
             "a—b — ' \" • © \\ small x é",
             id="escapes",
         ),
         pytest.param(
             ".ie n \\{\\\nnroff text\n.\\}\n.el \\{\\\ntroff text\n.\\}\n.if t troff only\n.if n nroff only\n",
             "nroff text nroff only",
-            id="conditionals-for-nroff",
+            id="conditionals-for-a-terminal",
         ),
-        pytest.param("x\n.EQ\na sup 2\n.EN\ny\n.unknown request\n", "x y", id="eqn-and-unknown-requests-dropped"),
-        pytest.param(".IP \\(bu 2\nitem one\n.IP \\(bu 2\nitem two\n", "• item one\n\n• item two", id="IP-tag-kept"),
-        pytest.param("see\n.UR https://example.org\nthe site\n.UE .\n", "see the site <https://example.org>.", id="UR"),
+        pytest.param(
+            ".TS\nallbox tab(:);\nl l\nl l.\nName:Value\nalpha:1\n_\nT{\nlong text\nhere\nT}:2\n.TE\nafter\n",
+            "Name Value alpha 1 long text here 2 after",
+            id="table",
+        ),
+        pytest.param('.\\" a comment line\ntext \\" trailing comment\nmore\n', "text more", id="comments"),
     ],
 )
-def test_roff_to_text(source: str, expected: str) -> None:
-    assert roff_to_text(source) == expected
+def test_roff_to_text_keeps_the_words_in_order_and_drops_the_markup(body: str, expected: str) -> None:
+    text = roff_to_text(TITLE + body)
+    assert " ".join(text.split()) == expected
+    assert not set(text) & {"\b", "\x1b", "\\f", "│", "─"}
 
 
-def test_roff_to_text_drops_the_section_number_of_the_header() -> None:
+def test_roff_to_text_keeps_headings_paragraphs_and_table_rows_as_lines() -> None:
+    text = roff_to_text(
+        TITLE + ".SH NAME\nfoo \\- bar\n.SH DESCRIPTION\nfirst\nparagraph\n.PP\nsecond\n"
+        ".TS\nbox tab(:);\nl l.\nName:Value\nalpha:1\n.TE\n"
+    )
+    assert text.split("\n\n")[:3] == ["NAME\nfoo - bar", "DESCRIPTION\nfirst paragraph", "second"]
+    assert "Name Value\nalpha 1" in text
+
+
+def test_roff_to_text_drops_the_header_and_footer_that_name_the_section() -> None:
     for source in (
-        '.TH PRINTF 3 "2024" "Linux" "Library Functions"\n.SH NAME\nprintf\n',
-        ".Dd 2024\n.Dt PRINTF 3\n.Os Linux\n.Sh NAME\n.Nm printf\n",
+        '.TH PRINTF 3 "2024-05-06" "Linux man-pages 6.7" "Library Functions Manual"\n.SH NAME\nprintf \\- format\n',
+        ".Dd May 6, 2024\n.Dt PRINTF 3\n.Os Linux\n.Sh NAME\n.Nm printf\n.Nd format\n",
     ):
         text = roff_to_text(source)
-        assert "3" not in text and "PRINTF" not in text
-        assert text.endswith("printf")
+        assert text.startswith("NAME\nprintf ") and text.endswith("format")
+        for header_or_footer in ("3", "PRINTF", "Library", "Linux", "2024"):
+            assert header_or_footer not in text
+
+
+def machine_page(name: str, contains: str) -> Path:
+    """A page of this machine's manual whose source holds ``contains`` (skip the test when there is none)."""
+    for path in sorted(SYSTEM_MAN1.parent.glob(f"man?/{name}")):
+        if contains in read_page(path):
+            return path
+    pytest.skip(f"no page {name} with {contains!r} under {SYSTEM_MAN1.parent}")
 
 
 @pytest.mark.parametrize(
-    "source",
-    [
-        ".de a\n.a\n.a\n..\n.a\n",
-        ".de x\n",
-        "text\\",
-        "\\(",
-        "\\[abc",
-        ".if n \\{\\\n",
-        ".ie\n.el\n.el\n",
-        ".TS\nl.\na\tb\n",
-        "\\h'",
-        "\\s(",
-        ".tr abc",
-        ".Bl\n.It\n.El\n.El\n.It Fl",
-        ".Fo\n.Fa\n.Fc",
-        ".Ex -std",
-        "\x00\x01",
-        ".if \\n(.g>(3",
-        ".do do",
-        ".SH\n.SH\n",
-        "T{\n",
-        "\\C'",
-        ".UE",
-        ".Op",
-        ".Lk",
-    ],
+    ("name", "contains"), [("ls.1.gz", ".TH"), ("*.1.gz", ".Dd"), ("*.[57].gz", ".TS")], ids=["man", "mdoc", "table"]
 )
-def test_roff_to_text_never_raises_on_odd_input(source: str) -> None:
-    assert isinstance(roff_to_text(source), str)
+def test_real_pages_of_the_machine_render_to_plain_text(name: str, contains: str) -> None:
+    path = machine_page(name, contains)
+    text = roff_to_text(read_page(path))
+    assert text.startswith("NAME\n"), text[:200]
+    assert len(text.split()) > 50
+    assert not set(text) & {"\b", "\x1b", "│", "─", "┌"}  # no overstriking, colour or table rules
+    requests = re.compile(r"[.'](TH|SH|SS|PP|TP|IP|B|I|BR|TS|TE|T\{|Dd|Dt|Sh|Nm|Nd|It|Bl|El|Fl|Ar)( |$)")
+    assert not [line for line in text.split("\n") if requests.match(line) or re.search(r"\\f[BIRP]", line)]
+    assert "" not in [paragraph.strip() for paragraph in text.split("\n\n")]  # blank lines collapse to one
+
+
+def test_missing_groff_says_what_to_install(man_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # a real PATH without groff: what a machine without it has
+    with pytest.raises(GroffNotFoundError, match="apt-get install groff-base"):
+        build(man_tree)
+    with pytest.raises(GroffNotFoundError, match="'groff' was not found"):
+        roff_to_text(TITLE)
+    with pytest.raises(GroffNotFoundError, match="no-such-groff"):
+        find_groff(str(tmp_path / "no-such-groff"))
+
+
+def test_read_page_resolves_includes_from_the_man_root_in_any_compression(tmp_path: Path) -> None:
+    root = tmp_path / "man"
+    (root / "man1").mkdir(parents=True)
+    (root / "man1" / "shared.1.xz").write_bytes(lzma.compress("Shared text about options.\n".encode()))
+    page = root / "man1" / "tool.1.bz2"
+    page.write_bytes(
+        bz2.compress((TITLE + ".SH NAME\ntool \\- caf\xe9\n.so man1/shared.1\n.so man1/missing.1\n").encode("latin-1"))
+    )
+    source = read_page(page)
+    assert "Shared text about options." in source and ".so" not in source
+    assert roff_to_text(source) == "NAME\ntool - café Shared text about options."
+    alias = write_page(root, "1", "alias.1.gz", '.\\" an alias\n.so man1/tool.1\n')
+    assert is_alias(read_page(alias)) and not is_alias(source)
 
 
 # --- finding pages -----------------------------------------------------------------------------------------------
@@ -288,7 +304,7 @@ def test_split_is_deterministic_and_each_page_depends_only_on_its_name(man_tree:
         assert grown[page] == split
 
 
-@pytest.mark.parametrize("salt", [f"salt-{index}" for index in range(8)])
+@pytest.mark.parametrize("salt", [f"salt-{index}" for index in range(4)])
 def test_split_is_by_page_name(man_tree: Path, salt: str) -> None:
     pages = split_of_pages(build(man_tree, split_salt=salt, family_cap=None))
     assert pages[("printf", "1")] == pages[("printf", "3")]
@@ -296,6 +312,25 @@ def test_split_is_by_page_name(man_tree: Path, salt: str) -> None:
     for (name, _), split in pages.items():
         splits_of_name.setdefault(name, set()).add(split)
     assert all(len(splits) == 1 for splits in splits_of_name.values())
+
+
+def test_splits_are_shuffled_without_changing_which_pages_they_hold(man_tree: Path) -> None:
+    def rows(corpus: datasets.DatasetDict) -> dict[str, list[tuple[str, str]]]:
+        return {split: list(zip(part["section"], part["name"])) for split, part in corpus.items()}
+
+    shuffled, ordered = rows(build(man_tree, family_cap=None)), rows(build(man_tree, family_cap=None, shuffle=False))
+    for split in ("train", "validation", "test"):
+        assert ordered[split] == sorted(ordered[split])  # shuffle=False: (section, name) order, as before
+        assert sorted(shuffled[split]) == ordered[split]  # the same pages ...
+    assert shuffled["train"] != ordered["train"]  # ... in another order
+    sections = [section for section, _ in shuffled["train"]]
+    assert sections != sorted(sections)  # section 1 does not come first
+    # the order is a property of each page: pages added to the tree do not move the others relative to each other
+    write_page(man_tree, "2", "open.2.gz", page_source("open", "2", "opening a file"))
+    write_page(man_tree, "7", "aaa.7.gz", page_source("aaa", "7", "an overview"))
+    grown = rows(build(man_tree, family_cap=None))
+    for split, pages in shuffled.items():
+        assert [page for page in grown[split] if page in pages] == pages
 
 
 def test_cache_dir_reuses_the_build_until_a_page_changes(
@@ -362,6 +397,9 @@ def test_sections_corpus_labels_are_the_directory_sections(man_tree: Path) -> No
             assert text == " ".join(texts[(name, section)].split()[:12])
             seen += 1
     assert seen == sum(1 for _, section in pages if section != "5")
+    for split, dataset in corpus.items():  # the same order as the text corpus
+        part = text_corpus[split]
+        assert dataset["name"] == [name for name, section in zip(part["name"], part["section"]) if section != "5"]
     foo_bar = [
         label.names[label_id]
         for dataset in corpus.values()
@@ -439,9 +477,16 @@ def test_the_machines_man_pages(tmp_path: Path) -> None:
     if len(list(SYSTEM_MAN1.glob("gcloud_*"))) > 200:
         assert "gcloud(1)" in report(corpus)["capped_families"]
         assert 100 < len([name for name, section in pages if section == "1" and name.startswith("gcloud_")]) <= 200
-    # 3,556 pages on the reference machine: of 22,144 files, 16,431 gcloud pages fall to the cap, 2,122 are symlinks
+    # 3,555 pages on the reference machine: of 22,142 files, 16,431 gcloud pages fall to the cap, 2,122 are symlinks
     assert len(pages) >= 3000
     sections = build_manpage_sections_corpus(man_dirs=[SYSTEM_MAN1.parent], cache_dir=tmp_path)
-    assert {"1", "2", "3", "5", "7", "8"} <= set(sections["train"].features["label"].names)
+    names = sections["train"].features["label"].names
+    assert {"1", "2", "3", "5", "7", "8"} <= set(names)
+    # the first rows of a split are a sample of it (what --max_eval_samples 60 evaluates on), not section 1 first
+    assert len({names[label] for label in list(sections["validation"]["label"])[:60]}) >= 4
+    train_labels = list(sections["train"]["label"])
+    section_1 = names.index("1")
+    share = train_labels.count(section_1) / len(train_labels)
+    assert abs(train_labels[:300].count(section_1) / 300 - share) < 0.1
     summary = manpages_summary(sections)
     assert 0 < summary["majority_baseline"]["test"] < 1
