@@ -26,19 +26,23 @@ def main() -> None:
     args = parser.parse_args()
     rows = read_translations(args.run)  # test_translations.jsonl, or the .tsv of runs from earlier versions
     test = load_corpus(args.data)["test"]
-    if len(rows) != len(test) or any(row["source"] != source for row, source in zip(rows, test["source"])):
-        raise SystemExit(f"the translations in {args.run} do not hold the {args.data} test split in order "
-                         f"({len(rows)} rows, the split has {len(test)}); was the run trained on other data or --test-size?")
+    # Each pair occurs once in the corpus, so a row finds its package by its pair: runs from before the splits were
+    # shuffled hold the test split in package order, later ones in the shuffled order, a --test-size run a subset.
+    package_of = dict(zip(zip(test["source"], test["target"]), test["package"]))
+    unknown = [row for row in rows if (row["source"], row["reference"]) not in package_of]
+    if unknown:
+        raise SystemExit(f"{len(unknown)} of the {len(rows)} translations in {args.run} are no pair of the {args.data} "
+                         f"test split (the first: {unknown[0]['source']!r}); was the run trained on other data?")
     groups: dict[str, list[int]] = defaultdict(list)
-    for index, package in enumerate(test["package"]):
-        groups[package].append(index)
+    for index, row in enumerate(rows):
+        groups[package_of[(row["source"], row["reference"])]].append(index)
     groups = dict(sorted(groups.items(), key=lambda item: -len(item[1])))
-    groups["all"] = list(range(len(test)))
+    groups["all"] = list(range(len(rows)))
     print("| package | pairs | BLEU | chrF | copy BLEU | copy chrF | rep. | reference rep. |")
     print("|---|---|---|---|---|---|---|---|")
     for package, indices in groups.items():
-        sources = [test["source"][i] for i in indices]
-        references = [test["target"][i] for i in indices]
+        sources = [rows[i]["source"] for i in indices]
+        references = [rows[i]["reference"] for i in indices]
         translations = [rows[i]["translation"] for i in indices]
         model = corpus_scores(translations, references)
         copy = copy_baseline_scores(sources, references)

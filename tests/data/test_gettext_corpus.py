@@ -180,6 +180,24 @@ def test_split_order_is_a_stable_sha256_not_python_hash(locale_tree: Path) -> No
     assert set(corpus["validation"]["package"]) == set(ranked[2:4])
 
 
+def test_splits_are_shuffled_without_changing_which_pairs_they_hold(locale_tree: Path) -> None:
+    shuffled = rows(build_gettext_corpus("de", [locale_tree], **small_split()))
+    ordered = rows(build_gettext_corpus("de", [locale_tree], **small_split(shuffle=False)))
+    for split in ("train", "validation", "test"):
+        assert sorted(shuffled[split]) == sorted(ordered[split])  # the same pairs ...
+        assert shuffled[split] != ordered[split]  # ... in another order
+
+    def blocks(split_rows: list[tuple[str, str, str, str]]) -> int:
+        """Runs of consecutive rows from one package."""
+        packages = [package for _, _, package, _ in split_rows]
+        return 1 + sum(before != after for before, after in zip(packages, packages[1:]))
+
+    # without shuffling a split is one block per package, so its first rows all come from one package
+    assert blocks(ordered["train"]) == len({row[2] for row in ordered["train"]})
+    assert blocks(shuffled["train"]) > 2 * len({row[2] for row in ordered["train"]})
+    assert len({row[2] for row in shuffled["validation"][:4]}) == 2  # both validation packages in the first rows
+
+
 def test_split_salt_changes_the_held_out_packages(locale_tree: Path) -> None:
     held_out = {
         frozenset(build_gettext_corpus("de", [locale_tree], **small_split(split_salt=salt))["test"]["package"])
@@ -292,6 +310,7 @@ def test_real_german_corpus_is_package_disjoint_and_clean() -> None:
         assert corpus[split].num_rows > 0
         assert not train_sources & set(corpus[split]["source"])
     assert corpus["train"].num_rows > 1000
+    assert len(set(list(corpus["validation"]["package"])[:100])) >= 3  # shuffled: the first rows span packages
     pairs = set(zip(corpus["train"]["source"], corpus["train"]["target"]))
     assert len(pairs) == corpus["train"].num_rows  # deduplicated
     assert all(source == source.strip() and "\n" not in source for source in corpus["train"]["source"])

@@ -312,6 +312,17 @@ def _stable_rank(name: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}\x00{name}".encode()).hexdigest()
 
 
+def _shuffled(columns: dict[str, list[str]], salt: str) -> dict[str, list[str]]:
+    """One split's rows in a fixed shuffled order: by SHA-256 of the salt and the row (the same on every machine and
+    run; a row's place relative to another does not depend on which other rows exist)."""
+    keys = [
+        _stable_rank("\x00".join(row), f"{salt}\x00order")
+        for row in zip(columns["source"], columns["target"], columns["package"], columns["context"])
+    ]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return {name: [values[index] for index in order] for name, values in columns.items()}
+
+
 @dataclass
 class _BuildReport:
     """Counts collected while building the corpus, for the log and the dataset description."""
@@ -375,6 +386,7 @@ def build_gettext_corpus(
     require_letters: bool = True,
     exclude_overlap: bool = True,
     include_variants: bool = False,
+    shuffle: bool = True,
 ) -> datasets.DatasetDict:
     """Build an English -> ``lang`` translation corpus from the machine's gettext catalogs.
 
@@ -397,6 +409,10 @@ def build_gettext_corpus(
     5. Overlap (``exclude_overlap=True``): a validation or test pair whose English ``source`` also occurs in train
        (with any translation) is dropped, so evaluation measures translation of unseen messages rather than recall
        of shared strings such as ``"Memory exhausted"`` that many GNU programs carry.
+    6. Order (``shuffle=True``): each split is shuffled by SHA-256 of ``split_salt`` + pair + package, so that its
+       first rows (what ``--max_eval_samples`` takes) are a sample of all its packages rather than the first
+       package's messages. ``shuffle=False`` keeps package order, each package's messages in catalog order. Only
+       the order changes: which pairs a split holds is decided by rules 1-5 either way.
 
     Args:
         lang: Locale directory name: ``"de"``, ``"fr"``, ``"pt_BR"``.
@@ -409,6 +425,7 @@ def build_gettext_corpus(
             (:func:`has_words`).
         exclude_overlap: Drop validation/test pairs whose English source occurs in train (rule 5).
         include_variants: Also read ``<lang>_*`` / ``<lang>@*`` locale directories.
+        shuffle: Put each split in its fixed shuffled order (rule 6); ``False`` for package order.
 
     Returns:
         A ``datasets.DatasetDict`` with splits ``train``, ``validation``, ``test`` and string columns ``source``
@@ -488,7 +505,7 @@ def build_gettext_corpus(
                 columns["target"].append(target)
                 columns["package"].append(package)
                 columns["context"].append(context)
-        columns_by_split[split] = columns
+        columns_by_split[split] = _shuffled(columns, split_salt) if shuffle else columns
 
     for split, columns in columns_by_split.items():
         if not columns["source"] and split_packages[split]:
@@ -500,7 +517,7 @@ def build_gettext_corpus(
     description = (
         f"English -> {lang} pairs from {report.catalogs} gettext catalogs ({len(rows_by_package)} packages) under "
         f"{', '.join(str(root) for root in locale_dirs)}; split by package (salt {split_salt!r}); "
-        f"exclude_overlap={exclude_overlap}; max_length_chars={max_length_chars}; "
+        f"exclude_overlap={exclude_overlap}; max_length_chars={max_length_chars}; shuffle={shuffle}; "
         f"iso-codes catalogs skipped: {report.iso_catalogs_skipped}; dropped: {report.dropped_text()}."
     )
     column_names = ("source", "target", "package", "context")
