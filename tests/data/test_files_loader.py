@@ -100,6 +100,9 @@ def test_held_out_splits_are_deterministic_disjoint_and_complete(tmp_path: Path,
     parts = [set(as_pairs(first[split])) for split in ("train", "validation", "test")]
     assert parts[0] | parts[1] | parts[2] == set(PAIRS)
     assert sum(map(len, parts)) == len(PAIRS)
+    for split in ("train", "test"):  # the cut splits come in the shuffle's order, not the file's
+        pairs = as_pairs(first[split])
+        assert pairs != sorted(pairs, key=PAIRS.index)
 
 
 def test_rows_with_a_blank_side_are_dropped(tmp_path: Path, cache_dir: Path) -> None:

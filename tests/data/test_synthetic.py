@@ -49,6 +49,14 @@ def test_same_seed_same_data_other_seed_other_data() -> None:
     assert first["train"]["source"] != other["train"]["source"]
 
 
+def test_the_first_rows_of_a_split_have_its_length_distribution() -> None:
+    corpus = load_synthetic("reverse", min_length=2, max_length=6, **SIZES)
+    for split, data in corpus.items():  # rows come in the order drawn: not sorted by length or symbol
+        lengths = [len(source.split(" ")) for source in data["source"]]
+        assert len(set(lengths[:20])) >= 4, split
+        assert lengths != sorted(lengths) and data["source"] != sorted(data["source"])
+
+
 def test_splits_are_disjoint_and_test_is_stable_across_train_sizes() -> None:
     corpus = load_synthetic("copy", vocab=4, min_length=1, max_length=5, **SIZES)
     train, validation, test = (set(corpus[split]["source"]) for split in ("train", "validation", "test"))

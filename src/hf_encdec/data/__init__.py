@@ -13,8 +13,13 @@ One entry point, :func:`load_corpus`, turns a short spec into a corpus:
 Every corpus has string columns ``source`` and ``target``; the gettext corpus adds ``package`` and ``context``.
 
 Monolingual and labelled text, for the masked/causal LM and classification scripts in ``examples/``, comes from the
-machine's manual pages (:mod:`~hf_encdec.data.manpages`): :func:`build_manpages_corpus` (``name``, ``section``,
-``text``) and :func:`build_manpage_sections_corpus` (``text`` and the manual section as ``label``).
+machine's manual pages, rendered with groff (:mod:`~hf_encdec.data.manpages`): :func:`build_manpages_corpus`
+(``name``, ``section``, ``text``) and :func:`build_manpage_sections_corpus` (``text`` and the section as ``label``).
+
+Every corpus comes out with each split in a fixed shuffled order, so that the first rows of a split (what
+``--max_eval_samples`` takes) are a sample of it: the gettext and manual page splits are ordered by a salted
+SHA-256 of each row, synthetic rows come in the order drawn, and splits cut from a user's file in the order of the
+seeded shuffle that cut them. A file the user gives for a split keeps its order.
 """
 
 from __future__ import annotations
@@ -34,7 +39,13 @@ from .gettext_corpus import (
     gettext_corpus_summary,
     read_mo_file,
 )
-from .manpages import ManPagesNotFoundError, build_manpage_sections_corpus, build_manpages_corpus, manpages_summary
+from .manpages import (
+    GroffNotFoundError,
+    ManPagesNotFoundError,
+    build_manpage_sections_corpus,
+    build_manpages_corpus,
+    manpages_summary,
+)
 from .synthetic import SYNTHETIC_TASKS, load_synthetic
 from .tokenizer import SPECIAL_TOKENS, check_tokenizer_matches_model, iter_corpus_texts, tokenize_pairs, train_tokenizer
 
@@ -45,6 +56,7 @@ __all__ = [
     "SPECIAL_TOKENS",
     "SYNTHETIC_TASKS",
     "GettextCatalogNotFoundError",
+    "GroffNotFoundError",
     "ManPagesNotFoundError",
     "available_gettext_languages",
     "build_gettext_corpus",

@@ -253,7 +253,9 @@ def load_parallel_files(
     languages. Rows with a missing or blank side are dropped (and counted in the log); other columns are dropped.
 
     A split without its own file is cut from the training file with a seeded shuffle (test first, then validation
-    from the rest), so the same file and seed always give the same splits.
+    from the rest), so the same file and seed always give the same splits; the cut splits and the rest left for
+    train come in the shuffle's order, so their first rows are a sample of them. A file given for a split keeps
+    its order: its rows line up with the user's own references.
 
     Args:
         train_file: The training data (or all data, when the other splits are cut from it).

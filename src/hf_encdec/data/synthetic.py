@@ -18,7 +18,8 @@ Copy and reverse are the classic probes of Sutskever et al. 2014 (arXiv 1409.321
 al. 2015, arXiv 1409.0473); reversal is the learning test of this project.
 
 Splits are disjoint: no source sequence occurs in two splits. The test split is drawn first, then validation, then
-train, so the test set of a given seed does not change when ``train_size`` changes.
+train, so the test set of a given seed does not change when ``train_size`` changes. Rows come in the order drawn,
+so the first rows of a split are a random sample of it.
 """
 
 from __future__ import annotations
