@@ -238,10 +238,13 @@ def load_splits(data_args: DataArguments, *, task: str) -> datasets.DatasetDict:
     """
     name = data_args.dataset_name
     if name is not None:
+        # the pages are rendered with groff once and kept with datasets' own cache (HF_DATASETS_CACHE); a changed
+        # page, option or groff version builds them again
+        manpages_cache = Path(datasets.config.HF_DATASETS_CACHE) / "hf_encdec_manpages"
         if task == "text" and name in TEXT_CORPORA:
-            corpus = build_manpages_corpus()
+            corpus = build_manpages_corpus(cache_dir=manpages_cache)
         elif task == "classification" and name in LABELLED_CORPORA:
-            corpus = build_manpage_sections_corpus()
+            corpus = build_manpage_sections_corpus(cache_dir=manpages_cache)
         elif task == "translation" and name not in TEXT_CORPORA + LABELLED_CORPORA:
             corpus = load_corpus(name)
         else:
