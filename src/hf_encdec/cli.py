@@ -96,11 +96,11 @@ def _train(args: argparse.Namespace) -> int:
             "(deletes it), or choose another --output-dir"
         ) from error
     if report:
-        _print_report(report)
+        _print_report(report, options.output_dir)
     return 0
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def _print_report(report: dict[str, Any], output_dir: str) -> None:
     test, baseline = report["test"], report["copy_baseline"]
     print(f"\n== {report['model']} ({report['parameters'] / 1e6:.1f}M parameters) on {report['data']}, "
           f"{report['test_sentences']} test sentences ==")
@@ -111,7 +111,8 @@ def _print_report(report: dict[str, Any]) -> None:
           f"total {report['total_minutes']} min")
     for sample in report["samples"]:
         print(f"\n  source:      {sample['source']}\n  reference:   {sample['reference']}\n  translation: {sample['translation']}")
-    print(f"\nHub-ready folder: {report['options']['output_dir']}")
+    # the report names the run folder by its base name only; here, on the user's own terminal, the whole path
+    print(f"\nHub-ready folder: {output_dir}")
 
 
 def _coverage_penalty(args: argparse.Namespace) -> dict[str, float]:
