@@ -22,7 +22,8 @@ from transformers import AutoModelForSeq2SeqLM, TrainerCallback
 
 from hf_encdec.cli import main
 from hf_encdec.evaluation import corpus_scores
-from hf_encdec.inference import load_translator, translate
+from hf_encdec.hub import find_local_paths, strip_local_paths
+from hf_encdec.inference import load_translator, trained_on_software_messages, translate
 from hf_encdec.localization.catalog import directive_problems, msgfmt_check
 from hf_encdec.training import ScheduledSamplingCallback, TrainOptions, run_training
 from hf_encdec.training import recipe
@@ -270,6 +271,40 @@ def test_a_moved_run_folder_resumes_exactly(
     assert resumed["options"]["output_dir"] == "renamed-run"
     for name in ("config.json", "eval_results.json", "train_options.json", "README.md"):
         assert str(tmp_path) not in (moved / name).read_text(), name
+
+
+@pytest.mark.parametrize("training_data", ["/home/alice/work/heldout", "gettext:de", None])
+def test_old_run_folders_load_and_decide_directive_protection_as_before(
+    trained: Path, tmp_path: Path, training_data: str | None
+) -> None:
+    """A folder written before the config kept a label (its training_data an absolute path, or none at all and the
+    data in train_options.json) loads, translates and protects software messages as it did, also after
+    `hf-encdec push --strip-local-paths` rewrote its paths."""
+    old = tmp_path / "old"
+    shutil.copytree(trained, old, ignore=shutil.ignore_patterns("checkpoints", "tokenizer"))
+    config = json.loads((old / "config.json").read_text())
+    config.pop("training_data")
+    if training_data is not None:
+        config["training_data"] = training_data
+    (old / "config.json").write_text(json.dumps(config))
+    options = json.loads((old / "train_options.json").read_text())
+    options.update(data=training_data or "/home/alice/work/heldout", output_dir=str(tmp_path / "runs" / "old"))
+    (old / "train_options.json").write_text(json.dumps(options))
+    protects = training_data == "gettext:de"
+
+    model, tokenizer = load_translator(old)
+    assert trained_on_software_messages(model) is protects
+    before = translate(model, tokenizer, ["1 2 3", "4 5 6 7"], num_beams=2, max_new_tokens=16, progress=False)
+    assert find_local_paths(old)  # the old folder is refused as it is
+    stripped = strip_local_paths(old)
+    assert ("train_options.json", "output_dir") in {(item.file, item.key) for item in stripped}
+    assert find_local_paths(old) == []
+    model, tokenizer = load_translator(old)
+    assert trained_on_software_messages(model) is protects
+    assert json.loads((old / "config.json").read_text()).get("training_data") == (
+        None if training_data is None else "gettext:de" if protects else "files"
+    )
+    assert translate(model, tokenizer, ["1 2 3", "4 5 6 7"], num_beams=2, max_new_tokens=16, progress=False) == before
 
 
 LAUNCHERS = {
