@@ -96,11 +96,11 @@ def _train(args: argparse.Namespace) -> int:
             "(deletes it), or choose another --output-dir"
         ) from error
     if report:
-        _print_report(report)
+        _print_report(report, options.output_dir)
     return 0
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def _print_report(report: dict[str, Any], output_dir: str) -> None:
     test, baseline = report["test"], report["copy_baseline"]
     print(f"\n== {report['model']} ({report['parameters'] / 1e6:.1f}M parameters) on {report['data']}, "
           f"{report['test_sentences']} test sentences ==")
@@ -111,7 +111,8 @@ def _print_report(report: dict[str, Any]) -> None:
           f"total {report['total_minutes']} min")
     for sample in report["samples"]:
         print(f"\n  source:      {sample['source']}\n  reference:   {sample['reference']}\n  translation: {sample['translation']}")
-    print(f"\nHub-ready folder: {report['options']['output_dir']}")
+    # the report names the run folder by its base name only; here, on the user's own terminal, the whole path
+    print(f"\nHub-ready folder: {output_dir}")
 
 
 def _coverage_penalty(args: argparse.Namespace) -> dict[str, float]:
@@ -236,10 +237,25 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from .hub import MissingHubTokenError, push_to_hub
+    """Upload a trained folder to the Hugging Face Hub (checkpoints, the training tokenizer copy and logs stay local).
+
+    Nothing that would publish the machine's folders is uploaded: a folder whose files hold local paths (absolute
+    paths, the home folder; run folders of earlier versions have them in config.json, eval_results.json and
+    train_options.json) is refused with a list of each file and key, unless --strip-local-paths rewrites them in
+    place first (a path becomes its base name, config.json's training_data its corpus label).
+    """
+    from .hub import LocalPathsError, MissingHubTokenError, push_to_hub
 
     try:
-        url = push_to_hub(args.model, args.repo_id, private=args.private)
+        url = push_to_hub(args.model, args.repo_id, private=args.private, strip_local_paths=args.strip_local_paths)
+    except LocalPathsError as error:
+        if args.strip_local_paths:
+            raise
+        raise RuntimeError(
+            f"{args.model} holds local paths that `hf-encdec push` would publish (a run folder of an earlier "
+            f"version?): {error.listing()}. Rerun with --strip-local-paths to rewrite them in place "
+            "(a path becomes its base name, training_data its corpus label), or remove them yourself"
+        ) from error
     except MissingHubTokenError as error:
         raise RuntimeError(
             "cannot push to the Hub: no Hugging Face token found (HF_TOKEN unset and no saved login). Create a token "
@@ -316,10 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--chunk-size", type=int, default=2000, help="pairs written per resumable chunk")
     distill.set_defaults(func=_distill)
 
-    push = sub.add_parser("push", help="upload a trained folder to the Hugging Face Hub")
+    push = sub.add_parser("push", help="upload a trained folder to the Hugging Face Hub", description=_push.__doc__)
     push.add_argument("model")
     push.add_argument("repo_id")
     push.add_argument("--private", action="store_true")
+    push.add_argument("--strip-local-paths", action="store_true",
+                      help="rewrite the local paths of the files to upload in place (a run folder of an earlier "
+                           "version has them) instead of refusing to upload them")
     push.set_defaults(func=_push)
     return parser
 

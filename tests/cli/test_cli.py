@@ -4,11 +4,13 @@ bad input fails clearly, an interrupted run resumes exactly, and two processes t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import datasets
 import polib
@@ -20,7 +22,8 @@ from transformers import AutoModelForSeq2SeqLM, TrainerCallback
 
 from hf_encdec.cli import main
 from hf_encdec.evaluation import corpus_scores
-from hf_encdec.inference import load_translator, translate
+from hf_encdec.hub import find_local_paths, strip_local_paths
+from hf_encdec.inference import load_translator, trained_on_software_messages, translate
 from hf_encdec.localization.catalog import directive_problems, msgfmt_check
 from hf_encdec.training import ScheduledSamplingCallback, TrainOptions, run_training
 from hf_encdec.training import recipe
@@ -210,8 +213,17 @@ def _options(output: Path, **extra: object) -> TrainOptions:
     )
 
 
-def test_an_interrupted_run_resumes_exactly_where_it_stopped(tmp_path: Path) -> None:
-    straight = run_training(_options(tmp_path / "straight"))
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """The report and folder of the `_options` run trained without interruption."""
+    folder = tmp_path_factory.mktemp("straight") / "run"
+    return run_training(_options(folder)), folder
+
+
+def test_an_interrupted_run_resumes_exactly_where_it_stopped(
+    tmp_path: Path, straight: tuple[dict[str, Any], Path]
+) -> None:
+    straight, straight_folder = straight
     with pytest.raises(KeyboardInterrupt):
         run_training(_options(tmp_path / "crashed"), callbacks=[_Crash(step=10)])
     checkpoints = tmp_path / "crashed" / "checkpoints"
@@ -221,7 +233,7 @@ def test_an_interrupted_run_resumes_exactly_where_it_stopped(tmp_path: Path) -> 
     resumed = run_training(_options(tmp_path / "crashed", resume=True))
     assert list(checkpoints.glob("checkpoint-10.incomplete-*")), "the partial checkpoint was set aside"
     assert resumed["global_step"] == straight["global_step"] == 12
-    final_straight = load_file(tmp_path / "straight" / "checkpoints" / "checkpoint-12" / "model.safetensors")
+    final_straight = load_file(straight_folder / "checkpoints" / "checkpoint-12" / "model.safetensors")
     final_resumed = load_file(checkpoints / "checkpoint-12" / "model.safetensors")
     for name, tensor in final_straight.items():
         torch.testing.assert_close(final_resumed[name], tensor, rtol=0, atol=0, msg=name)
@@ -233,6 +245,66 @@ def test_an_interrupted_run_resumes_exactly_where_it_stopped(tmp_path: Path) -> 
     # the mean over the logged steps (the last log was at step 10), not the loss of one more step
     assert again["train_loss"] == pytest.approx(straight["train_loss"], rel=0.05)
     assert not (checkpoints / "checkpoint-13").exists()
+
+
+def test_a_moved_run_folder_resumes_exactly(
+    tmp_path: Path, straight: tuple[dict[str, Any], Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Trainer records its checkpoints by absolute path; a run folder moved (and renamed) after a crash resumes
+    from its own checkpoints, keeps its best one, and ends where the uninterrupted run ends."""
+    straight, straight_folder = straight
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_options(tmp_path / "first" / "run"), callbacks=[_Crash(step=10)])
+    moved = tmp_path / "elsewhere" / "renamed-run"
+    moved.parent.mkdir()
+    shutil.move(tmp_path / "first" / "run", moved)
+    with caplog.at_level(logging.INFO):
+        resumed = run_training(_options(moved, resume=True))
+    assert "is now" in caplog.text and "does not exist anymore" not in caplog.text  # the best checkpoint followed
+    assert resumed["global_step"] == 12 and resumed["test"] == straight["test"]
+    final_straight = load_file(straight_folder / "model.safetensors")
+    final_resumed = load_file(moved / "model.safetensors")  # the best checkpoint's weights, as in the straight run
+    for name, tensor in final_straight.items():
+        torch.testing.assert_close(final_resumed[name], tensor, rtol=0, atol=0, msg=name)
+    assert resumed["best_checkpoint"] == straight["best_checkpoint"] and (moved / resumed["best_checkpoint"]).is_dir()
+    assert not (tmp_path / "first" / "run").exists()
+    assert resumed["options"]["output_dir"] == "renamed-run"
+    for name in ("config.json", "eval_results.json", "train_options.json", "README.md"):
+        assert str(tmp_path) not in (moved / name).read_text(), name
+
+
+@pytest.mark.parametrize("training_data", ["/home/alice/work/heldout", "gettext:de", None])
+def test_old_run_folders_load_and_decide_directive_protection_as_before(
+    trained: Path, tmp_path: Path, training_data: str | None
+) -> None:
+    """A folder written before the config kept a label (its training_data an absolute path, or none at all and the
+    data in train_options.json) loads, translates and protects software messages as it did, also after
+    `hf-encdec push --strip-local-paths` rewrote its paths."""
+    old = tmp_path / "old"
+    shutil.copytree(trained, old, ignore=shutil.ignore_patterns("checkpoints", "tokenizer"))
+    config = json.loads((old / "config.json").read_text())
+    config.pop("training_data")
+    if training_data is not None:
+        config["training_data"] = training_data
+    (old / "config.json").write_text(json.dumps(config))
+    options = json.loads((old / "train_options.json").read_text())
+    options.update(data=training_data or "/home/alice/work/heldout", output_dir=str(tmp_path / "runs" / "old"))
+    (old / "train_options.json").write_text(json.dumps(options))
+    protects = training_data == "gettext:de"
+
+    model, tokenizer = load_translator(old)
+    assert trained_on_software_messages(model) is protects
+    before = translate(model, tokenizer, ["1 2 3", "4 5 6 7"], num_beams=2, max_new_tokens=16, progress=False)
+    assert find_local_paths(old)  # the old folder is refused as it is
+    stripped = strip_local_paths(old)
+    assert ("train_options.json", "output_dir") in {(item.file, item.key) for item in stripped}
+    assert find_local_paths(old) == []
+    model, tokenizer = load_translator(old)
+    assert trained_on_software_messages(model) is protects
+    assert json.loads((old / "config.json").read_text()).get("training_data") == (
+        None if training_data is None else "gettext:de" if protects else "files"
+    )
+    assert translate(model, tokenizer, ["1 2 3", "4 5 6 7"], num_beams=2, max_new_tokens=16, progress=False) == before
 
 
 LAUNCHERS = {

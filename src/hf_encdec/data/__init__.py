@@ -24,6 +24,7 @@ seeded shuffle that cut them. A file the user gives for a split keeps its order.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -63,6 +64,7 @@ __all__ = [
     "build_manpage_sections_corpus",
     "build_manpages_corpus",
     "check_tokenizer_matches_model",
+    "corpus_label",
     "gettext_corpus_summary",
     "iter_corpus_texts",
     "load_corpus",
@@ -82,6 +84,32 @@ def _valid_forms() -> str:
         f"'synthetic:<task>' with task in {', '.join(sorted(SYNTHETIC_TASKS))}, "
         f"or a path to a data file ({', '.join(DATA_FILE_EXTENSIONS)}) or to a folder with train.<ext>"
     )
+
+
+FILES_LABEL = "files"
+
+
+def corpus_label(spec: str | os.PathLike[str]) -> str:
+    """What kind of corpus `spec` names, without naming anything of the machine it was read on.
+
+    A trained model's config keeps this label (`training_data`): ``gettext:<lang>`` (the language filled in for a
+    bare ``gettext``) tells ``translate()`` to protect the directives of software messages, ``synthetic:<task>`` names
+    a toy task, and ``files`` stands for any local data file or folder, whose path is the user's business. The spec
+    is parsed as :func:`load_corpus` parses it, so a file named ``gettext-pairs.tsv`` is ``files``.
+
+    >>> corpus_label("gettext"), corpus_label("gettext:fr"), corpus_label("synthetic:reverse")
+    ('gettext:de', 'gettext:fr', 'synthetic:reverse')
+    >>> corpus_label("/home/alice/work/heldout"), corpus_label("gettext-pairs.tsv")
+    ('files', 'files')
+    """
+    text = os.fspath(spec)
+    kind, _, argument = text.partition(":")
+    if kind == "gettext":
+        # the language build_gettext_corpus reads when the spec names none
+        return f"gettext:{argument or inspect.signature(build_gettext_corpus).parameters['lang'].default}"
+    if kind == "synthetic":
+        return text
+    return FILES_LABEL
 
 
 def load_corpus(spec: str | os.PathLike[str], **kwargs: Any) -> datasets.DatasetDict:

@@ -42,7 +42,15 @@ from transformers import (
 )
 from transformers.trainer_utils import TrainOutput
 
-from ..data import check_tokenizer_matches_model, iter_corpus_texts, load_corpus, tokenize_pairs, train_tokenizer
+from ..data import (
+    FILES_LABEL,
+    check_tokenizer_matches_model,
+    corpus_label,
+    iter_corpus_texts,
+    load_corpus,
+    tokenize_pairs,
+    train_tokenizer,
+)
 from ..data.gettext_corpus import gettext_corpus_summary
 from ..evaluation import (
     build_compute_metrics,
@@ -76,6 +84,9 @@ LEGACY_TRANSLATIONS_HEADER = "source\treference\ttranslation"
 LENGTH_PENALTIES = (0.6, 1.0, 1.5, 2.0)
 TUNING_SENTENCES = 1000
 OPTIONS_FILE = "train_options.json"
+# the options that name local files or folders: the run folder records them by their base names only (they are
+# uploaded with it), so that no user name or folder layout of the machine goes public
+PATH_OPTIONS = ("data", "output_dir", "config_file", "undistilled")
 
 
 @dataclass
@@ -170,7 +181,22 @@ def _start_run_folder(output_dir: Path, options: TrainOptions) -> None:
         logger.warning("deleting the previous run in %s (overwrite=True)", output_dir)
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / OPTIONS_FILE).write_text(json.dumps(dataclasses.asdict(options), indent=2))
+    (output_dir / OPTIONS_FILE).write_text(json.dumps(shareable_options(options), indent=2))
+
+
+def shareable_options(options: TrainOptions) -> dict[str, Any]:
+    """`options` as the run folder records them (train_options.json, eval_results.json): every option that names a
+    local file or folder by its base name, a built-in corpus by its spec.
+
+    >>> shared = shareable_options(TrainOptions(data="/home/alice/work/heldout", output_dir="/home/alice/runs/de"))
+    >>> shared["data"], shared["output_dir"], shared["preset"]
+    ('heldout', 'de', 'pointer-generator-small')
+    """
+    shared = dataclasses.asdict(options)
+    for name in PATH_OPTIONS:
+        if shared[name] is not None and (name != "data" or _is_file_data(shared[name])):
+            shared[name] = Path(shared[name]).name
+    return shared
 
 
 def _tokenizer(corpus: datasets.DatasetDict, options: TrainOptions, folder: Path) -> PreTrainedTokenizerBase:
@@ -348,7 +374,7 @@ def _save_final_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 
 
 def _is_file_data(data: str) -> bool:
-    return not data.startswith(("gettext", "synthetic:"))
+    return corpus_label(data) == FILES_LABEL
 
 
 def _language_options(options: TrainOptions) -> dict[str, str]:
@@ -482,7 +508,8 @@ def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> P
     torch.manual_seed(options.seed)
     model = AutoModelForSeq2SeqLM.from_config(config, attn_implementation=options.attn_implementation)
     # Saved with the config: translate() keeps the layout and format directives of software messages by default.
-    model.config.training_data = options.data
+    # A label, not the spec: a local data path would publish the user's folders with the model.
+    model.config.training_data = corpus_label(options.data)
     _check_comparison_options(options, model)
     # validation during training decodes greedily up to the longest target; the saved model gets the beam settings
     model.generation_config = GenerationConfig(**special, num_beams=1, max_length=options.max_target_length + 1)
@@ -538,11 +565,29 @@ def _train(
     if options.resume:
         logger.info("resuming from %s", resume_from or "the start (no complete checkpoint yet)")
     if resume_from is not None:
-        state = TrainerState.load_from_json(str(resume_from / "trainer_state.json"))
+        state = _relocate_best_checkpoint(resume_from)
         if state.global_step >= args.max_steps:
             return trainer, _finished_training(trainer, state, options)
     train_result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     return trainer, train_result
+
+
+def _relocate_best_checkpoint(checkpoint: Path) -> TrainerState:
+    """The Trainer state saved in `checkpoint`, its best checkpoint pointed into the run folder where it is now.
+
+    The Trainer records the best checkpoint by the path it had when it was saved; after the run folder was moved (or
+    a relative output folder is resumed from another working directory) transformers would drop it as missing, and
+    the checkpoint rotation would no longer protect it until the next save. The state file is rewritten in place.
+    """
+    path = checkpoint / "trainer_state.json"
+    state = TrainerState.load_from_json(str(path))
+    best = state.best_model_checkpoint
+    moved = checkpoint.parent / Path(best).name if best else None
+    if best and not Path(best).is_dir() and moved is not None and moved.is_dir():
+        logger.info("the best checkpoint %s is now %s (the run folder was moved)", best, moved)
+        state.best_model_checkpoint = str(moved)
+        state.save_to_json(str(path))
+    return state
 
 
 def _finished_training(trainer: TranslationTrainer, state: TrainerState, options: TrainOptions) -> TrainOutput:
@@ -708,6 +753,11 @@ def _decoding_summary(model: PreTrainedModel, options: TrainOptions, tuning: lis
             "validation_trials": tuning}
 
 
+def _in_run_folder(checkpoint: str | None) -> str | None:
+    """A checkpoint folder of the run as `checkpoints/checkpoint-N`, wherever the run folder is."""
+    return None if checkpoint is None else f"{CHECKPOINTS}/{Path(checkpoint).name}"
+
+
 def _package(
     options: TrainOptions,
     model: PreTrainedModel,
@@ -725,7 +775,7 @@ def _package(
     output_dir = Path(options.output_dir)
     images = _figures(model, tokenizer, trainer.state, result, output_dir)
     report = {
-        "data": options.data,
+        "data": dataset_name(options.data),
         "model": type(model).__name__,
         "parameters": model.num_parameters(),
         "test": result.scores,
@@ -733,7 +783,8 @@ def _package(
         "test_sentences": len(data.test),
         "decoding": _decoding_summary(model, options, tuning),
         "best_validation_chrf": trainer.state.best_metric,
-        "best_checkpoint": trainer.state.best_model_checkpoint,
+        # relative to the run folder, which may move (and whose absolute path is nobody else's business)
+        "best_checkpoint": _in_run_folder(trainer.state.best_model_checkpoint),
         "global_step": trainer.state.global_step,
         "processes": trainer.args.world_size,
         "train_loss": train_result.training_loss,
@@ -742,7 +793,7 @@ def _package(
         "total_minutes": round((time.perf_counter() - started) / 60, 2),
         "hardware": _hardware(),
         "samples": [{"source": s, "reference": r, "translation": h} for s, r, h in result.samples],
-        "options": dataclasses.asdict(options),
+        "options": shareable_options(options),
     }
     if result.directives is not None:
         report["software_messages"] = result.directives
