@@ -8,6 +8,7 @@ msgids, so that tests on real catalogs take seconds wherever they run.
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -61,3 +62,35 @@ def msgunfmt(mo_path: Path, output: Path, *, untranslated: bool = False) -> Path
 
 def have_gettext_tools() -> bool:
     return all(shutil.which(tool) for tool in ("msgfmt", "msgunfmt", "msgfilter"))
+
+
+# A .mo keeps its "system-dependent" strings (a printf directive with glibc's I flag, `%Id`, or an inttypes macro,
+# `%<PRIu64>`) in a table of their own, which polib does not read; msgunfmt does.
+SYSTEM_DEPENDENT = re.compile(r"%[-+ #0'I\d.*$]*I|<PRI")
+
+
+def compiled_entries(mo_path: Path) -> dict[tuple[str | None, str], polib.MOEntry]:
+    """The entries polib reads from a compiled catalog (the header excluded), by ``(msgctxt, msgid)``."""
+    return {(entry.msgctxt, entry.msgid): entry for entry in polib.mofile(str(mo_path)) if entry.msgid}
+
+
+def assert_read_as_compiled(messages: list, mo_path: Path) -> None:  # noqa: ANN001 - CatalogEntry list
+    """`messages` (parsed from msgunfmt's output of `mo_path`) hold what the .mo holds: every entry polib reads,
+    with its msgid_plural and msgstrs, and beyond those only system-dependent ones."""
+    compiled = compiled_entries(mo_path)
+    matched = 0
+    for entry in messages:
+        if not entry.msgid:  # msgctxt with an empty msgid: polib takes it for a header
+            continue
+        reference = compiled.get((entry.msgctxt, entry.msgid))
+        if reference is None:
+            strings = [entry.msgid, entry.msgid_plural or "", entry.msgstr, *entry.msgstr_plural.values()]
+            assert SYSTEM_DEPENDENT.search("\n".join(strings)), (mo_path, entry.msgid)
+            continue
+        matched += 1
+        if reference.msgid_plural:
+            assert entry.msgid_plural == reference.msgid_plural, (mo_path, entry.msgid)
+            assert entry.msgstr_plural == {int(form): text for form, text in reference.msgstr_plural.items()}, (mo_path, entry.msgid)
+        else:
+            assert entry.msgid_plural is None and entry.msgstr == reference.msgstr, (mo_path, entry.msgid)
+    assert matched == len(compiled), mo_path

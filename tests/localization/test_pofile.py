@@ -21,7 +21,7 @@ from hf_encdec.localization.pofile import (
     read_catalog,
     render_catalog,
 )
-from machine_catalogs import have_gettext_tools, msgunfmt, smallest_catalogs
+from machine_catalogs import assert_read_as_compiled, have_gettext_tools, msgunfmt, smallest_catalogs
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "po"
 needs_msgfmt = pytest.mark.skipif(shutil.which("msgfmt") is None, reason="gettext-tools (msgfmt) is not installed")
@@ -169,20 +169,8 @@ def test_the_machines_catalogs_read_as_they_were_compiled(tmp_path: Path) -> Non
     catalogs = smallest_catalogs()
     if not catalogs:
         pytest.skip("no compiled gettext catalog (.mo) with plurals, contexts or non-ASCII msgids on this machine")
-    for name, mo in catalogs.items():
-        catalog = read_catalog(msgunfmt(mo, tmp_path / f"{mo.stem}.po"))
-        compiled = polib.mofile(str(mo))
-        entries = {(entry.msgctxt, entry.msgid): entry for entry in catalog.messages}
-        assert len(entries) == len([entry for entry in compiled if entry.msgid]), name
-        for reference in compiled:
-            if not reference.msgid:
-                continue
-            entry = entries[(reference.msgctxt, reference.msgid)]
-            if reference.msgid_plural:
-                assert entry.msgid_plural == reference.msgid_plural
-                assert entry.msgstr_plural == {int(form): text for form, text in reference.msgstr_plural.items()}
-            else:
-                assert entry.msgstr == reference.msgstr, (name, reference.msgid)
+    for mo in catalogs.values():
+        assert_read_as_compiled(read_catalog(msgunfmt(mo, tmp_path / f"{mo.stem}.po")).messages, mo)
 
 
 def _filled(catalog_path: Path) -> tuple[str, str, dict[str, str]]:
@@ -263,3 +251,24 @@ def test_catalog_changes_names_every_kind_of_damage() -> None:
         changes = catalog_changes(before, parse_catalog(damaged.encode("latin-1")), header=["Language"])
         assert len(changes) == 1 and kind in changes[0], (kind, changes)
     assert catalog_changes(before, before) == []
+
+
+@pytest.mark.slow
+@needs_gettext_tools
+def test_every_catalog_of_the_machine_reads_as_compiled_and_survives_a_rewrite() -> None:
+    """Every .mo of the machine written back by msgunfmt: read with the values msgfmt compiled, and every entry
+    filled, flagged fuzzy and the header changed by the writer, with nothing else changed."""
+    from hf_encdec.data.gettext_corpus import DEFAULT_LOCALE_DIRS
+
+    files = sorted(path for root in DEFAULT_LOCALE_DIRS for path in Path(root).glob("*/LC_MESSAGES/*.mo"))
+    if not files:
+        pytest.skip("no compiled gettext catalog (.mo) on this machine")
+    header = {"Language": "xx", "Content-Type": "text/plain; charset=UTF-8"}
+    for mo in files:
+        catalog = parse_catalog(subprocess.run(["msgunfmt", str(mo)], check=True, capture_output=True).stdout, path=str(mo))
+        messages = catalog.messages
+        assert_read_as_compiled(messages, mo)
+        fills = {entry.index: {form: "X" for form in entry.msgstr_plural} if entry.msgid_plural is not None else "X"
+                 for entry in messages}
+        rendered = parse_catalog(render_catalog(catalog, fills, fuzzy=fills, header=header).encode("utf-8"))
+        assert catalog_changes(catalog, rendered, translated=fills, header=header) == [], mo

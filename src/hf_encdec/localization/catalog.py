@@ -189,12 +189,18 @@ def fill_catalog(
         language: The catalog's language; needed for a template, checked against a catalog's header.
         overwrite: Translate entries that already have a translation too.
         protect: Keep layout and format directives by construction (see the module doc); ``False`` writes the
-            model's best hypothesis as it is (for comparison: such a catalog fails ``msgfmt -c``).
+            model's best hypothesis as it is (for comparison: such a catalog fails ``msgfmt -c``), except one with
+            U+FFFD, which gives way to the next (:func:`hf_encdec.inference.translate_unprotected`).
         translate_kwargs: ``num_beams``, ``batch_size``, ``max_new_tokens``, ``progress``, ... of
             :func:`hf_encdec.inference.translate`.
 
     Returns:
         A :class:`FillReport`.
+
+    Raises:
+        CatalogError: (a ``ValueError``) The input is refused (:func:`check_catalog`); nothing is written.
+        RuntimeError: The written text would differ from the input in more than the filled msgstrs, their flags and
+            :data:`CHANGED_HEADER_FIELDS`; nothing is written (a bug of the writer: it should not happen).
     """
     from ..inference import translate_messages, translate_unprotected  # the model-side import stays out of the text helpers
 
@@ -227,8 +233,9 @@ def fill_catalog(
                 continue
             # One form (Japanese) is used for every number: it says the plural.
             new = {0: plural if forms == 1 else singular, **{i: plural for i in range(1, forms)}}
-            fills[entry.index] = {i: text if overwrite or not entry.msgstr_plural.get(i) else entry.msgstr_plural[i]
-                                  for i, text in new.items()}
+            # forms beyond the header's nplurals, which gettext accepts, stay as they are
+            fills[entry.index] = {**entry.msgstr_plural, **{
+                i: text if overwrite or not entry.msgstr_plural.get(i) else entry.msgstr_plural[i] for i, text in new.items()}}
         else:
             text = translated[entry.msgid]
             if text is None:
@@ -236,8 +243,7 @@ def fill_catalog(
                 continue
             fills[entry.index] = text
         report.filled += 1
-    header = {"Language": language, "Plural-Forms": plural_forms, "Content-Type": "text/plain; charset=UTF-8",
-              "Content-Transfer-Encoding": "8bit"}
+    header = dict(zip(CHANGED_HEADER_FIELDS, (language, plural_forms, "text/plain; charset=UTF-8", "8bit")))
     data = render_catalog(catalog, fills, fuzzy=fills, header=header).encode("utf-8")
     # The written catalog is read back as gettext reads it and compared with the input: a msgid, comment or entry
     # the writer changed by mistake stops here, before the output replaces anything.
