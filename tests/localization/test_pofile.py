@@ -94,6 +94,7 @@ STRICTER = [
     ("a lone escaped UTF-8 lead byte", HEADER + b'msgid "a"\nmsgstr "x\\303y"\n', "not valid utf-8 bytes"),
     ("a charset Python cannot decode",
      b'msgid ""\nmsgstr "Content-Type: text/plain; charset=FOO-42\\n"\n\nmsgid "a"\nmsgstr ""\n', "unknown to Python"),
+    ("a domain directive", HEADER + b'domain "other"\nmsgid "a"\nmsgstr ""\n', "'domain' directives are not supported"),
 ]
 
 

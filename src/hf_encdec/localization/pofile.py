@@ -10,8 +10,10 @@ writer that re-serialises every entry re-wraps, re-orders and re-encodes what it
   own line; ``#~`` marks every line of an obsolete entry; ``#|`` holds the previous ``msgctxt``/``msgid``/
   ``msgid_plural``; a ``msgctxt``/``msgid`` pair occurs once (obsolete entries included); the header's charset
   decodes the file. Whatever breaks one of these raises :class:`CatalogError` naming the file, the line and the
-  problem, and nothing is guessed. It is stricter than msgfmt in one respect only: an octal or hex escape must give a
-  byte of a valid character (msgfmt copies ``\\303`` alone, or ``\\0``, into a catalog that no longer decodes).
+  problem, and nothing is guessed. It is stricter than msgfmt in three respects: an octal or hex escape must give
+  bytes of valid text (msgfmt copies ``\\303`` alone, or ``\\0``, into a catalog that then does not decode or cuts
+  the string), the charset must be one Python decodes (msgfmt warns and goes on), and ``domain`` directives are
+  refused (one catalog, one domain).
 * :func:`render_catalog` writes the text of the file back, re-encoded in UTF-8, with only the given ``msgstr``
   blocks, the ``fuzzy`` flag of those entries and the given header fields replaced: comments, references, flags,
   obsolete entries, the order of the entries and every line it was not asked to change stay as they were.
