@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +25,15 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def byte_level_copier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved model folder: a tiny copying pointer-generator with the library's byte-level BPE (see tests/copying.py),
+    trained once a session for the tests of non-ASCII text and of U+FFFD (the catalog's, the CLI's)."""
+    from copying import save_byte_level_copier
+
+    return save_byte_level_copier(tmp_path_factory.mktemp("byte-level-copier"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

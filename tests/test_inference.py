@@ -6,14 +6,23 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
-from transformers import PreTrainedModel, PreTrainedTokenizerFast, pipeline
+from transformers import LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast, pipeline
 
 import hf_encdec  # noqa: F401 - registers the seq2seq-generation task
-from copying import copying_model
+from copying import LoneLeadByte, copying_model
 from helpers import build, word_level_tokenizer
-from hf_encdec.inference import trained_on_software_messages, translate, translate_messages, translate_nbest
+from hf_encdec.inference import (
+    load_translator,
+    trained_on_software_messages,
+    translate,
+    translate_messages,
+    translate_nbest,
+    translate_unprotected,
+    undecodable_characters,
+)
 from hf_encdec.localization.placeholders import keeps_placeholders
 
 WORDS = [f"w{i}" for i in range(94)]
@@ -151,3 +160,81 @@ def test_protection_is_the_default_for_models_trained_on_gettext(copier: tuple[P
         assert translate(model, tokenizer, messages, progress=False) == messages  # kept as the source
     finally:
         del model.config.training_data
+
+
+# ------------------------------------------------------------------------------------ U+FFFD (issue 34)
+
+
+@pytest.fixture(scope="module")
+def byte_model(byte_level_copier: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The copying model with the library's byte-level BPE: it can write a byte no character begins with."""
+    return load_translator(byte_level_copier, device="cpu")
+
+
+SOURCES = ["Open the file", "Close the window", "Save the document as", "Print the page", "Quit the program",
+           "Show the settings"]
+
+
+def test_a_best_hypothesis_with_u_fffd_gives_way_to_the_next_one(
+    byte_model: tuple[PreTrainedModel, PreTrainedTokenizerBase]
+) -> None:
+    """The lead byte 0xC3 scores a little above the best first token: best hypotheses start with a byte no character
+    begins with, and behind them in the n-best list are hypotheses that start otherwise."""
+    model, tokenizer = byte_model
+    damage = {"logits_processor": LogitsProcessorList([LoneLeadByte(tokenizer, every_step=False, margin=0.2)]),
+              "max_new_tokens": 12}
+    nbest = translate_nbest(model, tokenizer, SOURCES, num_beams=4, num_return_sequences=4, progress=False, **damage)
+    first_clean = [next((h for h in hypotheses if not undecodable_characters(h, source)), None)
+                   for source, hypotheses in zip(SOURCES, nbest)]
+    given_way = [i for i, (source, hypotheses) in enumerate(zip(SOURCES, nbest))
+                 if undecodable_characters(hypotheses[0], source) and first_clean[i] is not None]
+    assert given_way, nbest  # premise: some best hypotheses hold U+FFFD where a later one of the list does not
+    unprotected = translate_unprotected(model, tokenizer, SOURCES, num_beams=4, progress=False, **damage)
+    for i, (source, text) in enumerate(zip(SOURCES, unprotected)):
+        if first_clean[i] is not None:
+            assert text == first_clean[i]  # the model's own next hypothesis, as it is
+        else:  # settled by the wider search, or by none
+            assert text is None or not undecodable_characters(text, source)
+    got = translate(model, tokenizer, SOURCES, num_beams=4, protect=False, progress=False, **damage)
+    assert got == [source if text is None else text for source, text in zip(SOURCES, unprotected)]
+    messages = translate_messages(model, tokenizer, SOURCES, num_beams=4, progress=False, **damage)
+    for i in given_way:  # no directives here: the first clean, non-empty hypothesis passes
+        assert messages[i] == next(h for h in nbest[i] if h.strip() and not undecodable_characters(h, SOURCES[i]))
+    protected = translate(model, tokenizer, SOURCES, num_beams=4, protect=True, progress=False, **damage)
+    assert not any(undecodable_characters(text, source) for source, text in zip(SOURCES, protected))
+    # without the damage nothing changes: the best hypotheses as they are
+    plain = translate_nbest(model, tokenizer, SOURCES, num_beams=4, max_new_tokens=12, progress=False)
+    assert not any(undecodable_characters(h[0], source) for source, h in zip(SOURCES, plain))
+    assert translate(model, tokenizer, SOURCES, num_beams=4, max_new_tokens=12, progress=False) == [h[0] for h in plain]
+
+
+def test_when_no_hypothesis_decodes_the_source_comes_back_with_a_warning(
+    byte_model: tuple[PreTrainedModel, PreTrainedTokenizerBase], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lead byte wins every step: every hypothesis of every search holds U+FFFD (or nothing)."""
+    model, tokenizer = byte_model
+    damage = {"logits_processor": LogitsProcessorList([LoneLeadByte(tokenizer, every_step=True)]), "max_new_tokens": 4}
+    assert translate_messages(model, tokenizer, SOURCES, num_beams=2, progress=False, **damage) == [None] * len(SOURCES)
+    with caplog.at_level(logging.WARNING, logger="hf_encdec.inference"):
+        assert translate(model, tokenizer, SOURCES, num_beams=2, protect=True, progress=False, **damage) == SOURCES
+    assert f"{len(SOURCES)} of {len(SOURCES)} text(s) kept as the source" in caplog.text
+    assert "decoded to valid text" in caplog.text
+    unprotected = translate_unprotected(model, tokenizer, SOURCES, num_beams=2, progress=False, **damage)
+    assert all(text is None or not undecodable_characters(text, source) for source, text in zip(SOURCES, unprotected))
+
+
+def test_a_hypothesis_cut_mid_character_is_not_taken(byte_model: tuple[PreTrainedModel, PreTrainedTokenizerBase]) -> None:
+    """`max_new_tokens` can end a hypothesis inside a three-byte CJK character: no such hypothesis comes back."""
+    model, tokenizer = byte_model
+    sources = ["文件不存在", "日本語のテキスト"]
+    raw = [h[0] for h in translate_nbest(model, tokenizer, sources, num_beams=2, max_new_tokens=5, progress=False)]
+    assert any("\ufffd" in text for text in raw)  # premise: the copy is cut inside a character
+    for protect in (False, True):
+        got = translate(model, tokenizer, sources, num_beams=2, max_new_tokens=5, protect=protect, progress=False)
+        assert not any(undecodable_characters(text, source) for source, text in zip(sources, got))
+
+
+def test_undecodable_characters_count_beyond_the_sources() -> None:
+    assert undecodable_characters("a\ufffdb\ufffd", "x\ufffd") == ["\ufffd"]
+    assert undecodable_characters("a\udc80b") == ["\udc80"] and undecodable_characters("a\x00b") == ["\x00"]
+    assert undecodable_characters("Café „geschlossen“ 日本") == []

@@ -146,16 +146,20 @@ def _translate(args: argparse.Namespace) -> int:
 def _translate_po(args: argparse.Namespace) -> int:
     """Fill the untranslated entries of a gettext catalog (.po, or a .pot with --language) with a trained model.
 
-    Filled entries are marked fuzzy (for review); layout and format directives are kept by construction, and an
-    entry where no hypothesis keeps them is left untranslated and listed. msgctxt is used for matching only (the
-    model was trained without it). With gettext-tools installed, the output is checked with `msgfmt -c --use-fuzzy`
-    and the command fails when it rejects an entry.
+    A catalog GNU gettext would reject (an unterminated string, a bad escape, a duplicate msgid, a header charset
+    that does not decode the file; with gettext-tools installed, whatever `msgfmt --check-format` rejects) is
+    refused with its file, line and problem, exit status 2, and nothing is written. Filled entries are marked fuzzy
+    (for review); layout and format directives are kept by construction, no translation holds U+FFFD (a character
+    decoded from an invalid byte sequence), and an entry where no hypothesis passes is left untranslated and listed.
+    Only the filled msgstrs, their fuzzy flags and the header's Language, Plural-Forms, Content-Type (UTF-8) and
+    Content-Transfer-Encoding change. msgctxt is used for matching only (the model was trained without it). With
+    gettext-tools installed, the output is checked with `msgfmt -c --use-fuzzy` and the command fails when it
+    rejects an entry.
     """
     from .inference import load_translator
-    from .localization.catalog import directive_problems, fill_catalog, msgfmt_check
+    from .localization.catalog import check_catalog, directive_problems, fill_catalog, msgfmt_check
 
-    if not Path(args.input).is_file():
-        raise FileNotFoundError(f"catalog {args.input} does not exist")
+    check_catalog(args.input)  # before the model loads: a refused catalog costs nothing and writes nothing
     model, tokenizer = load_translator(args.model)
     report = fill_catalog(
         model, tokenizer, args.input, args.output, language=args.language, overwrite=args.overwrite,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -26,6 +26,25 @@ from .pipelines import Seq2SeqGenerationPipeline
 logger = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def undecodable_characters(text: str, source: str = "") -> list[str]:
+    """The characters of `text` that no translation holds unless its `source` does.
+
+    U+FFFD is what a byte-level tokenizer's decoder writes for an invalid UTF-8 sequence: a byte token the model put
+    where no character can begin or go on (``Caf\\xc3-`` reads ``Caf\ufffd-``), or a hypothesis cut mid-character
+    by ``max_new_tokens``. Lone surrogates (U+D800-U+DFFF) have no UTF-8 encoding at all, and NUL ends a C string, so
+    a catalog or a program cannot carry either. Each counts only beyond as many as the source has.
+
+    >>> undecodable_characters("Caf\ufffd- geschlossen", "Café closed")
+    ['\ufffd']
+    >>> undecodable_characters("Ersatzzeichen \ufffd", "replacement character \ufffd")
+    []
+    """
+    found = Counter(char for char in text if char in "\ufffd\x00" or "\ud800" <= char <= "\udfff")
+    if found:
+        found.subtract(Counter(char for char in source if char in found))
+    return sorted((+found).elements())
 
 
 def is_autoregressive(model: PreTrainedModel) -> bool:
@@ -102,7 +121,12 @@ def translate(
     With `protect` (the default for models trained on gettext catalogs, see :func:`trained_on_software_messages`),
     texts are software messages: their layout and format directives are kept by construction, as
     :func:`translate_messages` describes; a text no hypothesis keeps them in comes back as the source itself (with a
-    warning that counts them). `protect=False` gives the model's best hypothesis as it is.
+    warning that counts them). `protect=False` gives the model's best hypothesis as it is
+    (:func:`translate_unprotected`).
+
+    Either way no translation holds a character decoded from an invalid byte sequence (U+FFFD, see
+    :func:`undecodable_characters`): such a hypothesis is passed over for the next one, and a text with none left
+    comes back as the source, counted in the warning.
     """
     if isinstance(texts, str):
         raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
@@ -112,13 +136,81 @@ def translate(
         protect = trained_on_software_messages(model)
     settings = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
                     batch_size=batch_size, max_source_length=max_source_length, progress=progress, **generate_kwargs)
-    if not protect:
-        return [hypotheses[0] for hypotheses in translate_nbest(model, tokenizer, texts, **settings)]
-    results = translate_messages(model, tokenizer, texts, **settings)
+    if protect:
+        results = translate_messages(model, tokenizer, texts, **settings)
+        reason = "kept their format directives and layout and decoded to valid text"
+    else:
+        results = translate_unprotected(model, tokenizer, texts, **settings)
+        reason = "decoded to valid text (U+FFFD: an invalid byte sequence)"
     kept = sum(result is None for result in results)
     if kept:
-        logger.warning("%d of %d text(s) kept as the source: no hypothesis kept their format directives", kept, len(texts))
+        logger.warning("%d of %d text(s) kept as the source: no hypothesis %s", kept, len(texts), reason)
     return [text if result is None else result for text, result in zip(texts, results)]
+
+
+def translate_unprotected(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    num_beams: int | None = None,
+    retry_beams: int | None = None,
+    **settings: object,
+) -> list[str | None]:
+    """The model's best hypothesis of each text as it is, unless it holds a character decoded from an invalid byte
+    sequence (:func:`undecodable_characters`).
+
+    Such a text takes the first hypothesis without one from its n-best list, then from a wider search, as
+    :func:`translate_messages` searches; ``None`` where none has one. Texts whose best hypothesis decodes cleanly are
+    searched once, exactly as :func:`translate_nbest` with one hypothesis a text. Keyword arguments are those of
+    :func:`translate_nbest`.
+    """
+    best = [hypotheses[0] for hypotheses in translate_nbest(model, tokenizer, texts, num_beams=num_beams, **settings)]
+    damaged = list(dict.fromkeys(text for text, hypothesis in zip(texts, best) if undecodable_characters(hypothesis, text)))
+    if not damaged:
+        return list(best)
+    chosen, _ = _search(model, tokenizer, damaged, lambda text, hypothesis: True, num_beams=num_beams,
+                        retry_beams=retry_beams, **settings)
+    logger.info("%d of %d text(s) had a best hypothesis with U+FFFD; %d found a clean one", len(damaged), len(texts),
+                sum(chosen[text] is not None for text in damaged))
+    return [chosen[text] if text in chosen else hypothesis for text, hypothesis in zip(texts, best)]
+
+
+def _search(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    accept: Callable[[str, str], bool],
+    *,
+    num_beams: int | None,
+    retry_beams: int | None,
+    **settings: object,
+) -> tuple[dict[str, str | None], Counter[str]]:
+    """The first hypothesis of each text that decodes cleanly and that `accept(text, hypothesis)` takes: of the
+    n-best list at `num_beams`, then (autoregressive models) of a wider search; ``None`` where none does. Also how each
+    text was settled (``best``, ``n-best``, ``wider``)."""
+    beams = num_beams or model.generation_config.num_beams or 1
+    chosen: dict[str, str | None] = dict.fromkeys(texts)
+    settled: Counter[str] = Counter()
+    searches = [beams, max(retry_beams or 2 * beams, 8)] if is_autoregressive(model) else [beams]
+    for stage, search_beams in enumerate(searches):
+        missing = [text for text in texts if chosen[text] is None]
+        if not missing:
+            break
+        # The non-autoregressive model has no n-best list: its one output per text is checked.
+        returned = search_beams if is_autoregressive(model) else 1
+        # The retry scores with a neutral length penalty: a tuned penalty above 1 favours long hypotheses, and at a
+        # wider beam it fills the n-best list with runaway repetitions.
+        retry = {"length_penalty": 1.0} if stage else {}
+        nbest = translate_nbest(model, tokenizer, missing, num_beams=search_beams, num_return_sequences=returned,
+                                **{**settings, **retry})
+        for text, hypotheses in zip(missing, nbest):
+            rank = next((rank for rank, hypothesis in enumerate(hypotheses)
+                         if not undecodable_characters(hypothesis, text) and accept(text, hypothesis)), None)
+            if rank is not None:
+                chosen[text] = hypotheses[rank]
+                settled[("best" if rank == 0 else "n-best") if stage == 0 else "wider"] += 1
+    return chosen, settled
 
 
 def translate_messages(
@@ -153,31 +245,20 @@ def translate_messages(
     """
     layouts = [split_layout(message) for message in messages]
     texts = list(dict.fromkeys(text for layout in layouts for text in layout.texts))
-    beams = num_beams or model.generation_config.num_beams or 1
-    chosen: dict[str, str | None] = dict.fromkeys(texts)
-    settled: Counter[str] = Counter()
-    searches = [beams, max(retry_beams or 2 * beams, 8)] if is_autoregressive(model) else [beams]
-    for stage, search_beams in enumerate(searches):
-        missing = [text for text in texts if chosen[text] is None]
-        if not missing:
-            break
-        # The non-autoregressive model has no n-best list: its one output per text is checked.
-        returned = search_beams if is_autoregressive(model) else 1
-        # The retry scores with a neutral length penalty: a tuned penalty above 1 favours long hypotheses, and at a
-        # wider beam it fills the n-best list with runaway repetitions.
-        retry = {"length_penalty": 1.0} if stage else {}
-        nbest = translate_nbest(model, tokenizer, missing, num_beams=search_beams, num_return_sequences=returned,
-                                **{**settings, **retry})
-        for text, hypotheses in zip(missing, nbest):
-            rank = next((rank for rank, h in enumerate(hypotheses) if h.strip() and keeps_placeholders(text, h)), None)
-            if rank is not None:
-                chosen[text] = hypotheses[rank]
-                settled[("best" if rank == 0 else "n-best") if stage == 0 else "wider"] += 1
+
+    def passes(text: str, hypothesis: str) -> bool:
+        return bool(hypothesis.strip()) and keeps_placeholders(text, hypothesis) and not undecodable_characters(hypothesis, text)
+
+    chosen, settled = _search(model, tokenizer, texts, passes, num_beams=num_beams, retry_beams=retry_beams, **settings)
     if is_autoregressive(model):
+        beams = num_beams or model.generation_config.num_beams or 1
+        wide = max(retry_beams or 2 * beams, 8)
         for text in [text for text in texts if chosen[text] is None]:
-            hypotheses = _constrained_nbest(model, tokenizer, text, searches[-1], **{**settings, "length_penalty": 1.0})
-            chosen[text] = next((h for h in hypotheses if h.strip() and keeps_placeholders(text, h)), None)
+            hypotheses = _constrained_nbest(model, tokenizer, text, wide, **{**settings, "length_penalty": 1.0})
+            chosen[text] = next((h for h in hypotheses if passes(text, h)), None)
             settled["constrained" if chosen[text] is not None else "none"] += 1
+    else:
+        settled["none"] += sum(chosen[text] is None for text in texts)
     if counts is not None:
         counts.update(settled)
     logger.info("directives of %d distinct texts kept by: %s", len(texts), dict(settled))
@@ -185,7 +266,7 @@ def translate_messages(
     for message, layout in zip(messages, layouts):
         parts = [chosen[text] for text in layout.texts]
         rendered = None if None in parts else layout.render(parts)  # type: ignore[arg-type]
-        results.append(rendered if rendered is not None and keeps_placeholders(message, rendered) else None)
+        results.append(rendered if rendered is not None and passes(message, rendered) else None)
     return results
 
 
@@ -198,9 +279,11 @@ def _constrained_nbest(
                                    for directive in find_placeholders(text)):
         return []  # a directive the tokenizer cannot spell: no hypothesis can end with it
     constraint = DirectivesBeforeEnd(text, tokenizer, eos_token_id=model.generation_config.eos_token_id)
-    settings = {key: value for key, value in settings.items() if key != "progress"}
+    # a caller's own logits processors (generate's `logits_processor`) run too, before the constraint
+    processors = LogitsProcessorList([*(settings.get("logits_processor") or []), constraint])
+    settings = {key: value for key, value in settings.items() if key not in ("progress", "logits_processor")}
     return translate_nbest(model, tokenizer, [text], num_beams=beams, num_return_sequences=beams, progress=False,
-                           logits_processor=LogitsProcessorList([constraint]), **settings)[0]
+                           logits_processor=processors, **settings)[0]
 
 
 def translate_nbest(

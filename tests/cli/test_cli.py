@@ -23,7 +23,7 @@ from transformers import AutoModelForSeq2SeqLM, TrainerCallback
 from hf_encdec.cli import main
 from hf_encdec.evaluation import corpus_scores
 from hf_encdec.hub import find_local_paths, strip_local_paths
-from hf_encdec.inference import load_translator, trained_on_software_messages, translate
+from hf_encdec.inference import load_translator, trained_on_software_messages, translate, translate_nbest
 from hf_encdec.localization.catalog import directive_problems, msgfmt_check
 from hf_encdec.training import ScheduledSamplingCallback, TrainOptions, run_training
 from hf_encdec.training import recipe
@@ -133,6 +133,33 @@ def test_translate_po_fills_a_template_that_msgfmt_accepts(trained: Path, tmp_pa
     checked = msgfmt_check(tmp_path / "plain.po")
     assert code == (1 if directive_problems(tmp_path / "plain.po") or (checked and checked.rejected) else 0)
     assert main([*args, "--output", str(tmp_path / "x.po")]) == 2  # a template needs --language
+
+
+def test_translate_po_refuses_a_broken_catalog_before_loading_a_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The issue's catalog: exit status 2, the line named, no output; the model folder is not even looked at (it does
+    not exist here, and the error is the catalog's)."""
+    source = Path(__file__).parent.parent / "fixtures" / "po" / "unterminated.de.po"
+    line = source.read_text(encoding="utf-8").split("\n").index('msgid "unterminated') + 1
+    output = tmp_path / "out.po"
+    assert main(["translate-po", str(tmp_path / "no-model"), str(source), "--output", str(output)]) == 2
+    assert f"unterminated.de.po:{line}: end-of-line within string" in caplog.text and "no-model" not in caplog.text
+    assert not output.exists()
+
+
+def test_translate_prints_no_u_fffd(byte_level_copier: Path) -> None:
+    """A copy cut by --max-new-tokens inside a three-byte character decodes to U+FFFD: `hf-encdec translate` passes
+    over such hypotheses."""
+    lines = ["文件不存在", "日本語のテキスト", "Café closed"]
+    model, tokenizer = load_translator(byte_level_copier, device="cpu")
+    raw = translate_nbest(model, tokenizer, lines, num_beams=2, max_new_tokens=5, progress=False)
+    assert any("\ufffd" in hypotheses[0] for hypotheses in raw)  # premise: the best hypotheses as they are hold it
+    completed = subprocess.run(
+        [sys.executable, "-m", "hf_encdec", "translate", str(byte_level_copier), "--beams", "2", "--max-new-tokens", "5"],
+        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "\ufffd" not in completed.stdout
+    assert completed.stdout.split("\n")[:3] == translate(model, tokenizer, lines, num_beams=2, max_new_tokens=5, progress=False)
 
 
 def test_translations_file_round_trips_tabs_newlines_and_backslashes(tmp_path: Path) -> None:

@@ -1,17 +1,27 @@
 """Filling a gettext catalog (``.po``, or a ``.pot`` template) with a model's translations, and checking it.
 
-This is what ``hf-encdec translate-po RUN_DIR INPUT.po --output OUTPUT.po`` runs. The catalog is read and written
-with ``polib``. Every entry whose ``msgstr`` is empty is filled (translated ones are left alone unless
-``overwrite``), through :func:`hf_encdec.inference.translate_messages`, so the layout and format directives of each
-message are kept by construction; an entry where no hypothesis keeps them stays untranslated and is listed in the
-report, so the program falls back to English there rather than crash on a wrong ``%s``. Filled entries are marked
-``#, fuzzy``: the gettext convention for "a human must review this".
+This is what ``hf-encdec translate-po RUN_DIR INPUT.po --output OUTPUT.po`` runs.
 
+* The input is checked before any model work (:func:`check_catalog`): a catalog GNU gettext would reject as
+  malformed (an unterminated string, a bad escape, a duplicate msgid/msgctxt pair, a header charset that does not
+  decode the file, ...) is refused with the file, line and problem, by the strict parser of
+  :mod:`~hf_encdec.localization.pofile`, and, where gettext-tools is installed, by ``msgfmt --check-format`` too
+  (which also refuses translations already in the catalog whose format directives or edge newlines break their
+  source). Nothing is written then.
+* Every entry whose ``msgstr`` is empty is filled (translated ones are left alone unless ``overwrite``), through
+  :func:`hf_encdec.inference.translate_messages`, so the layout and format directives of each message are kept by
+  construction, and no hypothesis with a character decoded from an invalid byte sequence (U+FFFD) is taken; an
+  entry where no hypothesis passes stays untranslated and is listed in the report, so the program falls back to
+  English there rather than crash on a wrong ``%s``. Filled entries are marked ``#, fuzzy``: the gettext convention
+  for "a human must review this".
+* The output is the input's text with only those msgstrs, their ``fuzzy`` flags and the header fields
+  ``Language``, ``Plural-Forms``, ``Content-Type`` (``charset=UTF-8``) and ``Content-Transfer-Encoding`` (``8bit``)
+  changed, re-encoded in UTF-8; it is parsed again and compared with the input entry by entry
+  (:func:`~hf_encdec.localization.pofile.catalog_changes`) before it replaces anything.
 * ``msgctxt`` is used for matching only: the model was trained on messages without their context, so it is not sent
   to the model, and two entries that differ only in context get the same translation.
 * Plural entries fill ``msgstr[0]`` from ``msgid`` and ``msgstr[1..n-1]`` from ``msgid_plural``, ``n`` from the
   header's ``Plural-Forms`` (German: 2). A template without one gets the language's rule from :data:`PLURAL_FORMS`.
-* The header gets ``Language`` and keeps (or gets) ``Plural-Forms``, with ``charset=UTF-8``.
 
 :func:`msgfmt_check` runs GNU ``msgfmt -c --use-fuzzy`` (gettext-tools) on a catalog and counts the entries it
 rejects; :func:`directive_problems` is the pure-Python check of the same properties that always runs.
@@ -33,10 +43,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.gettext_corpus import read_mo_file
 from .placeholders import find_printf, placeholder_problems, printf_arguments
+from .pofile import Catalog, CatalogEntry, CatalogError, CatalogProblem, catalog_changes, parse_catalog, read_catalog, render_catalog
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PLURAL_FORMS", "FillReport", "MsgfmtResult", "directive_problems", "fill_catalog", "msgfmt_check", "template_from_mo"]
+__all__ = ["CHANGED_HEADER_FIELDS", "PLURAL_FORMS", "FillReport", "MsgfmtResult", "check_catalog", "directive_problems", "fill_catalog",
+           "msgfmt_check", "msgfmt_input_problems", "template_from_mo"]
 
 #: Plural rules of common languages (from the GNU gettext manual, "Plural forms"), for templates whose header has none.
 PLURAL_FORMS: dict[str, str] = {
@@ -57,6 +69,9 @@ PLURAL_FORMS: dict[str, str] = {
 
 _NPLURALS_RE = re.compile(r"nplurals\s*=\s*(\d+)")
 
+#: The header fields a filled catalog changes (every other header field stays as it was).
+CHANGED_HEADER_FIELDS: tuple[str, ...] = ("Language", "Plural-Forms", "Content-Type", "Content-Transfer-Encoding")
+
 
 @dataclass
 class FillReport:
@@ -66,13 +81,14 @@ class FillReport:
     entries: int = 0  # translatable entries (the header and obsolete entries not counted)
     kept: int = 0  # already translated, left alone
     filled: int = 0  # filled by the model and marked fuzzy
-    not_filled: list[str] = field(default_factory=list)  # msgids left untranslated: no hypothesis kept their directives
+    not_filled: list[str] = field(default_factory=list)  # msgids left untranslated: no hypothesis passed the checks
 
     def summary(self) -> str:
         text = (f"{self.output}: {self.filled} of {self.entries} entries filled (marked fuzzy), "
                 f"{self.kept} already translated and kept")
         if self.not_filled:
-            text += f", {len(self.not_filled)} left untranslated (no hypothesis kept their format directives or layout)"
+            text += (f", {len(self.not_filled)} left untranslated (no hypothesis kept their format directives and "
+                     "layout and decoded to valid text)")
         return text
 
 
@@ -86,9 +102,9 @@ class MsgfmtResult:
     header_errors: int = 0  # errors of the header (before the first entry), which reject the whole catalog
 
 
-def _plural_forms(catalog: polib.POFile, language: str) -> str:
+def _plural_forms(catalog: Catalog, language: str) -> str:
     """The catalog's Plural-Forms, or the language's from :data:`PLURAL_FORMS`; raise when neither is known."""
-    header = catalog.metadata.get("Plural-Forms", "")
+    header = catalog.metadata("Plural-Forms") or ""
     if _NPLURALS_RE.search(header) and "INTEGER" not in header:
         return header
     rule = PLURAL_FORMS.get(language) or PLURAL_FORMS.get(_base_language(language))
@@ -111,7 +127,7 @@ def _form_zero_is_one(plural_forms: str) -> bool:
     return re.search(r"plural\s*=\s*\(?\s*n\s*!=\s*1\s*\)?\s*;?\s*$", plural_forms) is not None
 
 
-def _singular_form_source(entry: polib.POEntry, plural_forms: str) -> str:
+def _singular_form_source(entry: polib.POEntry | CatalogEntry, plural_forms: str) -> str:
     """The English form msgstr[0] translates and is checked against, as ``msgfmt -c`` checks it.
 
     msgfmt checks msgstr[0] against msgid_plural (form 0 may serve 21, 31, ... in Russian), except that where form 0
@@ -130,9 +146,9 @@ def _target_language(model: PreTrainedModel) -> str | None:
     return data.split(":", 1)[1] if data.startswith("gettext:") else None
 
 
-def _catalog_language(catalog: polib.POFile, language: str | None, path: Path, model: PreTrainedModel) -> str:
+def _catalog_language(catalog: Catalog, language: str | None, path: Path, model: PreTrainedModel) -> str:
     """The language to fill in: ``language`` or the header's, checked against what the model translates into."""
-    header = catalog.metadata.get("Language", "").strip()
+    header = (catalog.metadata("Language") or "").strip()
     chosen = language or header
     if not chosen:
         raise ValueError(f"{path} has no Language in its header (a .pot template?); give the language, e.g. --language de")
@@ -147,8 +163,8 @@ def _catalog_language(catalog: polib.POFile, language: str | None, path: Path, m
     return chosen
 
 
-def _needs_filling(entry: polib.POEntry, overwrite: bool, forms: int) -> bool:
-    if entry.msgid_plural:  # any empty form (only the empty ones are filled, unless overwrite)
+def _needs_filling(entry: CatalogEntry, overwrite: bool, forms: int) -> bool:
+    if entry.msgid_plural is not None:  # any empty form (only the empty ones are filled, unless overwrite)
         return overwrite or not all(entry.msgstr_plural.get(index) for index in range(forms))
     return overwrite or not entry.msgstr
 
@@ -173,73 +189,121 @@ def fill_catalog(
         language: The catalog's language; needed for a template, checked against a catalog's header.
         overwrite: Translate entries that already have a translation too.
         protect: Keep layout and format directives by construction (see the module doc); ``False`` writes the
-            model's best hypothesis as it is (for comparison: such a catalog fails ``msgfmt -c``).
+            model's best hypothesis as it is (for comparison: such a catalog fails ``msgfmt -c``), except one with
+            U+FFFD, which gives way to the next (:func:`hf_encdec.inference.translate_unprotected`).
         translate_kwargs: ``num_beams``, ``batch_size``, ``max_new_tokens``, ``progress``, ... of
             :func:`hf_encdec.inference.translate`.
 
     Returns:
         A :class:`FillReport`.
+
+    Raises:
+        CatalogError: (a ``ValueError``) The input is refused (:func:`check_catalog`); nothing is written.
+        RuntimeError: The written text would differ from the input in more than the filled msgstrs, their flags and
+            :data:`CHANGED_HEADER_FIELDS`; nothing is written (a bug of the writer: it should not happen).
     """
-    from ..inference import translate, translate_messages  # the model-side import stays out of the text helpers
+    from ..inference import translate_messages, translate_unprotected  # the model-side import stays out of the text helpers
 
     path = Path(input_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"catalog {path} does not exist")
-    try:
-        catalog = polib.pofile(str(path), wrapwidth=0)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path} is not a readable gettext catalog (.po/.pot): {error}") from error
+    catalog = check_catalog(path)
     language = _catalog_language(catalog, language, path, model)
     plural_forms = _plural_forms(catalog, language)
     forms = int(_NPLURALS_RE.search(plural_forms).group(1))  # type: ignore[union-attr]
-    entries = [entry for entry in catalog if not entry.obsolete and entry.msgid]
+    entries = [entry for entry in catalog.messages if entry.msgid]
     report = FillReport(Path(output_path), entries=len(entries))
     todo = [entry for entry in entries if _needs_filling(entry, overwrite, forms)]
     report.kept = len(entries) - len(todo)
     sources = list(dict.fromkeys(
         text for entry in todo
-        for text in ((_singular_form_source(entry, plural_forms), entry.msgid_plural) if entry.msgid_plural else (entry.msgid,))
+        for text in ((_singular_form_source(entry, plural_forms), entry.msgid_plural) if entry.msgid_plural is not None
+                     else (entry.msgid,))
     ))
     if protect:
         outputs = translate_messages(model, tokenizer, sources, **translate_kwargs)
     else:
         # an empty hypothesis is no translation: the entry stays untranslated
-        outputs = [output or None for output in translate(model, tokenizer, sources, protect=False, **translate_kwargs)]
+        outputs = [output or None for output in translate_unprotected(model, tokenizer, sources, **translate_kwargs)]
     translated = dict(zip(sources, outputs))
+    fills: dict[int, str | dict[int, str]] = {}
     for entry in todo:
-        if entry.msgid_plural:
+        if entry.msgid_plural is not None:
             singular, plural = translated[_singular_form_source(entry, plural_forms)], translated[entry.msgid_plural]
             if singular is None or plural is None:
                 report.not_filled.append(entry.msgid)
                 continue
             # One form (Japanese) is used for every number: it says the plural.
             new = {0: plural if forms == 1 else singular, **{i: plural for i in range(1, forms)}}
-            entry.msgstr_plural = {i: text if overwrite or not entry.msgstr_plural.get(i) else entry.msgstr_plural[i]
-                                   for i, text in new.items()}
+            # forms beyond the header's nplurals, which gettext accepts, stay as they are
+            fills[entry.index] = {**entry.msgstr_plural, **{
+                i: text if overwrite or not entry.msgstr_plural.get(i) else entry.msgstr_plural[i] for i, text in new.items()}}
         else:
-            if translated[entry.msgid] is None:
+            text = translated[entry.msgid]
+            if text is None:
                 report.not_filled.append(entry.msgid)
                 continue
-            entry.msgstr = translated[entry.msgid]
-        if "fuzzy" not in entry.flags:
-            entry.flags.append("fuzzy")
+            fills[entry.index] = text
         report.filled += 1
-    catalog.metadata["Language"] = language
-    catalog.metadata["Plural-Forms"] = plural_forms
-    catalog.metadata["Content-Type"] = "text/plain; charset=UTF-8"
-    catalog.metadata["Content-Transfer-Encoding"] = "8bit"
-    catalog.encoding = "utf-8"
-    _save_atomically(catalog, Path(output_path))
+    header = dict(zip(CHANGED_HEADER_FIELDS, (language, plural_forms, "text/plain; charset=UTF-8", "8bit")))
+    data = render_catalog(catalog, fills, fuzzy=fills, header=header).encode("utf-8")
+    # The written catalog is read back as gettext reads it and compared with the input: a msgid, comment or entry
+    # the writer changed by mistake stops here, before the output replaces anything.
+    try:
+        changes = catalog_changes(catalog, parse_catalog(data, path=str(output_path)), translated=fills, header=header)
+    except CatalogError as error:
+        changes = [str(problem) for problem in error.problems]
+    if changes:
+        raise RuntimeError(f"filling {path} would change more than its msgstrs ({len(changes)} differences, nothing "
+                           f"written; please report this): " + "; ".join(changes[:5]))
+    _save_atomically(data, Path(output_path))
     return report
 
 
-def _save_atomically(catalog: polib.POFile, path: Path) -> None:
-    """Write `catalog` to a temporary file beside `path`, then rename it over `path`: never a half-written catalog."""
+def check_catalog(input_path: str | os.PathLike[str]) -> Catalog:
+    """Read a catalog strictly and refuse it, with every problem's file and line, where GNU gettext would.
+
+    The strict parser (:func:`~hf_encdec.localization.pofile.read_catalog`) always runs; where gettext-tools is
+    installed, ``msgfmt --check-format`` runs on the file too (:func:`msgfmt_input_problems`), which also refuses
+    translations already present whose format directives or edge newlines break their source.
+
+    Raises:
+        FileNotFoundError: No file at `input_path`.
+        CatalogError: (a ``ValueError``) The catalog is refused; ``.problems`` lists each with its line.
+    """
+    catalog = read_catalog(input_path)
+    problems = msgfmt_input_problems(input_path)
+    if problems:
+        raise CatalogError(str(input_path), problems, what="is refused by GNU msgfmt --check-format")
+    return catalog
+
+
+def msgfmt_input_problems(catalog_path: str | os.PathLike[str]) -> list[CatalogProblem] | None:
+    """The errors ``msgfmt --check-format`` finds in a catalog (``[]``: none); ``None`` without gettext-tools.
+
+    ``--check-format`` and not ``-c``: ``-c`` also checks the header, which a template (``nplurals=INTEGER``,
+    ``charset=CHARSET``) fails and which filling rewrites anyway.
+    """
+    msgfmt = shutil.which("msgfmt")
+    if msgfmt is None:
+        return None
+    path = str(catalog_path)
+    result = subprocess.run([msgfmt, "--check-format", "-o", os.devnull, path], capture_output=True, text=True,
+                            check=False)
+    if result.returncode == 0:
+        return []
+    pattern = re.compile(rf"^{re.escape(path)}:(\d+):(?:\d+:)? ?(.*)$")
+    problems = [CatalogProblem(path, int(match.group(1)), match.group(2))
+                for match in map(pattern.match, result.stderr.splitlines())
+                if match and not match.group(2).startswith("warning")]
+    return problems or [CatalogProblem(path, 0, f"msgfmt --check-format failed: {result.stderr.strip()}")]
+
+
+def _save_atomically(data: bytes, path: Path) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`: never a half-written catalog."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
-        catalog.save(temporary)
+        Path(temporary).write_bytes(data)
         # mkstemp makes the file private; a catalog gets the mode of the one it replaces, or the umask's default
         umask = os.umask(0)
         os.umask(umask)
