@@ -241,7 +241,10 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
     """Encoder, bridge and decoder without the output layer; returns the decoder's features (B, T, D).
 
     `cross_attentions` (with `output_attentions=True`) is a one-layer tuple holding the alignment weights as
-    (B, 1, T, S), the layout of transformers' cross-attentions with one head, ready for alignment plots.
+    (B, 1, T, S), the layout of transformers' cross-attentions with one head, ready for alignment plots (`alignments`
+    holds them as (B, T, S)). `encoder_hidden_states` / `decoder_hidden_states` (with `output_hidden_states=True`)
+    hold the embeddings and the states of every recurrent layer, L + 1 tensors a side (a Transformer encoder's: its
+    embeddings and every layer's output). Which of them a backward pass reaches: `RNNDecoder.forward`.
 
     >>> import torch
     >>> from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqModel
@@ -334,6 +337,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
             state=resolve_cache(cache, past_key_values),
             inputs_embeds=decoder_inputs_embeds,
             input_sampler=decoder_input_sampler,
+            output_hidden_states=bool(output_hidden_states),
         )
         cross_attentions = None
         if output_attentions and decoded.attention_weights is not None:
@@ -341,7 +345,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         return RNNSeq2SeqModelOutput(
             last_hidden_state=decoded.features,
             **cache_field(decoded.state if use_cache else None),
-            decoder_hidden_states=(decoded.recurrent_states,) if output_hidden_states else None,
+            decoder_hidden_states=(decoded.inputs, *decoded.layer_states) if output_hidden_states else None,
             cross_attentions=cross_attentions,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
