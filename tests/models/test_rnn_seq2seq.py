@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, GenerationConfig
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 import hf_encdec
@@ -220,6 +220,28 @@ def test_hidden_states_of_every_layer_carry_the_gradient_of_the_output(overrides
     out.last_hidden_state.sum().backward()
     for state in reached:
         assert state.grad is not None and state.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        pytest.param({"assistant_model": "draft"}, "assistant_model", id="assistant_model"),
+        pytest.param({"prompt_lookup_num_tokens": 2}, "prompt_lookup_num_tokens", id="prompt_lookup"),
+        pytest.param({"generation_config": GenerationConfig(prompt_lookup_num_tokens=2, max_new_tokens=3)},
+                     "prompt_lookup_num_tokens", id="in-the-generation-config"),
+    ],
+)
+def test_assisted_decoding_is_refused_up_front(settings: dict, named: str) -> None:
+    """A recurrent state cannot be rolled back to the last accepted draft token: the same refusal under every
+    transformers release (transformers' own, keyed on the `_is_stateful` attribute, was removed in 5.25)."""
+    model = build_rnn({"attention_type": "bahdanau"})
+    if settings.get("assistant_model") == "draft":
+        settings = {"assistant_model": build_rnn({"attention_type": "none"})}
+    assert "_is_stateful" not in vars(type(model))
+    ids, mask = padded_sources()
+    with pytest.raises(ValueError, match=f"cannot decode with `{named}`: assisted .* no per-token history"):
+        model.generate(ids, attention_mask=mask, max_new_tokens=3, **settings)
+    assert model.generate(ids, attention_mask=mask, max_new_tokens=3).shape[0] == 3  # plain decoding still works
 
 
 @pytest.mark.contract
