@@ -301,11 +301,12 @@ class RNNEncoder(nn.Module):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (B, S, E)
+        embedded = self.dropout(inputs_embeds)
         padding = SequencePadding.of(attention_mask) if attention_mask is not None else None
-        layers, hidden, cell = self.rnn.run_layers(self.dropout(inputs_embeds), padding=padding)  # L x (B, S, H)
+        layers, hidden, cell = self.rnn.run_layers(embedded, padding=padding)  # L x (B, S, H)
         result = RNNEncoderOutput(
             last_hidden_state=layers[-1],
-            hidden_states=(inputs_embeds, *layers) if output_hidden_states else None,
+            hidden_states=(embedded, *layers) if output_hidden_states else None,
             final_hidden_state=batch_first_state(hidden, self.rnn.num_layers),
             final_cell_state=batch_first_state(cell, self.rnn.num_layers) if cell is not None else None,
         )
