@@ -21,6 +21,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessorLi
 from .data.tokenizer import check_tokenizer_matches_model
 from .localization.layout import split_layout
 from .localization.placeholders import DirectivesBeforeEnd, find_placeholders, keeps_placeholders
+from .models.transformers_contract import no_hub_kernels
 from .pipelines import Seq2SeqGenerationPipeline
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def load_translator(
     """Model and tokenizer of a saved seq2seq folder, checked against each other, in eval mode."""
     folder = check_model_folder(path)
     try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder, **no_hub_kernels())
     except Exception as error:  # safetensors, json and torch each raise their own types for a damaged file
         raise RuntimeError(f"could not load the model in {folder} (corrupt or partial files?): {error}") from error
     tokenizer = AutoTokenizer.from_pretrained(folder)

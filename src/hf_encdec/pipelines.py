@@ -5,7 +5,8 @@ again), while `text-generation` treats an encoder-decoder model as a causal LM. 
 registers the task `"seq2seq-generation"`:
 
 >>> from transformers import pipeline
->>> translate = pipeline("seq2seq-generation", model="path/to/checkpoint")   # doctest: +SKIP
+>>> translate = pipeline("seq2seq-generation", model="path/to/checkpoint",
+...                      model_kwargs={"use_kernels": False})                 # doctest: +SKIP
 >>> translate("Open the file", num_beams=4, max_new_tokens=64)                # doctest: +SKIP
 [{'generated_text': 'Datei öffnen'}]
 

@@ -189,33 +189,34 @@ NATTest = family_test(
 )
 EncoderTest = family_test("EncoderTest", "encoder", {**TINY_BLOCK, "num_hidden_layers": LAYERS})
 DecoderTest = family_test("DecoderTest", "decoder", {**TINY_BLOCK, "num_hidden_layers": LAYERS})
+# embedding_size = hidden_size: transformers' test_hidden_states_output reads every hidden state, the embeddings
+# included, at hidden_size (E != H is covered by tests/models/test_rnn_seq2seq.py)
+TINY_RNN_SEQ2SEQ = {"vocab_size": VOCAB, "embedding_size": HIDDEN, "hidden_size": HIDDEN, "encoder_layers": LAYERS,
+                    "decoder_layers": LAYERS, "dropout": 0.0, **SPECIAL, "decoder_start_token_id": 1}
 RNNSeq2SeqTest = family_test(
-    "RNNSeq2SeqTest", "rnn_seq2seq",
-    {"vocab_size": VOCAB, "embedding_size": 24, "hidden_size": HIDDEN, "encoder_layers": LAYERS,
-     "decoder_layers": LAYERS, "dropout": 0.0, "share_encoder_decoder_embeddings": True, **SPECIAL,
-     "decoder_start_token_id": 1},
+    "RNNSeq2SeqTest", "rnn_seq2seq", {**TINY_RNN_SEQ2SEQ, "share_encoder_decoder_embeddings": True},
     # num_attention_heads does not apply: one attention over the encoder states (see RNNSeq2SeqConfig.attribute_map)
     common_properties=["hidden_size", "num_hidden_layers"],
-    attentions=False,  # no self-attention layers: the decoder's one alignment is cross_attentions, (B, 1, T, S)
+    # attentions=False skips test_attention_outputs, which counts the self-attention layers of encoder and decoder: a
+    # recurrent model has none. The decoder's one attention over the source is cross_attentions, (B, 1, T, S), and
+    # alignments, (B, T, S) (tests/models/test_rnn_seq2seq.py, tests/properties/test_rnn_properties.py)
+    attentions=False,
+)
+RNNSeq2SeqSeparateEmbeddingsTest = family_test(
+    "RNNSeq2SeqSeparateEmbeddingsTest", "rnn_seq2seq",
+    {**TINY_RNN_SEQ2SEQ, "share_encoder_decoder_embeddings": False, "attention_type": "bahdanau", "rnn_type": "gru"},
+    common_properties=["hidden_size", "num_hidden_layers"],
+    attentions=False,
     not_applicable={
-        "test_hidden_states_output": "expects one hidden state per layer plus the embeddings; the recurrent stack is "
-        "one fused cuDNN-style module, whose hidden_states are the embeddings and the top layer's states",
-        "test_retain_grad_hidden_states_attentions": "with attention feeding back the decoder steps, and its "
-        "hidden states are gathered from the steps after the output was computed from them, so they are not on the "
-        "output's autograd path",
-        **{
-            test: "needs a GradientCheckpointingLayer module; the RNN checkpoints its encoder call and its decoder's "
-            "time chunks itself, because its layers are inside one nn.LSTM/GRU (tests/models/test_rnn_seq2seq.py "
-            "checks loss, gradients and the segments)"
-            for test in ("test_gradient_checkpointing_enable_disable", "test_training_gradient_checkpointing",
-                         "test_training_gradient_checkpointing_use_reentrant_false",
-                         "test_training_gradient_checkpointing_use_reentrant_true")
-        },
+        "test_inputs_embeds_matches_input_ids": "embeds the decoder's ids with get_input_embeddings(), the encoder's "
+        "table; with separate tables the decoder reads its own (get_decoder().embed_tokens), and "
+        "decoder_inputs_embeds from that table equal decoder_input_ids (tests/models/test_rnn_seq2seq.py, every "
+        "sharing and tying setting)",
     },
 )
 
 FAMILY_TESTS = (TransformerSeq2SeqTest, TransformerRopeGQATest, PointerGeneratorTest, NATTest, EncoderTest, DecoderTest,
-                RNNSeq2SeqTest)
+                RNNSeq2SeqTest, RNNSeq2SeqSeparateEmbeddingsTest)
 
 
 @pytest.mark.parametrize("family", FAMILY_TESTS, ids=lambda family: family.__name__)

@@ -46,6 +46,33 @@ def test_encoder_equals_torch_rnn_with_copied_weights(rnn_type: str, bidirection
             torch.testing.assert_close(out.final_hidden_state[row, -1, :16], expected[0, length - 1, :16])
 
 
+@pytest.mark.parametrize("bidirectional", [True, False], ids=["bidirectional", "unidirectional"])
+@pytest.mark.parametrize("rnn_type", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_every_encoder_layer_equals_a_one_layer_torch_rnn_over_the_layer_below(
+    rnn_type: str, bidirectional: bool, side: str
+) -> None:
+    """h^l = RNN_l(h^(l-1)), h^0 the embeddings: each returned layer against torch's one-layer module holding that
+    layer's weights, run on each row's real tokens alone."""
+    model = build_rnn({"rnn_type": rnn_type, "bidirectional_encoder": bidirectional})
+    encoder = model.get_encoder()
+    directions = 2 if bidirectional else 1
+    ids, mask = padded_sources(side=side)
+    out = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True, return_dict=True)
+    assert len(out.hidden_states) == encoder.rnn.num_layers + 1 and out.hidden_states[-1] is out.last_hidden_state
+    assert torch.equal(out.hidden_states[0], encoder.embed_tokens(ids))
+    for layer in range(encoder.rnn.num_layers):
+        reference = TORCH_RNNS[rnn_type](out.hidden_states[layer].shape[-1], 32 // directions, 1, batch_first=True,
+                                         bidirectional=bidirectional)
+        reference.load_state_dict({name.replace(f"_l{layer}", "_l0"): value
+                                   for name, value in encoder.rnn.state_dict().items() if f"_l{layer}" in name})
+        for row in range(ids.shape[0]):
+            real = mask[row].bool()
+            expected, _ = reference(out.hidden_states[layer][row : row + 1, real])
+            torch.testing.assert_close(out.hidden_states[layer + 1][row, real], expected[0], atol=1e-6, rtol=1e-5)
+            assert torch.all(out.hidden_states[layer + 1][row, ~real] == 0)
+
+
 def test_encoder_rejects_an_all_padding_source() -> None:
     model = build_rnn()
     ids, mask = padded_sources()

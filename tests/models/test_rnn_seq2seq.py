@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, GenerationConfig
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 import hf_encdec
 from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
@@ -128,8 +130,9 @@ def test_generate_outputs_for_alignment_plots_and_scores() -> None:
     # the same alignment as a teacher-forced forward over the generated tokens
     forced = model(input_ids=ids, attention_mask=mask, decoder_input_ids=out.sequences[:, :-1], output_attentions=True)
     torch.testing.assert_close(forced.cross_attentions[0][:, 0], alignment, atol=1e-6, rtol=1e-5)
-    assert out.encoder_hidden_states[0].shape == (3, 7, 24) and out.encoder_hidden_states[1].shape == (3, 7, 32)
-    assert out.decoder_hidden_states[0][0].shape == (3, 1, 32)
+    # the embeddings (E = 24) and every layer's states (H = 32): 2 encoder layers, 3 decoder layers
+    assert [tuple(states.shape) for states in out.encoder_hidden_states] == [(3, 7, 24), (3, 7, 32), (3, 7, 32)]
+    assert [tuple(states.shape) for states in out.decoder_hidden_states[0]] == [(3, 1, 24)] + [(3, 1, 32)] * 3
 
 
 def test_without_attention_there_are_no_cross_attentions() -> None:
@@ -159,17 +162,86 @@ def test_encoder_interface_that_generate_uses() -> None:
     assert model(encoder_outputs=out, attention_mask=mask, decoder_input_ids=decoder_ids, return_dict=False)[0].shape == (3, 4, 99)
 
 
-def test_inputs_embeds_match_ids() -> None:
-    model = build_rnn()
+EMBEDDING_SETTINGS = [
+    pytest.param({"share_encoder_decoder_embeddings": False, "tie_word_embeddings": False}, id="separate"),
+    pytest.param({"share_encoder_decoder_embeddings": False, "tie_word_embeddings": True}, id="separate-tied-output"),
+    pytest.param({"share_encoder_decoder_embeddings": True, "tie_word_embeddings": False}, id="shared"),
+    pytest.param({"share_encoder_decoder_embeddings": True, "tie_word_embeddings": True}, id="shared-tied-output"),
+    pytest.param({**HYBRID, "embedding_size": 32, "share_encoder_decoder_embeddings": True}, id="transformer-shared"),
+    pytest.param({**HYBRID, "share_encoder_decoder_embeddings": False}, id="transformer-separate"),
+]
+
+
+@pytest.mark.parametrize("overrides", EMBEDDING_SETTINGS)
+def test_inputs_embeds_match_ids_in_every_embedding_setting(overrides: dict) -> None:
+    """inputs_embeds from get_input_embeddings() and decoder_inputs_embeds from the decoder's own table compute what
+    the ids compute; with shared embeddings the two tables hold one weight (a Transformer encoder scales its lookups
+    by sqrt(d), the RNN decoder reads the table as it is, so there the decoder's embeddings are its own lookups)."""
+    model = build_rnn(overrides)
     ids, mask = padded_sources()
     decoder_ids = token_ids(length=4)
+    decoder_table = model.get_decoder().embed_tokens
+    shared = decoder_table.weight is model.get_input_embeddings().weight
+    assert shared == overrides["share_encoder_decoder_embeddings"]
     by_ids = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
     by_embeds = model(
-        inputs_embeds=model.model.encoder.embed_tokens(ids),
-        attention_mask=mask,
-        decoder_inputs_embeds=model.model.decoder.embed_tokens(decoder_ids),
+        inputs_embeds=model.get_input_embeddings()(ids), attention_mask=mask, decoder_inputs_embeds=decoder_table(decoder_ids)
     ).logits
     assert torch.equal(by_ids, by_embeds)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"attention_type": "luong_dot", "input_feeding": False}, id="one-call-decoder"),
+        pytest.param({"attention_type": "bahdanau", "rnn_type": "gru"}, id="stepping-decoder"),
+        pytest.param(HYBRID, id="transformer-encoder"),
+    ],
+)
+def test_hidden_states_of_every_layer_carry_the_gradient_of_the_output(overrides: dict) -> None:
+    """output_hidden_states gives the embeddings and every layer's states on both sides, L + 1 each (2 encoder and 3
+    decoder layers here); retain_grad() on them sees the output's gradient where the output was computed from those
+    very tensors: every layer of a recurrent encoder, the decoder's embeddings, and every layer of a decoder that
+    runs the target in one call (a stepping decoder's layer states are joined from its steps afterwards)."""
+    model = build_rnn(overrides).train()
+    ids, mask = padded_sources()
+    out = model.model(input_ids=ids, attention_mask=mask, decoder_input_ids=token_ids(length=4),
+                      output_hidden_states=True)
+    encoder_states, decoder_states = out.encoder_hidden_states, out.decoder_hidden_states
+    assert len(encoder_states) == 3 and torch.equal(encoder_states[-1], out.encoder_last_hidden_state)
+    assert [tuple(state.shape) for state in decoder_states] == [(3, 4, 24)] + [(3, 4, 32)] * 3
+    assert torch.equal(decoder_states[-1], out.decoder_states)  # the top layer's s_t
+    recurrent_encoder = overrides is not HYBRID
+    one_call = not model.get_decoder().steps_one_at_a_time
+    reached = [*(encoder_states if recurrent_encoder else encoder_states[:1]), decoder_states[0],
+               *(decoder_states[1:] if one_call else ())]
+    for state in reached:
+        state.retain_grad()
+    out.last_hidden_state.sum().backward()
+    for state in reached:
+        assert state.grad is not None and state.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        pytest.param({"assistant_model": "draft"}, "assistant_model", id="assistant_model"),
+        pytest.param({"prompt_lookup_num_tokens": 2}, "prompt_lookup_num_tokens", id="prompt_lookup"),
+        pytest.param({"generation_config": GenerationConfig(prompt_lookup_num_tokens=2, max_new_tokens=3)},
+                     "prompt_lookup_num_tokens", id="in-the-generation-config"),
+    ],
+)
+def test_assisted_decoding_is_refused_up_front(settings: dict, named: str) -> None:
+    """A recurrent state cannot be rolled back to the last accepted draft token: the same refusal under every
+    transformers release (transformers' own, keyed on the `_is_stateful` attribute, was removed in 5.25)."""
+    model = build_rnn({"attention_type": "bahdanau"})
+    if settings.get("assistant_model") == "draft":
+        settings = {"assistant_model": build_rnn({"attention_type": "none"})}
+    assert "_is_stateful" not in vars(type(model))
+    ids, mask = padded_sources()
+    with pytest.raises(ValueError, match=f"cannot decode with `{named}`: assisted .* no per-token history"):
+        model.generate(ids, attention_mask=mask, max_new_tokens=3, **settings)
+    assert model.generate(ids, attention_mask=mask, max_new_tokens=3).shape[0] == 3  # plain decoding still works
 
 
 @pytest.mark.contract
@@ -181,22 +253,23 @@ def test_generation_config_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("overrides", "segments"),
+    ("overrides", "decoder_chunks"),
     [
         pytest.param({"attention_type": "luong_general", "input_feeding": True}, 3, id="luong-input-feeding-steps"),
         pytest.param({"attention_type": "bahdanau", "scheduled_sampling_probability": 0.5}, 3, id="bahdanau-sampling"),
-        pytest.param({"attention_type": "none", "rnn_type": "gru"}, 1, id="fixed-context-one-call"),
-        pytest.param({"attention_type": "luong_dot", "input_feeding": False}, 1, id="luong-one-call"),
+        pytest.param({"attention_type": "none", "rnn_type": "gru"}, 0, id="fixed-context-one-call"),
+        pytest.param({"attention_type": "luong_dot", "input_feeding": False}, 0, id="luong-one-call"),
         pytest.param(HYBRID, 3, id="transformer-encoder"),
     ],
 )
 @pytest.mark.parametrize("reentrant", [False, True], ids=["non-reentrant", "reentrant"])
 def test_gradient_checkpointing_recomputes_in_segments_with_the_same_loss_and_gradients(
-    overrides: dict, segments: int, reentrant: bool
+    overrides: dict, decoder_chunks: int, reentrant: bool
 ) -> None:
-    """The encoder is one checkpointed segment; a stepping decoder checkpoints chunks of `checkpoint_steps` steps
-    (19 targets: 3 chunks of 8), a one-call decoder its one call. Dropout and scheduled sampling draw the same
-    numbers in the recomputation, so loss and gradients are those of the plain backward pass."""
+    """Every layer that runs over a whole sequence is one checkpointed segment (a GradientCheckpointingLayer: the
+    encoder's recurrent or Transformer layers, a one-call decoder's recurrent layers); a stepping decoder checkpoints
+    chunks of `checkpoint_steps` steps (19 targets: 3 chunks of 8) and its layers not again. Dropout and scheduled
+    sampling draw the same numbers in the recomputation, so loss and gradients are those of the plain backward."""
     model = build_rnn({**overrides, "dropout": 0.3}).train()
     ids, mask = padded_sources()
     labels = token_ids(length=19)
@@ -205,18 +278,23 @@ def test_gradient_checkpointing_recomputes_in_segments_with_the_same_loss_and_gr
         model.zero_grad()
         if enabled:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": reentrant})
-        calls = []
-        for module in (model.model.encoder, model.model.decoder):
+        calls: Counter[str] = Counter()
+        for name, module in model.named_modules():
             checkpoint = getattr(module, "_gradient_checkpointing_func", None)
             if checkpoint is not None:
-                module._gradient_checkpointing_func = lambda *args, _c=checkpoint, _m=module: calls.append(_m) or _c(*args)
+                module._gradient_checkpointing_func = lambda *args, _c=checkpoint, _n=name: calls.update([_n]) or _c(*args)
         torch.manual_seed(1)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         results.append((loss, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}))
         if enabled:
-            assert calls.count(model.model.decoder) == segments
-            assert calls.count(model.model.encoder) == (0 if overrides is HYBRID else 1)  # hybrid: its layers do
+            layers = [name for name, module in model.named_modules() if isinstance(module, GradientCheckpointingLayer)]
+            encoder_layers = [name for name in layers if name.startswith("model.encoder.")]
+            decoder_layers = [name for name in layers if name.startswith("model.decoder.")]
+            assert len(encoder_layers) == 2 and len(decoder_layers) == 3  # TINY_RNN: 2 + 3 layers
+            expected = dict.fromkeys(encoder_layers, 1)
+            expected.update({"model.decoder": decoder_chunks} if decoder_chunks else dict.fromkeys(decoder_layers, 1))
+            assert dict(calls) == expected
     (plain_loss, plain), (checkpointed_loss, checkpointed) = results
     assert torch.equal(plain_loss, checkpointed_loss) and plain.keys() == checkpointed.keys()
     for name in plain:

@@ -41,11 +41,12 @@ def test_incremental_decoding_equals_the_full_forward(overrides: dict[str, Any])
     model = build_rnn(overrides)
     ids, mask = padded_sources()
     decoder_ids = token_ids(length=TARGET_LEN)
-    full = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids, use_cache=False)
+    full = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids, use_cache=False,
+                 output_hidden_states=True)
     assert output_cache(full) is None
     encoder_outputs = model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
     copy = {"source_ids": ids} if model.config.copy_mechanism else {}  # a pointer-generator copies from the source ids
-    state, steps = None, []
+    state, steps, layer_steps = None, [], []
     for t in range(TARGET_LEN):
         out = model(
             encoder_outputs=encoder_outputs,
@@ -53,11 +54,18 @@ def test_incremental_decoding_equals_the_full_forward(overrides: dict[str, Any])
             decoder_input_ids=decoder_ids[:, t : t + 1],
             cache=state,
             use_cache=True,
+            output_hidden_states=True,
             **copy,
         )
         state = output_cache(out)
         steps.append(out.logits)
+        layer_steps.append(out.decoder_hidden_states)
     torch.testing.assert_close(torch.cat(steps, dim=1), full.logits, atol=1e-6, rtol=1e-5)
+    # the embeddings and every decoder layer's states, step by step as in one pass
+    assert len(full.decoder_hidden_states) == model.config.decoder_layers + 1
+    for layer, states in enumerate(full.decoder_hidden_states):
+        stepped = torch.cat([step[layer] for step in layer_steps], dim=1)
+        torch.testing.assert_close(stepped, states, atol=1e-6, rtol=1e-5)
     # a prefix then the rest from its state
     head = model(
         encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=decoder_ids[:, :2], use_cache=True, **copy

@@ -20,6 +20,7 @@ every step re-runs the decoder over the whole prefix from s_0, which gives the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,6 +61,10 @@ from .rnn_layers import (
 )
 from .transformer_layers import TransformerStack
 from .transformers_contract import CheckedGenerationMixin, cache_field, resolve_cache
+
+#: generate() settings (keywords or GenerationConfig fields) that turn on assisted decoding in transformers: a draft
+#: model, prompt lookup, early exit as the draft, multi-token-prediction heads
+ASSISTED_DECODING_SETTINGS = ("assistant_model", "prompt_lookup_num_tokens", "assistant_early_exit", "use_mtp")
 
 #: attention_type -> decoder style (how the context enters the recurrence; see rnn_layers.py)
 DECODER_STYLE = {
@@ -241,7 +246,10 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
     """Encoder, bridge and decoder without the output layer; returns the decoder's features (B, T, D).
 
     `cross_attentions` (with `output_attentions=True`) is a one-layer tuple holding the alignment weights as
-    (B, 1, T, S), the layout of transformers' cross-attentions with one head, ready for alignment plots.
+    (B, 1, T, S), the layout of transformers' cross-attentions with one head, ready for alignment plots (`alignments`
+    holds them as (B, T, S)). `encoder_hidden_states` / `decoder_hidden_states` (with `output_hidden_states=True`)
+    hold the embeddings and the states of every recurrent layer, L + 1 tensors a side (a Transformer encoder's: its
+    embeddings and every layer's output). Which of them a backward pass reaches: `RNNDecoder.forward`.
 
     >>> import torch
     >>> from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqModel
@@ -334,6 +342,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
             state=resolve_cache(cache, past_key_values),
             inputs_embeds=decoder_inputs_embeds,
             input_sampler=decoder_input_sampler,
+            output_hidden_states=bool(output_hidden_states),
         )
         cross_attentions = None
         if output_attentions and decoded.attention_weights is not None:
@@ -341,7 +350,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         return RNNSeq2SeqModelOutput(
             last_hidden_state=decoded.features,
             **cache_field(decoded.state if use_cache else None),
-            decoder_hidden_states=(decoded.recurrent_states,) if output_hidden_states else None,
+            decoder_hidden_states=(decoded.inputs, *decoded.layer_states) if output_hidden_states else None,
             cross_attentions=cross_attentions,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
@@ -374,7 +383,6 @@ class RNNSeq2SeqForConditionalGeneration(
     1
     """
 
-    _is_stateful = True
     generation_cache = "recurrent"
 
     def __init__(self, config: RNNSeq2SeqConfig) -> None:
@@ -390,6 +398,25 @@ class RNNSeq2SeqForConditionalGeneration(
     @property
     def copies_source(self) -> bool:
         return self.config.copy_mechanism
+
+    def generate(self, inputs: torch.Tensor | None = None, **kwargs: Any) -> Any:
+        """`generate()` of transformers (greedy, beam search, sampling, logits processors), refusing assisted
+        decoding up front: it checks a draft's tokens in one forward and rolls the cache back to the last accepted
+        one, and a recurrent state holds no per-token history to roll back to."""
+        given = kwargs.get("generation_config") or self.generation_config
+        asked = [
+            name
+            for name in ASSISTED_DECODING_SETTINGS
+            if kwargs.get(name) not in (None, False) or getattr(given, name, None) not in (None, False)
+        ]
+        if asked:
+            raise ValueError(
+                f"{type(self).__name__} cannot decode with {', '.join(f'`{name}`' for name in asked)}: assisted "
+                "(speculative) decoding rolls the decoding cache back to the last accepted draft token, and the RNN "
+                "decoder's state holds no per-token history to roll back to. Decode with greedy search, beam search "
+                "or sampling (num_beams, do_sample) instead."
+            )
+        return super().generate(inputs, **kwargs)
 
     def tied_weights(self) -> dict[str, str]:
         if not self.config.tie_word_embeddings:

@@ -6,7 +6,13 @@ L layers, V vocabulary. States are kept batch-first, (B, L, H), and transposed t
 
 Encoder (Schuster & Paliwal 1997; Bahdanau et al. 2015, arXiv 1409.0473, section 3.2):
 
-    h_j = [h->_j ; h<-_j]          one cuDNN-style call over a packed batch; padding is never read
+    h^l_j = [h->^l_j ; h<-^l_j]    layer l over layer l-1's states (l = 1..L, h^0 = the embeddings), one call of
+                                   torch's recurrent kernel per layer over a packed batch; padding is never read
+
+The stacks are `nn.RNN`/`nn.GRU`/`nn.LSTM` with their weights under torch's names (`weight_ih_l0`, ...), run layer
+by layer (`LayeredRecurrent`): each layer is a `RecurrentLayer`, so every layer's states can be returned
+(`output_hidden_states`) and transformers' `gradient_checkpointing_enable()` checkpoints each layer
+(GradientCheckpointingLayer).
 
 Bridge, the decoder's initial state from the encoder's final states (h->_N, h<-_1 per layer):
 
@@ -34,36 +40,207 @@ written there with s_{t-1}; the model equation 4 and common implementations use 
 without input feeding nothing feeds back, so the decoder runs the whole target in one call; otherwise it steps.
 
 Gradient checkpointing (`model.gradient_checkpointing_enable()`, `TrainingArguments(gradient_checkpointing=True)`):
-the encoder's recurrent call is one checkpointed segment; the decoder checkpoints its whole call when it runs the
-target in one call, and chunks of `RNNDecoder.checkpoint_steps` steps when it steps, carrying the state between
-chunks. The backward pass recomputes each segment from its inputs instead of keeping its activations.
+every recurrent layer that runs over a whole sequence (the encoder's, and the decoder's when it runs the target in
+one call) is a checkpointed segment of its own; a decoder that steps checkpoints chunks of
+`RNNDecoder.checkpoint_steps` steps (every layer, the attention and the readout of those steps), carrying the state
+between chunks. The backward pass recomputes each segment from its inputs instead of keeping its activations.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 
 from .rnn_attention import GlobalAttention
 from .speed_paths import recurrent_step
 
 RNN_TYPES = ("rnn", "gru", "lstm")
-RECURRENT_MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 BRIDGES = ("zero", "last", "linear")
 DECODER_STYLES = ("context", "bahdanau", "luong")
+
+#: torch's recurrent kernel of each `nn.RNNBase.mode`: what `nn.RNN`/`nn.GRU`/`nn.LSTM` call, here for one layer
+RECURRENT_KERNELS: dict[str, Callable[..., tuple[torch.Tensor, ...]]] = {
+    "LSTM": torch.lstm,
+    "GRU": torch.gru,
+    "RNN_TANH": torch.rnn_tanh,
+    "RNN_RELU": torch.rnn_relu,
+}
+
+
+def real_tokens_first(mask: torch.Tensor) -> torch.Tensor | None:
+    """For a (B, S) mask, the (B, S) gather index that moves each row's real tokens to the front in order, or None if
+    the mask is already right-padded (the common case, which needs no gather)."""
+    lengths = mask.sum(-1, keepdim=True)
+    if torch.equal(mask, torch.arange(mask.shape[1], device=mask.device)[None, :] < lengths):
+        return None
+    return torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+
+
+@dataclass
+class SequencePadding:
+    """Where the real tokens of a padded (B, S) batch are, for packing it: `lengths` (B,) on the CPU, and `order`,
+    the (B, S) gather index that moves each row's real tokens to the front where some row's padding is not at its
+    end (None for a right-padded batch)."""
+
+    lengths: torch.Tensor
+    order: torch.Tensor | None
+
+    @classmethod
+    def of(cls, attention_mask: torch.Tensor) -> SequencePadding:
+        """The padding of a (B, S) attention mask (1 = real token); a row without a real token raises."""
+        mask = attention_mask.bool()
+        lengths = mask.sum(-1)
+        if bool((lengths == 0).any()):
+            raise ValueError(
+                "every source sequence needs at least one real token, but attention_mask has an all-padding row"
+            )
+        return cls(lengths=lengths.cpu(), order=real_tokens_first(mask))
+
+    def to_front(self, values: torch.Tensor) -> torch.Tensor:
+        """(B, S, D) in the batch's positions -> each row's real tokens first."""
+        return values if self.order is None else values.gather(1, self.order[..., None].expand_as(values))
+
+    def to_positions(self, values: torch.Tensor) -> torch.Tensor:
+        """The inverse of `to_front` for (B, S, D) values that are zero after each row's real tokens."""
+        if self.order is None:
+            return values
+        return torch.zeros_like(values).scatter(1, self.order[..., None].expand_as(values), values)
+
+
+class RecurrentLayer(GradientCheckpointingLayer):
+    """One layer of a stacked RNN/GRU/LSTM (`LayeredRecurrent`), run over a whole sequence by torch's own kernel.
+
+    It holds no weights: they stay in the stack under torch's names (`weight_ih_l{k}`, `weight_hh_l{k}`, biases,
+    `_reverse` for the backward direction), so checkpoints, initialisation and the one-step path are those of
+    `nn.LSTM`. It is a module of its own so that transformers' `gradient_checkpointing_enable()` checkpoints each layer
+    (a GradientCheckpointingLayer): the backward pass recomputes the layer from its inputs and initial states.
+    """
+
+    def __init__(self, mode: str, *, bidirectional: bool, bias: bool) -> None:
+        super().__init__()
+        if mode not in RECURRENT_KERNELS:
+            raise ValueError(f"recurrent mode {mode!r} is not one of {tuple(RECURRENT_KERNELS)}")
+        self.mode = mode
+        self.bidirectional = bidirectional
+        self.bias = bias
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        hidden: torch.Tensor,
+        cell: torch.Tensor | None = None,
+        *,
+        weights: list[torch.Tensor],
+        padding: SequencePadding | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(B, S, I) inputs and the initial states (dirs, B, Hd) (`cell` for an LSTM) -> (B, S, dirs * Hd) outputs, zero
+        on padding, and the final states (dirs, B, Hd), each direction's at its last real token. With `padding` the
+        batch is packed, so padding is never read. (Inputs and states are positional: a reentrant checkpoint
+        reconnects only positional tensors.)"""
+        kernel = RECURRENT_KERNELS[self.mode]
+        state = hidden if cell is None else (hidden, cell)
+        settings = (self.bias, 1, 0.0, self.training, self.bidirectional)  # has_biases, layers, dropout, train, bidir.
+        if padding is None:
+            outputs, *final = kernel(inputs, state, weights, *settings, True)  # batch first
+            return outputs, final[0], (final[1] if cell is not None else None)
+        packed = pack_padded_sequence(padding.to_front(inputs), padding.lengths, batch_first=True, enforce_sorted=False)
+        state = tuple(value.index_select(1, packed.sorted_indices) for value in (hidden, cell) if value is not None)
+        data, *final = kernel(packed.data, packed.batch_sizes, state if cell is not None else state[0], weights, *settings)
+        outputs, _ = pad_packed_sequence(
+            PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+            batch_first=True,
+            total_length=inputs.shape[1],
+        )
+        final = [value.index_select(1, packed.unsorted_indices) for value in final]
+        return padding.to_positions(outputs), final[0], (final[1] if cell is not None else None)
+
+
+class LayeredRecurrent(nn.RNNBase):
+    """An `nn.RNN`/`nn.GRU`/`nn.LSTM` (mixed in before it) that can run layer by layer through its `layers`, one
+    `RecurrentLayer` each, with dropout between layers as the fused call applies it (Zaremba et al. 2014).
+
+    Its parameters, their names and `forward` are the torch module's; `run_layers` is the layer-by-layer call, which
+    also returns every layer's states.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if self.proj_size:
+            raise ValueError("a layered recurrent stack does not take proj_size")
+        self.layers = nn.ModuleList(
+            RecurrentLayer(self.mode, bidirectional=self.bidirectional, bias=self.bias) for _ in range(self.num_layers)
+        )
+
+    def layer_weights(self, layer: int) -> list[torch.Tensor]:
+        """The weights of `layer` in the order torch's kernel takes them (per direction: W_ih, W_hh, b_ih, b_hh)."""
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
+        suffixes = ("", "_reverse") if self.bidirectional else ("",)
+        return [getattr(self, f"{name}_l{layer}{suffix}") for suffix in suffixes for name in names]
+
+    def run_layers(
+        self,
+        inputs: torch.Tensor,
+        hidden: torch.Tensor | None = None,
+        cell: torch.Tensor | None = None,
+        *,
+        padding: SequencePadding | None = None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """(B, S, I) batch-first inputs and torch's initial states (L * dirs, B, Hd), zeros when None -> the outputs of
+        every layer, each (B, S, dirs * Hd) and the next layer's input, and the final states (L * dirs, B, Hd) (cell
+        None for GRU/RNN), as the fused call computes them."""
+        directions = 2 if self.bidirectional else 1
+        if hidden is None:
+            hidden = inputs.new_zeros(self.num_layers * directions, inputs.shape[0], self.hidden_size)
+            cell = torch.zeros_like(hidden) if isinstance(self, nn.LSTM) else None
+        outputs: list[torch.Tensor] = []
+        finals: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        layer_input = inputs
+        for index, layer in enumerate(self.layers):
+            if index > 0 and self.dropout > 0 and self.training:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+            rows = slice(index * directions, (index + 1) * directions)
+            layer_input, final_hidden, final_cell = layer(
+                layer_input,
+                hidden[rows],
+                cell[rows] if cell is not None else None,
+                weights=self.layer_weights(index),
+                padding=padding,
+            )
+            outputs.append(layer_input)
+            finals.append((final_hidden, final_cell))
+        final_hidden = torch.cat([final[0] for final in finals])
+        final_cell = torch.cat([final[1] for final in finals]) if cell is not None else None
+        return outputs, final_hidden, final_cell
+
+
+class LayeredRNN(LayeredRecurrent, nn.RNN):
+    """`nn.RNN` that can run layer by layer (`LayeredRecurrent`)."""
+
+
+class LayeredGRU(LayeredRecurrent, nn.GRU):
+    """`nn.GRU` that can run layer by layer (`LayeredRecurrent`)."""
+
+
+class LayeredLSTM(LayeredRecurrent, nn.LSTM):
+    """`nn.LSTM` that can run layer by layer (`LayeredRecurrent`)."""
+
+
+RECURRENT_MODULES: dict[str, type[LayeredRecurrent]] = {"rnn": LayeredRNN, "gru": LayeredGRU, "lstm": LayeredLSTM}
 
 
 def build_recurrent(
     rnn_type: str, input_size: int, hidden_size: int, num_layers: int, *, dropout: float, bidirectional: bool = False
-) -> nn.RNNBase:
-    """A batch-first `nn.RNN`/`nn.GRU`/`nn.LSTM`; `dropout` acts between stacked layers (Zaremba et al. 2014)."""
+) -> LayeredRecurrent:
+    """A batch-first RNN/GRU/LSTM stack; `dropout` acts between stacked layers (Zaremba et al. 2014)."""
     if rnn_type not in RECURRENT_MODULES:
         raise ValueError(f"rnn_type={rnn_type!r} is not supported; valid values: {RNN_TYPES}")
     return RECURRENT_MODULES[rnn_type](
@@ -93,27 +270,18 @@ class RNNEncoderOutput(BaseModelOutput):
     final_cell_state: torch.FloatTensor | None = None
 
 
-def real_tokens_first(mask: torch.Tensor) -> torch.Tensor | None:
-    """For a (B, S) mask, the (B, S) gather index that moves each row's real tokens to the front in order, or None if
-    the mask is already right-padded (the common case, which needs no gather)."""
-    lengths = mask.sum(-1, keepdim=True)
-    if torch.equal(mask, torch.arange(mask.shape[1], device=mask.device)[None, :] < lengths):
-        return None
-    return torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
-
-
 class RNNEncoder(nn.Module):
-    """Embeddings and a (bi)directional recurrent stack over a packed batch.
+    """Embeddings and a (bi)directional recurrent stack over a packed batch, layer by layer.
 
     Accepts what `generate` sends an encoder. Any padding side works: a row whose padding is not at the end is
-    gathered to the front before packing and scattered back after. Padding positions of the output are zero.
-    `hidden_states` (when asked) are the embeddings and the top layer's states: the stack is one fused module.
+    gathered to the front before packing and scattered back after. Padding positions of the outputs are zero.
+    `hidden_states` (when asked) are the embeddings and the states of every layer, L + 1 tensors (B, S, *), each the
+    tensor the next layer read (so `retain_grad()` on them sees the gradient of anything computed from them).
     """
 
     main_input_name = "input_ids"
-    gradient_checkpointing = False  # set by transformers' gradient_checkpointing_enable(), with the checkpoint function
 
-    def __init__(self, *, embed_tokens: nn.Embedding, rnn: nn.RNNBase, dropout: float) -> None:
+    def __init__(self, *, embed_tokens: nn.Embedding, rnn: LayeredRecurrent, dropout: float) -> None:
         super().__init__()
         self.embed_tokens = embed_tokens
         self.rnn = rnn
@@ -134,42 +302,15 @@ class RNNEncoder(nn.Module):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (B, S, E)
         embedded = self.dropout(inputs_embeds)
-        if self.gradient_checkpointing and self.training:
-            outputs, hidden, cell = self._gradient_checkpointing_func(self._encode, embedded, attention_mask)
-        else:
-            outputs, hidden, cell = self._encode(embedded, attention_mask)
+        padding = SequencePadding.of(attention_mask) if attention_mask is not None else None
+        layers, hidden, cell = self.rnn.run_layers(embedded, padding=padding)  # L x (B, S, H)
         result = RNNEncoderOutput(
-            last_hidden_state=outputs,
-            hidden_states=(inputs_embeds, outputs) if output_hidden_states else None,
+            last_hidden_state=layers[-1],
+            hidden_states=(embedded, *layers) if output_hidden_states else None,
             final_hidden_state=batch_first_state(hidden, self.rnn.num_layers),
             final_cell_state=batch_first_state(cell, self.rnn.num_layers) if cell is not None else None,
         )
         return result if return_dict is not False else result.to_tuple()
-
-    def _encode(
-        self, embedded: torch.Tensor, attention_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The recurrent stack over (B, S, E) embeddings: outputs (B, S, H), final hidden and cell (torch layout)."""
-        length = embedded.shape[1]
-        if attention_mask is None:
-            outputs, state = self.rnn(embedded)  # (B, S, H)
-        else:
-            mask = attention_mask.bool()
-            lengths = mask.sum(-1)
-            if bool((lengths == 0).any()):
-                raise ValueError(
-                    "every source sequence needs at least one real token, but attention_mask has an all-padding row"
-                )
-            order = real_tokens_first(mask)
-            if order is not None:
-                embedded = embedded.gather(1, order[..., None].expand_as(embedded))
-            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            packed_outputs, state = self.rnn(packed)
-            outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=length)  # (B, S, H)
-            if order is not None:
-                outputs = torch.zeros_like(outputs).scatter(1, order[..., None].expand_as(outputs), outputs)
-        hidden, cell = state if isinstance(state, tuple) else (state, None)
-        return outputs, hidden, cell
 
 
 class Bridge(nn.Module):
@@ -285,7 +426,8 @@ class RNNDecoderState:
 class RNNDecoderOutput:
     """Decoder features (B, T, D) for the output layer, the state after the last step, attention weights (B, T, S)
     (None without attention), the top recurrent layer's states s_t (B, T, H), the context vectors c_t (B, T, H), the
-    inputs x_t fed to the recurrence (B, T, E), and with coverage the coverage before each step (B, T, S)."""
+    embeddings x_t fed to the recurrence (B, T, E), with coverage the coverage before each step (B, T, S), and when
+    asked the states of every layer, L x (B, T, H) (`layer_states`)."""
 
     features: torch.Tensor
     state: RNNDecoderState
@@ -294,6 +436,7 @@ class RNNDecoderOutput:
     contexts: torch.Tensor | None = None
     inputs: torch.Tensor | None = None
     coverages: torch.Tensor | None = None
+    layer_states: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -307,6 +450,15 @@ class DecoderSteps:
     contexts: torch.Tensor | None
     inputs: torch.Tensor
     coverages: torch.Tensor | None
+    layers: tuple[torch.Tensor, ...] = ()  # every layer's states, L x (B, T, H)
+
+
+def join_steps(values: Sequence[torch.Tensor | None]) -> torch.Tensor | None:
+    """(B, T_i, *) tensors of consecutive steps -> (B, sum T_i, *), or None where the steps have none. One tensor is
+    returned as it is, not copied: it stays the tensor the output was computed from."""
+    if values[0] is None:
+        return None
+    return values[0] if len(values) == 1 else torch.cat(list(values), dim=1)
 
 
 #: (gold input ids (B,), the previous step (`DecoderSteps` of one step)) -> the ids to feed at this step (B,); scheduled
@@ -331,7 +483,7 @@ class RNNDecoder(nn.Module):
         *,
         style: str,
         embed_tokens: nn.Embedding,
-        rnn: nn.RNNBase,
+        rnn: LayeredRecurrent,
         bridge: Bridge,
         attention: GlobalAttention | None,
         readout: MaxoutReadout | None,
@@ -390,11 +542,18 @@ class RNNDecoder(nn.Module):
 
     def _recur(
         self, rnn_input: torch.Tensor, state: RNNDecoderState
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...]]:
+        """T steps of the recurrent stack from `state`: the top layer's outputs (B, T, H), the new hidden and cell
+        (B, L, H), and the outputs of every layer, L x (B, T, H)."""
         hidden = state.hidden.transpose(0, 1).contiguous()  # (L, B, H)
         cell = state.cell.transpose(0, 1).contiguous() if state.cell is not None else None
-        outputs, hidden, cell = recurrent_step(self.rnn, rnn_input, hidden, cell)  # (B, T, H), (L, B, H)
-        return outputs, hidden.transpose(0, 1), (cell.transpose(0, 1) if cell is not None else None)
+        if rnn_input.shape[1] == 1:
+            outputs, hidden, cell = recurrent_step(self.rnn, rnn_input, hidden, cell)  # (B, 1, H), (L, B, H)
+            layers = tuple(hidden[:, :, None].unbind(0))  # after one step a layer's output is its new hidden state
+        else:
+            layers, hidden, cell = self.rnn.run_layers(rnn_input, hidden, cell)  # L x (B, T, H)
+            outputs = layers[-1]
+        return outputs, hidden.transpose(0, 1), (cell.transpose(0, 1) if cell is not None else None), tuple(layers)
 
     def _advance(
         self,
@@ -418,7 +577,7 @@ class RNNDecoder(nn.Module):
             rnn_input = torch.cat([embedded, state.attentional[:, None, :]], dim=-1)
         else:
             rnn_input = embedded
-        outputs, hidden, cell = self._recur(rnn_input, state)  # (B, T, H)
+        outputs, hidden, cell, layers = self._recur(rnn_input, state)  # (B, T, H)
         attentional = None
         if self.style == "luong":
             # (B, T, H), (B, T, S)
@@ -435,7 +594,7 @@ class RNNDecoder(nn.Module):
             coverage=state.coverage + weights[:, -1].float() if coverage is not None else None,
             length=state.length + embedded.shape[1],
         )
-        return DecoderSteps(features, new_state, weights, outputs, step_context, embedded, coverage)
+        return DecoderSteps(features, new_state, weights, outputs, step_context, embedded, coverage, layers)
 
     def forward(
         self,
@@ -448,8 +607,16 @@ class RNNDecoder(nn.Module):
         state: RNNDecoderState | None = None,
         inputs_embeds: torch.Tensor | None = None,
         input_sampler: InputSampler | None = None,
+        output_hidden_states: bool = False,
     ) -> RNNDecoderOutput:
-        """Decode T tokens from `state` (a cached state) or, if None, from the encoder through the bridge."""
+        """Decode T tokens from `state` (a cached state) or, if None, from the encoder through the bridge;
+        `output_hidden_states` also returns the states of every layer (`layer_states`).
+
+        What a backward pass reaches: `inputs` (the embeddings), and in a decoder that runs the target in one call
+        (`steps_one_at_a_time` False, no scheduled sampling) every layer's states and the attention weights, are the
+        tensors the output was computed from. A decoder that steps computes each step from the one before, so its
+        per-layer states and attention weights are the steps' tensors joined afterwards: the same values, outside
+        the autograd graph of the output (`retain_grad()` on them gets no gradient)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of decoder input_ids and inputs_embeds")
         if input_sampler is not None and input_ids is None:
@@ -462,8 +629,11 @@ class RNNDecoder(nn.Module):
             inputs_embeds = self.embed_tokens(input_ids)
         embedded = self.dropout(inputs_embeds)  # (B, T, E)
 
-        checkpointing = self.gradient_checkpointing and self.training
-        if input_sampler is None and not self.steps_one_at_a_time:
+        stepping = input_sampler is not None or self.steps_one_at_a_time
+        # a decoder that runs the target in one call is checkpointed by its layers (RecurrentLayer); one that steps
+        # checkpoints chunks of steps here, each step's attention and readout included
+        checkpointing = self.gradient_checkpointing and self.training and stepping
+        if not stepping:
             segments = [(0, embedded.shape[1])]
         else:
             step = self.checkpoint_steps if checkpointing else embedded.shape[1]
@@ -477,7 +647,7 @@ class RNNDecoder(nn.Module):
             # every tensor that carries a gradient goes in as an argument (a reentrant checkpoint only detaches and
             # reconnects those); what is bound here carries none
             segment = partial(self._segment, state=state, mask=mask, input_ids=input_ids, input_sampler=input_sampler,
-                              start=start, previous=previous)
+                              start=start, previous=previous, with_layers=output_hidden_states)
             tensors = (embedded[:, start:end], state.hidden, state.cell, state.attentional, state.projected_keys,
                        state.coverage, context, encoder_hidden_states)
             hidden, cell, attentional, coverage, *per_step = (
@@ -486,10 +656,12 @@ class RNNDecoder(nn.Module):
             state = dataclasses.replace(state, hidden=hidden, cell=cell, attentional=attentional, coverage=coverage,
                                         length=state.length + end - start)
             pieces.append(tuple(per_step))
-        # features, weights, outputs, contexts, inputs, coverages: each (B, T, *) or None throughout
-        joined = [None if piece[0] is None else torch.cat(piece, dim=1) for piece in zip(*pieces)]
-        features, weights, outputs, contexts, inputs, coverages = joined
-        return RNNDecoderOutput(features, state, weights, outputs, contexts, inputs, coverages)
+        # features, weights, outputs, contexts, inputs, coverages, then (when asked) each layer's states
+        features, weights, outputs, contexts, inputs, coverages, *layers = (join_steps(piece) for piece in zip(*pieces))
+        if input_sampler is None:
+            inputs = embedded  # the same values; this one is the tensor every step read its input from
+        return RNNDecoderOutput(features, state, weights, outputs, contexts, inputs, coverages,
+                                layer_states=tuple(layers) if output_hidden_states else None)
 
     def _segment(
         self,
@@ -508,11 +680,12 @@ class RNNDecoder(nn.Module):
         input_sampler: InputSampler | None,
         start: int,
         previous: DecoderSteps | None,
+        with_layers: bool = False,
     ) -> tuple[torch.Tensor | None, ...]:
         """Target steps start .. start + T of the (B, T, E) `embedded` from the given state tensors, in one call or
         one step at a time: the state tensors after them (hidden, cell, attentional, coverage), then the per-step
-        tensors (features, weights, top-layer outputs, contexts, inputs, coverages). Tensors in, tensors out, so a
-        checkpoint can recompute it (reentrant or not)."""
+        tensors (features, weights, top-layer outputs, contexts, inputs, coverages) and, `with_layers`, each layer's
+        states. Tensors in, tensors out, so a checkpoint can recompute it (reentrant or not)."""
         state = dataclasses.replace(state, hidden=hidden, cell=cell, attentional=attentional,
                                     projected_keys=projected_keys, coverage=coverage)
         if input_sampler is None and not self.steps_one_at_a_time:
@@ -528,10 +701,8 @@ class RNNDecoder(nn.Module):
                 steps.append(self._advance(step_input, state, keys, mask, context))
                 state = steps[-1].state
         state = steps[-1].state
-
-        def joined(name: str) -> torch.Tensor | None:
-            values = [getattr(step, name) for step in steps]
-            return None if values[0] is None else torch.cat(values, dim=1)
-
-        per_step = ("features", "weights", "outputs", "contexts", "inputs", "coverages")
-        return (state.hidden, state.cell, state.attentional, state.coverage, *(joined(name) for name in per_step))
+        per_step = [join_steps([getattr(step, name) for step in steps])
+                    for name in ("features", "weights", "outputs", "contexts", "inputs", "coverages")]
+        if with_layers:
+            per_step += [join_steps(layer) for layer in zip(*(step.layers for step in steps))]
+        return (state.hidden, state.cell, state.attentional, state.coverage, *per_step)

@@ -11,12 +11,15 @@
 3. **A watch on `generate()`** (`CacheWatch`). A cache handed to `forward` under a name it does not take, or a cache
    that does not grow from one decoding step to the next, raises `CacheContractError` naming the installed
    transformers, instead of returning fluent-looking output decoded without history.
+4. **Hub kernels at load** (`no_hub_kernels`). From 5.25 `from_pretrained` swaps layers for compute kernels fetched
+   from the Hub unless told not to; every load of this library tells it not to.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import warnings
 from typing import Any, ClassVar
 
@@ -28,14 +31,35 @@ from transformers.modeling_outputs import Seq2SeqLMOutput
 
 from .speed_paths import prepare_beam_cache
 
-#: the releases whose generation contract the test suite checked (constraints.txt pins the first)
-TESTED_TRANSFORMERS = ("5.23.0", "5.24.0")
+#: the releases the whole test suite passed on (constraints.txt pins the first; 5.25.0 with accelerate 1.16.0)
+TESTED_TRANSFORMERS = ("5.23.0", "5.24.0", "5.25.0")
 
 #: the name transformers gives the generation cache in `ModelOutput`s and in the kwargs `generate()` hands `forward`
 CACHE_FIELD = "cache" if "cache" in {field.name for field in dataclasses.fields(Seq2SeqLMOutput)} else "past_key_values"
 
 #: the names a forward of this library takes the cache under
 CACHE_ARGUMENTS = ("cache", "past_key_values")
+
+
+#: transformers' switch for Hub kernels (`USE_HUB_KERNELS`); the values it reads as on
+HUB_KERNELS_VARIABLE = "USE_HUB_KERNELS"
+TRUE_VALUES = frozenset({"1", "ON", "YES", "TRUE"})
+
+
+def no_hub_kernels() -> dict[str, Any]:
+    """The `from_pretrained` keywords of every load this library makes: no compute kernels from the Hub.
+
+    transformers 5.25 turns `use_kernels` on by default (unless `USE_HUB_KERNELS` is off): on a GPU, layers such as
+    GELU, SiLU and RMSNorm are swapped at load for kernels downloaded from the Hub, which reaches the network and
+    changes the numbers from one release to the next. Every supported release takes `use_kernels=False` (5.23 and
+    5.24 default to it). A user who wants Hub kernels sets `USE_HUB_KERNELS=1` explicitly, which turns them on for
+    the library's loads on every release (the `kernels` package must be installed).
+
+    >>> import os
+    >>> no_hub_kernels() if os.environ.get("USE_HUB_KERNELS") is None else {"use_kernels": False}
+    {'use_kernels': False}
+    """
+    return {"use_kernels": os.environ.get(HUB_KERNELS_VARIABLE, "").upper() in TRUE_VALUES}
 
 
 class CacheContractError(RuntimeError):
@@ -87,7 +111,7 @@ def _is_cache(value: Any) -> bool:
 def _version_advice() -> str:
     return (
         f"installed: transformers {transformers.__version__}; hf_encdec is tested with transformers "
-        f"{' and '.join(TESTED_TRANSFORMERS)} (`pip install -c constraints.txt ...` from the repository installs the "
+        f"{', '.join(TESTED_TRANSFORMERS)} (`pip install -c constraints.txt ...` from the repository installs the "
         "tested set)"
     )
 

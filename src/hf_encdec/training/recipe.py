@@ -64,6 +64,7 @@ from ..evaluation import (
 from ..inference import check_model_folder, is_autoregressive, trained_on_software_messages, translate
 from ..localization.placeholders import find_accelerators, find_placeholders, keeps_placeholders
 from ..model_card import ModelCardFacts, write_model_card
+from ..models.transformers_contract import no_hub_kernels
 from ..registration import family_of
 from .distill import distill_settings
 from .nat_report import compare_decoding, teacher_of
@@ -599,7 +600,7 @@ def _finished_training(trainer: TranslationTrainer, state: TrainerState, options
     if trainer.args.load_best_model_at_end and state.best_model_checkpoint:
         best = Path(options.output_dir) / CHECKPOINTS / Path(state.best_model_checkpoint).name
         trainer.model = trainer.model_wrapped = type(trainer.model).from_pretrained(
-            best, attn_implementation=options.attn_implementation
+            best, attn_implementation=options.attn_implementation, **no_hub_kernels()
         ).to(trainer.args.device)
     total, previous = 0.0, 0
     for entry in state.log_history:  # each logged loss is the mean over the steps since the previous log

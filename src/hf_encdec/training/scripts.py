@@ -53,6 +53,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from ..data import build_manpage_sections_corpus, build_manpages_corpus, load_corpus, load_parallel_files
 from ..data.tokenizer import TOKENIZER_MODELS, check_tokenizer_matches_model, train_tokenizer
+from ..models.transformers_contract import no_hub_kernels
 from ..registration import FAMILIES, presets
 
 logger = logging.getLogger(__name__)
@@ -476,7 +477,7 @@ def build_model(
         if Path(path).is_dir() and not (Path(path) / "config.json").is_file():
             raise FileNotFoundError(f"--model_name_or_path {path} has no config.json; is it a model folder?")
         model = auto_class.from_pretrained(
-            path, trust_remote_code=model_args.trust_remote_code, **(extra or {}), **options
+            path, trust_remote_code=model_args.trust_remote_code, **(extra or {}), **options, **no_hub_kernels()
         )
     else:
         transformers.set_seed(seed)
