@@ -52,7 +52,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers.modeling_outputs import BaseModelOutput
 
 from .rnn_attention import GlobalAttention
-from .speed_paths import recurrent_step
 
 RNN_TYPES = ("rnn", "gru", "lstm")
 RECURRENT_MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -393,8 +392,11 @@ class RNNDecoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         hidden = state.hidden.transpose(0, 1).contiguous()  # (L, B, H)
         cell = state.cell.transpose(0, 1).contiguous() if state.cell is not None else None
-        outputs, hidden, cell = recurrent_step(self.rnn, rnn_input, hidden, cell)  # (B, T, H), (L, B, H)
-        return outputs, hidden.transpose(0, 1), (cell.transpose(0, 1) if cell is not None else None)
+        if cell is None:
+            outputs, hidden = self.rnn(rnn_input, hidden)  # (B, T, H), (L, B, H)
+            return outputs, hidden.transpose(0, 1), None
+        outputs, (hidden, cell) = self.rnn(rnn_input, (hidden, cell))
+        return outputs, hidden.transpose(0, 1), cell.transpose(0, 1)
 
     def _advance(
         self,

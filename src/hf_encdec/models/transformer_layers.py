@@ -31,7 +31,6 @@ from .modeling_common import config_output_flags
 from .norms import build_norm
 from .positions import POSITIONS, AlibiBias, RotaryEmbedding
 from .transformers_contract import cache_field, resolve_cache
-from .speed_paths import Dropout, kept_cross_mask
 
 
 class TransformerLayer(GradientCheckpointingLayer):
@@ -56,7 +55,7 @@ class TransformerLayer(GradientCheckpointingLayer):
         self.cross_attn_norm = cross_attn_norm
         self.feed_forward = feed_forward
         self.feed_forward_norm = feed_forward_norm
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.pre_norm = pre_norm
 
     def _residual(
@@ -181,7 +180,7 @@ class TransformerStack(nn.Module):
         self.embedding_norm = (
             build_norm(config.norm_type, config.hidden_size, config.layer_norm_eps) if config.embedding_norm else None
         )
-        self.dropout = Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(
             build_transformer_layer(config, layer_idx=i, causal=causal, cross_attention=cross_attention)
             for i in range(num_layers)
@@ -285,17 +284,11 @@ class TransformerStack(nn.Module):
             )
         cross_mask = None
         if has_cross:
-            cross_mask = kept_cross_mask(
-                cache,
-                encoder_attention_mask,
-                (length, encoder_hidden_states.dtype),
-                partial(
-                    create_bidirectional_mask,
-                    config=self.config,
-                    inputs_embeds=hidden_states,
-                    attention_mask=encoder_attention_mask,
-                    encoder_hidden_states=encoder_hidden_states,
-                ),
+            cross_mask = create_bidirectional_mask(
+                config=self.config,
+                inputs_embeds=hidden_states,
+                attention_mask=encoder_attention_mask,
+                encoder_hidden_states=encoder_hidden_states,
             )
 
         all_hidden_states = [hidden_states] if output_hidden_states else None
