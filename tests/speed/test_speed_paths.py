@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig
 
+from helpers import word_level_tokenizer
 from hf.test_families import REMOTE_SCRIPT
 from hf_encdec.models.feed_forward import GatedFeedForward
 from hf_encdec.registration import FAMILIES, Family
@@ -203,3 +204,30 @@ def test_the_entry_points_switch_turns_the_speed_paths_off(monkeypatch: pytest.M
     monkeypatch.delenv("HF_ENCDEC_SPEED_PATHS")
     assert type(speed_up(_plain_model(family, family.tiny)).lm_head) is ProjectionLinear
     assert os.environ.get("HF_ENCDEC_SPEED_PATHS") is None and set(SPEED_PATHS) >= {"projections", "fused_loss"}
+
+
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_the_library_loads_and_builds_models_with_the_speed_paths(
+    switch: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`load_translator` (translate, evaluate, translate-po, distill) and `training.scripts.build_model` (the
+    example scripts) hand out sped-up models, the plain ones under `HF_ENCDEC_SPEED_PATHS=0`; a sped-up model
+    translates as the plain one does."""
+    from hf_encdec.inference import load_translator, translate
+    from hf_encdec.training.scripts import ModelArguments, build_model
+
+    monkeypatch.setenv("HF_ENCDEC_SPEED_PATHS", switch)
+    family = _BY_NAME["transformer"]
+    plain = _plain_model(family, family.tiny).eval()
+    tokenizer = word_level_tokenizer([f"w{i}" for i in range(plain.config.vocab_size - 5)])
+    plain.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded, _ = load_translator(tmp_path, device="cpu")
+    built = build_model(type(plain), ModelArguments(model_name_or_path=str(tmp_path)), tokenizer, seed=0)
+    for model in (loaded, built):
+        assert isinstance(model.lm_head, ProjectionLinear) == (switch == "1")
+        assert (model.generation_cache_factory is not None) == (switch == "1")
+    texts = ["w1 w2 w3", "w4 w5"]
+    assert translate(loaded, tokenizer, texts, num_beams=2, max_new_tokens=5, progress=False, protect=False) == (
+        translate(plain, tokenizer, texts, num_beams=2, max_new_tokens=5, progress=False, protect=False)
+    )
