@@ -49,8 +49,9 @@ def copy_cross_entropy(
 
     >>> logits, attention, gate = torch.randn(2, 3, 11), torch.softmax(torch.randn(2, 3, 5), -1), torch.randn(2, 3, 1)
     >>> source, labels = torch.randint(0, 11, (2, 5)), torch.randint(0, 11, (2, 3))
+    >>> from hf_encdec.models.copy_mechanism import mixture_cross_entropy
     >>> log_probs = mixture_log_probs(logits, attention, gate, source)
-    >>> dense = 0.9 * -log_probs.gather(2, labels[..., None]).mean() + 0.1 * -log_probs.mean()
+    >>> dense = mixture_cross_entropy(log_probs, labels, vocab_size=11, label_smoothing=0.1)  # the plain model's
     >>> sparse = copy_cross_entropy(logits.reshape(6, 11), attention, gate, source, labels, label_smoothing=0.1)
     >>> bool(torch.allclose(sparse, dense))
     True

@@ -15,6 +15,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+#: what `nn.LSTM` / `nn.GRU` / `nn.RNN` take as input
+Inputs = torch.Tensor | PackedSequence
 
 
 def _cell_function(rnn: nn.RNNBase) -> Callable[..., torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
@@ -65,7 +69,9 @@ def cell_step(
 class StepLSTM(nn.LSTM):
     """`nn.LSTM` that takes a one-step call with initial states by its cell functions (`cell_step`)."""
 
-    def forward(self, input, hx=None):  # type: ignore[override]  # nn.LSTM's own signature
+    def forward(  # type: ignore[override]
+        self, input: Inputs, hx: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[Inputs, tuple[torch.Tensor, torch.Tensor]]:
         if hx is None or not takes_one_step(self, input):
             return super().forward(input, hx)
         outputs, hidden, cell = cell_step(self, input, *hx)
@@ -75,7 +81,9 @@ class StepLSTM(nn.LSTM):
 class StepGRU(nn.GRU):
     """`nn.GRU` that takes a one-step call with an initial state by its cell function (`cell_step`)."""
 
-    def forward(self, input, hx=None):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, input: Inputs, hx: torch.Tensor | None = None
+    ) -> tuple[Inputs, torch.Tensor]:
         if hx is None or not takes_one_step(self, input):
             return super().forward(input, hx)
         outputs, hidden, _ = cell_step(self, input, hx, None)
@@ -85,7 +93,9 @@ class StepGRU(nn.GRU):
 class StepRNN(nn.RNN):
     """`nn.RNN` that takes a one-step call with an initial state by its cell function (`cell_step`)."""
 
-    def forward(self, input, hx=None):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, input: Inputs, hx: torch.Tensor | None = None
+    ) -> tuple[Inputs, torch.Tensor]:
         if hx is None or not takes_one_step(self, input):
             return super().forward(input, hx)
         outputs, hidden, _ = cell_step(self, input, hx, None)
