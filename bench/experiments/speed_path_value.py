@@ -50,12 +50,22 @@ def cpu_times(calls: dict, reps: int) -> dict[str, float]:
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def training(name: str, reps: int) -> None:
+def sides(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The plain candidate of pair `name` at the small size and its reference, from the same seed; a reference from
+    the library (the rnn pair's Transformer) with the speed paths, as bench/run.py builds it."""
     pair, size = PAIRS[name], SIZES["small"]
     torch.manual_seed(0)
     ours = pair.candidate.build(size)
     torch.manual_seed(0)
     reference = pair.reference.build(size)
+    if type(reference).__module__.startswith("hf_encdec."):
+        reference = apply_speed_paths(reference)
+    return ours, reference
+
+
+def training(name: str, reps: int) -> None:
+    pair, size = PAIRS[name], SIZES["small"]
+    ours, reference = sides(name)
     batches = training_batches(pair.kind, size, 4, 0)
     trainers = {key: Trainer.create(model, 1e-4) for key, model in copies(ours, TRAINING_PATHS).items()}
     trainers["reference"] = Trainer.create(reference, 1e-4)
@@ -75,12 +85,8 @@ def training(name: str, reps: int) -> None:
 
 def generation(name: str, reps: int, batches: list[int], new: int) -> None:
     pair, size = PAIRS[name], SIZES["small"]
-    torch.manual_seed(0)
-    ours = pair.candidate.build(size).eval()
-    torch.manual_seed(0)
-    reference = pair.reference.build(size).eval()
-    if type(reference).__module__.startswith("hf_encdec."):  # the rnn pair's reference is the library's Transformer
-        reference = apply_speed_paths(reference)
+    ours, reference = sides(name)
+    ours, reference = ours.eval(), reference.eval()
     modes = copies(ours, GENERATION_PATHS)
     for batch in batches:
         inputs = generation_inputs(pair.kind, replace(size, generate_batch=batch), 0)

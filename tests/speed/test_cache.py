@@ -1,17 +1,21 @@
 """The faster decoding cache (speed/cache.py) against transformers' own: `GrowingLayer` holds what a `DynamicLayer`
-holds through appends, beam reorders, reads and crops; `SourceSharedCache` reorders only the self-attention half;
-`generate()` of a sped-up model decodes with them, padded sources included, and keeps a cache it is given."""
+holds through appends, beam reorders, reads and crops; `SourceSharedCache` reorders only the self-attention half
+and keeps the cross-attention mask of a generation; `generate()` of a sped-up model decodes with them, padded sources
+included, builds the cross-attention mask once, and keeps a cache it is given."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache
 
 from helpers import build, token_ids
+from hf_encdec.models import transformer_layers
 from hf_encdec.models.transformers_contract import CACHE_FIELD, output_cache
 from hf_encdec.speed import apply_speed_paths
-from hf_encdec.speed.cache import MIN_SPARE_TOKENS, GrowingLayer, SourceSharedCache, use_growing_layers
+from hf_encdec.speed.cache import MIN_SPARE_TOKENS, GrowingLayer, KeptMaskStack, SourceSharedCache, use_growing_layers
 from rnn_helpers import padded_sources
 
 
@@ -138,3 +142,55 @@ def test_padded_sources_decode_the_same_with_the_faster_cache(beams: int) -> Non
     for fast, reference in zip(got.scores, expected.scores):
         torch.testing.assert_close(fast, reference)
     assert isinstance(output_cache(got), SourceSharedCache) and not isinstance(output_cache(expected), SourceSharedCache)
+
+
+def _counted_cross_masks(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Each mask transformers builds in transformer_layers: True for a cross-attention mask."""
+    builds: list[bool] = []
+    original = transformer_layers.create_bidirectional_mask
+
+    def counted(**kwargs: object) -> object:
+        builds.append(kwargs.get("encoder_hidden_states") is not None)
+        return original(**kwargs)
+
+    monkeypatch.setattr(transformer_layers, "create_bidirectional_mask", counted)
+    return builds
+
+
+@pytest.mark.contract
+@pytest.mark.parametrize("beams", [1, 3])
+def test_generate_builds_the_cross_mask_once(beams: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    builds = _counted_cross_masks(monkeypatch)
+    ids, mask = padded_sources((6, 2, 4))
+    plain = build("seq2seq")
+    fast = apply_speed_paths(copy.deepcopy(plain), paths=["generation_cache"])
+    assert isinstance(fast.model.decoder, KeptMaskStack)
+    settings = {"attention_mask": mask, "num_beams": beams, "max_new_tokens": 6, "min_new_tokens": 6}
+    assert torch.equal(fast.generate(ids, **settings), plain.generate(ids, **settings))
+    assert builds.count(True) == 1 + 6  # the sped-up model's one, then the plain model's at each of its 6 steps
+
+
+def test_the_cross_mask_is_kept_per_source_mask_and_query_and_dropped_with_the_encoder_states(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    builds = _counted_cross_masks(monkeypatch)
+    stack = apply_speed_paths(build("seq2seq"), paths=["generation_cache"]).model.decoder
+    states, encoder_states = torch.randn(2, 1, 32), torch.randn(2, 5, 32)
+    cache, mask = SourceSharedCache(DynamicCache(), DynamicCache()), torch.tensor([[1, 1, 1, 0, 0], [1] * 5])
+
+    def mask_of(hidden: torch.Tensor, source_mask: torch.Tensor, used: object = cache) -> object:
+        return stack.cross_attention_mask(hidden, encoder_states, source_mask, used)
+
+    first = mask_of(states, mask)
+    cache.is_updated[0] = True  # the first step projected the encoder keys/values
+    assert mask_of(states, mask) is first and builds.count(True) == 1
+    mask_of(states, mask.clone())  # another source mask object
+    mask_of(torch.randn(2, 2, 32), mask)  # another query length
+    assert builds.count(True) == 3
+    cache.reset()  # a new source: its keys/values are projected again, and so is the mask
+    assert cache.cross_mask is None
+    mask_of(states, mask)
+    plain_cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    mask_of(states, mask, plain_cache)
+    mask_of(states, mask, plain_cache)  # any other cache: built at every call
+    assert builds.count(True) == 6

@@ -20,12 +20,15 @@ from transformers import AutoConfig
 
 from helpers import word_level_tokenizer
 from hf.test_families import REMOTE_SCRIPT
+from hf_encdec.models.attention import MultiHeadAttention
 from hf_encdec.models.feed_forward import GatedFeedForward
+from hf_encdec.models.transformer_layers import TransformerStack
 from hf_encdec.registration import FAMILIES, Family
 from hf_encdec.speed import SPEED_PATHS, apply_speed_paths, speed_up
+from hf_encdec.speed.cache import KeptMaskStack
 from hf_encdec.speed.projections import ProjectionLinear
 from hf_encdec.speed.recurrent import StepLSTM
-from hf_encdec.speed.training import Dropout, GatedProductFeedForward
+from hf_encdec.speed.training import BoolDropoutAttention, Dropout, GatedProductFeedForward
 
 SOURCE = torch.randint(5, 99, (3, 7))
 SOURCE_MASK = torch.tensor([[1] * 7, [1] * 7, [1] * 4 + [0] * 3])
@@ -141,7 +144,8 @@ def test_the_modules_are_swapped_in_place_and_the_parameters_stay() -> None:
         assert dict(model.named_parameters()) == parameters  # the same tensors under the same names
         for name, module in model.named_modules():
             expected = {nn.Linear: ProjectionLinear, nn.Dropout: Dropout, GatedFeedForward: GatedProductFeedForward,
-                        nn.LSTM: StepLSTM}.get(kinds[name], kinds[name])
+                        nn.LSTM: StepLSTM, MultiHeadAttention: BoolDropoutAttention,
+                        TransformerStack: KeptMaskStack}.get(kinds[name], kinds[name])
             assert type(module) is expected, name
     assert any(isinstance(module, GatedProductFeedForward) for module in decoder.modules())
     assert any(isinstance(module, StepLSTM) for module in rnn.modules())

@@ -211,6 +211,23 @@ class TransformerStack(nn.Module):
                 "(tokenizer truncation=True, max_length=...) or use position_type 'sinusoidal', 'rope' or 'alibi'"
             )
 
+    def cross_attention_mask(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
+        cache: Cache | None,
+    ) -> object:
+        """The mask of the cross-attention from the (B, T, D) states over the (B, S, D) encoder states, in the form
+        the attention kernel takes, from the (B, S) `encoder_attention_mask`. Built at every call here; `cache` is the
+        decoding cache of the call, where a subclass may keep the mask for the steps of one generation."""
+        return create_bidirectional_mask(
+            config=self.config,
+            inputs_embeds=hidden_states,
+            attention_mask=encoder_attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+        )
+
     @config_output_flags
     def forward(
         self,
@@ -284,12 +301,7 @@ class TransformerStack(nn.Module):
             )
         cross_mask = None
         if has_cross:
-            cross_mask = create_bidirectional_mask(
-                config=self.config,
-                inputs_embeds=hidden_states,
-                attention_mask=encoder_attention_mask,
-                encoder_hidden_states=encoder_hidden_states,
-            )
+            cross_mask = self.cross_attention_mask(hidden_states, encoder_hidden_states, encoder_attention_mask, cache)
 
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None

@@ -9,7 +9,7 @@ remote-code payload every checkpoint carries, so `trust_remote_code` users load 
 | `gated_product`: act(gate) * up recomputed in backward (training.py) | one (B, T, F) tensor per gated layer | autograd |
 | `recurrent_step`: one step of a recurrent stack as torch's cell functions (recurrent.py) | the per-call set-up of the fused CPU kernel | `nn.LSTM`/`nn.GRU`/`nn.RNN` |
 | `fused_loss`: the loss fused with the output layer, in chunks; the pointer-generator's without the mixture (losses.py, copy_losses.py) | the (tokens x V) logits kept for backward | logits, then cross-entropy |
-| `generation_cache`: appends written in place into spare room, reordering folded into the next append, cross-attention never reordered (cache.py) | a cache copy per step and a second per beam step | `DynamicCache` |
+| `generation_cache`: appends written in place into spare room, reordering folded into the next append, cross-attention never reordered, its mask built once per generation (cache.py) | a cache copy per step and a second per beam step; a (B, 1, T, S) mask per step | `DynamicCache`; the mask built per step |
 
 The library's entry points (the CLI, `inference.load_translator`, the training recipe, `training.scripts`, bench)
 call `speed_up(model)`, which applies them unless `HF_ENCDEC_SPEED_PATHS=0`. tests/speed/ checks, for every family,

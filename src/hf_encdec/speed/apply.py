@@ -17,8 +17,9 @@ from ..models.attention import MultiHeadAttention
 from ..models.feed_forward import GatedFeedForward
 from ..models.modeling_common import EncDecPreTrainedModel
 from ..models.pointer_generator_head import PointerGeneratorMixin
+from ..models.transformer_layers import TransformerStack
 from ..models.transformers_contract import CheckedGenerationMixin
-from .cache import faster_generation_cache
+from .cache import KeptMaskStack, faster_generation_cache
 from .copy_losses import fused_copy_logits_and_loss
 from .losses import fused_logits_and_loss
 from .projections import FEW_ROW_PRODUCTS, ProjectionLinear
@@ -47,7 +48,8 @@ def apply_speed_paths(
     - `fused_loss`: the loss is taken fused with the output layer where `config.fused_loss` (the model's
       `logits_and_loss`, and a pointer-generator's `copy_logits_and_loss`).
     - `generation_cache`: `generate()` decodes with a cache that grows in place and never reorders the
-      cross-attention half (the model's `generation_cache_factory`).
+      cross-attention half (the model's `generation_cache_factory`), and keeps the cross-attention mask for the
+      whole generation (decoder stacks become `KeptMaskStack`s).
 
     Outputs, losses and gradients equal the plain model's up to float rounding, and `generate()` gives the same
     tokens; a model loaded from a checkpoint is plain again.
@@ -82,6 +84,8 @@ def apply_speed_paths(
             module.__class__ = GatedProductFeedForward
         elif "recurrent_step" in paths and kind in STEP_CLASSES:
             module.__class__ = STEP_CLASSES[kind]
+        elif "generation_cache" in paths and kind is TransformerStack:
+            module.__class__ = KeptMaskStack
     if "fused_loss" in paths and isinstance(model, EncDecPreTrainedModel):
         model.logits_and_loss = MethodType(fused_logits_and_loss, model)
         if isinstance(model, PointerGeneratorMixin):

@@ -1,6 +1,7 @@
 """The decoding cache of `generate()`: appends written in place into spare room, beam reordering folded into the
-next append, and the cross-attention half never reordered. `faster_generation_cache` is the model's
-`generation_cache_factory` after `apply_speed_paths`.
+next append, the cross-attention half never reordered, and the cross-attention mask kept with it for the whole
+generation. `faster_generation_cache` is the model's `generation_cache_factory` after `apply_speed_paths`, and
+decoder stacks become `KeptMaskStack`s.
 
 Shapes: B batch (times beams), K key/value heads, L cached length, d head dim.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
+
+from ..models.transformer_layers import TransformerStack
 
 # Every decoding step appends one token to each layer's keys and values, and beam search then reorders them
 # (`reorder_cache`: gather the rows of the surviving beams). transformers' `DynamicLayer` concatenates, a full copy of
@@ -121,10 +124,45 @@ class GrowingLayer(DynamicLayer):
 
 class SourceSharedCache(EncoderDecoderCache):
     """`EncoderDecoderCache` whose beam reordering leaves the cross-attention half alone: its rows are the same for
-    every beam of a source (generate repeats each source once per beam, and never moves a beam to another source)."""
+    every beam of a source (generate repeats each source once per beam, and never moves a beam to another source).
+    It also holds the cross-attention mask of the generation (`KeptMaskStack`), built with the encoder keys/values."""
+
+    def __init__(self, *caches: Cache) -> None:
+        super().__init__(*caches)
+        self.cross_mask: tuple[torch.Tensor, tuple, object] | None = None  # (source mask, key, the mask it gave)
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self.self_attention_cache.reorder_cache(beam_idx)
+
+    def reset(self) -> None:
+        super().reset()
+        self.cross_mask = None
+
+
+class KeptMaskStack(TransformerStack):
+    """`TransformerStack` whose cross-attention mask is built once per generation: a `SourceSharedCache` keeps it
+    next to the encoder keys/values it was built with, and hands it back while those keys/values are reused, the step
+    passes the same `encoder_attention_mask` object and the query length and dtype are the same. A step that projects
+    the encoder keys/values again (the first, or the first after `reset()`) builds it again, as does every call with
+    another cache. (Building it took 26 ms of a 1.26 s generation at batch 8, beam 4, in issue 15.)"""
+
+    def cross_attention_mask(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
+        cache: Cache | None,
+    ) -> object:
+        build = super().cross_attention_mask
+        if not isinstance(cache, SourceSharedCache) or encoder_attention_mask is None:
+            return build(hidden_states, encoder_hidden_states, encoder_attention_mask, cache)
+        key = (hidden_states.shape[1], encoder_hidden_states.dtype)
+        held = cache.cross_mask
+        reused = cache.is_updated.get(0, False)  # the encoder keys/values of this generation are already projected
+        if not reused or held is None or held[0] is not encoder_attention_mask or held[1] != key:
+            mask = build(hidden_states, encoder_hidden_states, encoder_attention_mask, cache)
+            held = cache.cross_mask = (encoder_attention_mask, key, mask)
+        return held[2]
 
 
 def faster_generation_cache(cache: Cache) -> Cache:

@@ -131,13 +131,14 @@ class BoolDropoutAttention(MultiHeadAttention):
     backward."""
 
     def attention_interface(self, output_attentions: bool) -> Callable:
-        implementation = self.config._attn_implementation or "sdpa"
+        # cheapest checks first: in decoding (eval) this runs for every attention call, and reading the config's
+        # attention implementation goes through transformers' config attribute machinery
         if (
-            not output_attentions
-            and implementation == "sdpa"
-            and self.training
+            self.training
             and self.dropout > 0
+            and not output_attentions
             and self.q_proj.weight.device.type == "cpu"
+            and (self.config._attn_implementation or "sdpa") == "sdpa"
         ):
             return eager_attention_with_bool_dropout
         return super().attention_interface(output_attentions)
