@@ -1,6 +1,6 @@
 """One projection of a decoding step, both ways: `F.linear(x, W)` (MKL packs the (D_out, D_in) weight) against
 `(W x^T)^T` (MKL packs the few rows of x instead), for the row counts and weight shapes of bench/pairs.py's sizes.
-`ProjectionLinear` (hf_encdec/models/speed_paths.py) no longer reads a table: it times both ways on its first real
+`ProjectionLinear` (hf_encdec/speed/projections.py) no longer reads a table: it times both ways on its first real
 calls of each shape. This prints the isolated picture for a machine, which can differ from the one inside generate().
 
     python bench/projections.py                 # prints a markdown table of speed-ups, (W x^T)^T over F.linear

@@ -52,8 +52,7 @@ from measure import (  # noqa: E402
 )
 from pairs import PAIRS, SIZES, Pair, Size, parameter_report  # noqa: E402
 
-from hf_encdec.models import speed_paths  # noqa: E402
-from hf_encdec.models.speed_paths import product_choices  # noqa: E402
+from hf_encdec.speed import product_choices, speed_paths_wanted, speed_up  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -82,7 +81,7 @@ def machine(device: torch.device) -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "few_row_product": speed_paths._few_row_product,  # HF_ENCDEC_FEW_ROW_PRODUCT: measured, plain, swapped, blocked or rowsum
+        "speed_paths": speed_paths_wanted(),  # hf_encdec's models with hf_encdec.speed applied (HF_ENCDEC_SPEED_PATHS)
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -124,11 +123,14 @@ def matmul_shapes(size: Size) -> list[tuple[int, int, int]]:
 
 
 def build(pair: Pair, size: Size, seed: int, device: torch.device, dtype: torch.dtype) -> tuple[object, object]:
+    """Both sides of `pair` from the same seed; hf_encdec's models (the candidate, and the reference of the rnn pair)
+    with the library's speed paths, as its entry points run them (`speed_up`; `HF_ENCDEC_SPEED_PATHS=0`: plain)."""
     torch.manual_seed(seed)
     candidate = pair.candidate.build(size).to(device=device, dtype=dtype)
     torch.manual_seed(seed)
     reference = pair.reference.build(size).to(device=device, dtype=dtype)
-    return candidate, reference
+    sides = [speed_up(model) if type(model).__module__.startswith("hf_encdec.") else model for model in (candidate, reference)]
+    return sides[0], sides[1]
 
 
 def bench_training(pair: Pair, size: Size, candidate, reference, args, device: torch.device) -> dict:
@@ -446,7 +448,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.gen_batches:
         print()
         report["batch_table_markdown"] = print_batch_table(report["results"])
-    report["product_choices"] = [  # what ProjectionLinear measured and chose on this machine (models/speed_paths.py)
+    report["product_choices"] = [  # what ProjectionLinear measured and chose on this machine (speed/projections.py)
         {"rows": rows, "d_in": d_in, "d_out": d_out, "bias": bias, "threads": threads, "way": way}
         for (rows, d_in, d_out, bias, threads), way in sorted(product_choices().items())
     ]

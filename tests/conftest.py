@@ -11,9 +11,6 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# decoding's few-row products take (W x^T)^T throughout, not a per-machine choice timed on the first calls: every
-# test exercises that way, and runs repeat bit for bit (tests/models/test_blocks.py tests the timed choice)
-os.environ.setdefault("HF_ENCDEC_FEW_ROW_PRODUCT", "swapped")
 
 
 # under pytest-xdist (scripts/test.sh runs one worker a core) the cores are shared out among the workers, so

@@ -4,7 +4,8 @@ to the plain Transformer's fused loss, at the `pointer-generator-small` / `trans
 1024, 3+3 layers) with vocabulary 8000, label smoothing 0.1, on BATCH sentences x LENGTH tokens (source and target).
 
 Training steps (forward + backward, model.train(), dropout 0.1, no optimizer step):
-  pg model      PointerGeneratorForConditionalGeneration(labels=...) as it is
+  pg model      PointerGeneratorForConditionalGeneration(labels=...) with the speed paths (hf_encdec.speed)
+  pg plain      the plain model: the (B, T, V) logits, the mixture P and its cross-entropy
   pg unfused    the same forward's pieces, loss block written out with copy_cross_entropy (checks the wrapper)
   pg fused      the same pieces with linear_copy_cross_entropy
   transformer   TransformerForConditionalGeneration(labels=...) (config.fused_loss=True)
@@ -13,6 +14,7 @@ Loss block alone (copy head + output layer + loss, forward + backward, on the po
 
     python bench/experiments/copy_loss_fusion.py 32 32 9 2      # BATCH LENGTH REPS THREADS
 """
+import copy
 import statistics
 import sys
 import time
@@ -25,8 +27,9 @@ from hf_encdec import (
     TransformerConfig,
     TransformerForConditionalGeneration,
 )
-from hf_encdec.models.copy_mechanism import copy_cross_entropy, linear_copy_cross_entropy
-from hf_encdec.models.losses import linear_cross_entropy
+from hf_encdec.speed import apply_speed_paths
+from hf_encdec.speed.copy_losses import copy_cross_entropy, linear_copy_cross_entropy
+from hf_encdec.speed.losses import linear_cross_entropy
 from hf_encdec.registration import SMALL
 
 batch, length, reps = (int(a) for a in sys.argv[1:4]) if len(sys.argv) > 3 else (32, 32, 9)
@@ -34,9 +37,10 @@ torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else 2)
 VOCAB, SMOOTHING = 8000, 0.1
 settings = {**SMALL, "vocab_size": VOCAB, "label_smoothing": SMOOTHING, "dropout": 0.1}
 torch.manual_seed(0)
-pg = PointerGeneratorForConditionalGeneration(PointerGeneratorConfig(**settings)).train()
+pg_plain = PointerGeneratorForConditionalGeneration(PointerGeneratorConfig(**settings)).train()
+pg = apply_speed_paths(copy.deepcopy(pg_plain))
 torch.manual_seed(0)
-transformer = TransformerForConditionalGeneration(TransformerConfig(**settings)).train()
+transformer = apply_speed_paths(TransformerForConditionalGeneration(TransformerConfig(**settings)).train())
 generator = torch.Generator().manual_seed(0)
 source = torch.randint(5, VOCAB, (batch, length), generator=generator)
 labels = torch.randint(5, VOCAB, (batch, length), generator=generator)
@@ -101,6 +105,7 @@ def block(kind):
 groups = {
     "training step": {
         "pg model": step(lambda: pg(input_ids=source, attention_mask=mask, labels=labels).loss, pg),
+        "pg plain": step(lambda: pg_plain(input_ids=source, attention_mask=mask, labels=labels).loss, pg_plain),
         "pg unfused": step(wrapped(False), pg),
         "pg fused": step(wrapped(True), pg),
         "transformer": step(lambda: transformer(input_ids=source, attention_mask=mask, labels=labels).loss,
@@ -124,5 +129,6 @@ for group, calls in groups.items():
     print(f"{group}: " + ", ".join(f"{name} {med[name] * 1e3:.0f} ms ({med[name] / med[first]:.2f})" for name in med),
           flush=True)
     if group == "training step":
-        ratios = [("pg fused", "transformer"), ("pg model", "transformer"), ("pg fused", "pg model")]
+        ratios = [("pg fused", "transformer"), ("pg model", "transformer"), ("pg fused", "pg model"),
+                  ("pg plain", "pg model")]
         print("  " + ", ".join(f"{a} / {b} {med[a] / med[b]:.3f}" for a, b in ratios), flush=True)

@@ -18,10 +18,11 @@ import same_run
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from hf_encdec.models import speed_paths as sp
+from hf_encdec.speed import cache as sc
+from hf_encdec.speed import projections as sp
 
 
-class FreshTensorLayer(sp.GrowingLayer):
+class FreshTensorLayer(sc.GrowingLayer):
     """The cache layer before this change: every append makes a new tensor of the exact size (concatenation, or the
     gather of a pending beam order straight into it); no room is kept."""
 
@@ -92,7 +93,7 @@ class TokenMajorLayer(sp.GrowingLayer):
         return self._keys, self._values
 
 
-GROWING = sp.GrowingLayer
+GROWING = sc.GrowingLayer
 LAYERS = {"old-cache": FreshTensorLayer, "full-gather": FullGatherLayer, "token-major": TokenMajorLayer, "": GROWING}
 TRIAL_WAYS = sp.trial_ways
 CHOICES: dict[str, dict] = {}
@@ -101,13 +102,12 @@ TRIALS: dict[str, dict] = {}
 
 def set_mode(mode: str) -> None:
     products, _, cache = mode.partition("+")
-    sp._few_row_product = "measured"
     sp._product_choices = CHOICES.setdefault(products, {})
     sp._product_trials = TRIALS.setdefault(products, {})
     ways = {"two-way": ("plain", "swapped"), "three-way": ("plain", "swapped", "blocked")}.get(products)
     # the trial's ways cut down to the mode's (four-way: the library's own)
     sp.trial_ways = (lambda rows, blocks: tuple(w for w in TRIAL_WAYS(rows, blocks) if w in ways)) if ways else TRIAL_WAYS
-    sp.GrowingLayer = LAYERS[cache]  # read by use_growing_layers
+    sc.GrowingLayer = LAYERS[cache]  # read by use_growing_layers
 
 
 size, batches, reps, new, modes = same_run.arguments(

@@ -12,23 +12,23 @@ import time
 from pathlib import Path
 
 from hf_encdec.inference import load_translator, translate
-from hf_encdec.models import speed_paths
+from hf_encdec.speed import cache
 
 logging.disable(logging.WARNING)
 run, reps, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 with open(run / "test_translations.jsonl", encoding="utf-8") as lines:
     sources = [json.loads(line)["source"] for line in lines][:count]
 model, tokenizer = load_translator(run)
-growing = speed_paths.use_growing_layers
+growing = cache.use_growing_layers
 times: dict[str, list[float]] = {"growing": [], "dynamic": []}
 outputs: dict[str, list[str]] = {}
 for rep in range(reps):
     for mode in ("growing", "dynamic") if rep % 2 else ("dynamic", "growing"):
-        speed_paths.use_growing_layers = growing if mode == "growing" else (lambda cache: None)
+        cache.use_growing_layers = growing if mode == "growing" else (lambda built: None)
         started = time.perf_counter()
         outputs[mode] = translate(model, tokenizer, sources, protect=False, progress=False)
         times[mode].append(time.perf_counter() - started)
-speed_paths.use_growing_layers = growing
+cache.use_growing_layers = growing
 print(f"{len(sources)} sentences, beams {model.generation_config.num_beams}; seconds: "
       + "; ".join(f"{mode} {', '.join(f'{t:.2f}' for t in values)}" for mode, values in times.items())
       + f"; growing / dynamic {statistics.median(times['growing']) / statistics.median(times['dynamic']):.3f}; "

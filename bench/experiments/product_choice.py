@@ -20,7 +20,7 @@ from measure import generate_call, generation_config, generation_inputs  # noqa:
 from pairs import PAIRS, SIZES  # noqa: E402
 from run import build  # noqa: E402
 
-from hf_encdec.models import speed_paths as sp  # noqa: E402
+from hf_encdec.speed import projections as sp  # noqa: E402
 
 FEW = frozenset(range(2, 9)) | frozenset({16, 32})  # the old table's rows
 WIDE = FEW | frozenset(range(2, 11))  # ... for an output layer (D_out >= 8 D_in)

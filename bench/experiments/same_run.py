@@ -33,9 +33,16 @@ def arguments(default_modes: list[str]) -> tuple[object, list[int], int, int, li
 
 
 def models(size: object) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The library's Transformer and MarianMTModel of `size`, from the same seed, in eval mode."""
+    """The library's Transformer (with the speed paths, as run.py builds it) and MarianMTModel of `size`, from the
+    same seed, in eval mode."""
     ours, marian = build(PAIRS["marian"], size, 0, torch.device("cpu"), torch.float32)
     return ours.eval(), marian.eval()
+
+
+def plain_model(size: object) -> torch.nn.Module:
+    """The library's Transformer of `size` from the same seed as `models`, without the speed paths, in eval mode."""
+    torch.manual_seed(0)
+    return PAIRS["marian"].candidate.build(size).eval()
 
 
 def compare(

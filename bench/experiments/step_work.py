@@ -1,10 +1,11 @@
 """Same-run decoding speed against MarianMTModel of the same size, for the per-step work of a decoding step taken
-one piece at a time: the library as it is ("now"), the cross-attention mask built at every step again
-("mask-per-step"), forward's signature computed at every step again as generate() does for remote-code models
-("signature-per-step"), the self-attention's q/k/v projections fused into one product over a concatenated weight
-("fused-qkv", a prototype: made once, never invalidated, so measurement only), every speed path off ("plain"), and
-`torch.compile` of each decoder layer (dynamic shapes, inductor) with the speed paths off ("compiled-plain"; with
-them on, inductor fails on the growing cache's in-place append, "compiled" reports the error).
+one piece at a time: the library as its entry points run it, with the speed paths ("now"), forward's signature
+computed at every step again as generate() does for remote-code models ("signature-per-step"), the self-attention's
+q/k/v projections fused into one product over a concatenated weight ("fused-qkv", a prototype: made once, never
+invalidated, so measurement only), the plain model without the speed paths ("plain"), and `torch.compile` of each
+decoder layer of the plain model (dynamic shapes, inductor; "compiled-plain"; with the speed paths, inductor failed on
+the growing cache's in-place append, "compiled" reports the error). (Issue 15 also measured "mask-per-step", the
+cross-attention mask built at every step instead of once per generation; the kept mask was left out in issue 30.)
 
 Per batch size and beam: tokens/s as a ratio over Marian, and the per-token cost growth (late/early: median step time
 of the last eighth of the new tokens over the first eighth). Alternating calls, medians.
@@ -18,14 +19,9 @@ import same_run
 import torch
 import torch.nn.functional as F
 
-from hf_encdec.models import attention, speed_paths, transformer_layers
+from hf_encdec.models import attention
 
-KEPT_MASK = transformer_layers.kept_cross_mask
 SEPARATE_PROJECT = attention.MultiHeadAttention._project
-
-
-def _mask_per_step(cache, encoder_attention_mask, key, build_mask):
-    return build_mask()
 
 
 def _fused_project(self, projection, states):
@@ -46,9 +42,7 @@ def _fused_project(self, projection, states):
 
 
 def set_mode(mode: str, forward) -> None:
-    transformer_layers.kept_cross_mask = _mask_per_step if mode == "mask-per-step" else KEPT_MASK
     attention.MultiHeadAttention._project = _fused_project if mode == "fused-qkv" else SEPARATE_PROJECT
-    speed_paths._enabled = mode not in ("plain", "compiled-plain")
     inner = inspect.unwrap(forward)
     if mode == "signature-per-step":
         inner.__dict__.pop("__signature__", None)
@@ -57,12 +51,13 @@ def set_mode(mode: str, forward) -> None:
 
 
 size, batches, reps, new, modes = same_run.arguments(
-    ["now", "mask-per-step", "signature-per-step", "fused-qkv", "plain", "compiled-plain"])
-ours, marian = same_run.models(size)
-models = {mode: ours for mode in modes}
+    ["now", "signature-per-step", "fused-qkv", "plain", "compiled-plain"])
+ours, marian = same_run.models(size)  # ours with the speed paths
+plain = same_run.plain_model(size)
+models = {mode: plain if mode.endswith("plain") else ours for mode in modes}
 for mode in modes:
     if mode.startswith("compiled"):
-        models[mode] = copy.deepcopy(ours)
+        models[mode] = copy.deepcopy(models[mode])
         for layer in models[mode].model.decoder.layers:
             layer.compile(dynamic=True)
 forward = type(ours).__dict__["forward"]

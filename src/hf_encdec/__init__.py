@@ -1,6 +1,7 @@
 """hf_encdec: the encoder-decoder family tree as Hugging Face models.
 
-`import hf_encdec` registers every family with transformers' Auto classes.
+`import hf_encdec` registers every family with transformers' Auto classes. The models are plain;
+`hf_encdec.apply_speed_paths(model)` makes a built or loaded one faster (hf_encdec.speed).
 """
 
 from .models.configuration_decoder import DecoderConfig
@@ -20,6 +21,7 @@ from .models.modeling_rnn_seq2seq import RNNSeq2SeqForConditionalGeneration, RNN
 from .models.modeling_transformer import TransformerForConditionalGeneration, TransformerModel
 from .pipelines import Seq2SeqGenerationPipeline, register_pipeline
 from .registration import register
+from .speed import apply_speed_paths
 
 register()
 register_pipeline()
@@ -44,4 +46,5 @@ __all__ = [
     "TransformerConfig",
     "TransformerForConditionalGeneration",
     "TransformerModel",
+    "apply_speed_paths",
 ]

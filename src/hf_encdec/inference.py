@@ -23,6 +23,7 @@ from .localization.layout import split_layout
 from .localization.placeholders import DirectivesBeforeEnd, find_placeholders, keeps_placeholders
 from .models.transformers_contract import no_hub_kernels
 from .pipelines import Seq2SeqGenerationPipeline
+from .speed import speed_up
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ def check_model_folder(path: str | Path) -> Path:
 def load_translator(
     path: str | Path, *, device: str | torch.device | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model and tokenizer of a saved seq2seq folder, checked against each other, in eval mode."""
+    """Model and tokenizer of a saved seq2seq folder, checked against each other, in eval mode, with the speed paths
+    (`hf_encdec.speed.speed_up`; `HF_ENCDEC_SPEED_PATHS=0` loads the plain model)."""
     folder = check_model_folder(path)
     try:
         model = AutoModelForSeq2SeqLM.from_pretrained(folder, **no_hub_kernels())
@@ -89,7 +91,7 @@ def load_translator(
         # folders trained before the config recorded its data
         model.config.training_data = json.loads(options.read_text()).get("data")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device).eval(), tokenizer
+    return speed_up(model).to(device).eval(), tokenizer
 
 
 def trained_on_software_messages(model: PreTrainedModel) -> bool:

@@ -18,6 +18,7 @@ from hf_encdec import PointerGeneratorConfig, RNNSeq2SeqConfig
 from hf_encdec.evaluation import plot_copy_attention
 from hf_encdec.models.copy_mechanism import attend_with_coverage, coverage_loss
 from hf_encdec.models.transformers_contract import output_cache
+from hf_encdec.speed import apply_speed_paths
 from rnn_helpers import build_rnn, padded_sources, token_ids
 from variants import TARGET_LEN, TINY_RNN, TINY_TRANSFORMER, VOCAB
 
@@ -311,23 +312,25 @@ def test_the_coverage_loss_weight_is_a_training_setting(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("family", ["pointer_generator", "rnn"])
-def test_training_takes_the_fused_copy_loss_with_the_same_value_and_gradients(family: str) -> None:
-    """`fused_loss=True` (default) trains on `linear_copy_cross_entropy`; False builds the logits first."""
+def test_the_speed_paths_take_the_copy_loss_with_coverage_with_the_same_value_and_gradients(family: str) -> None:
+    """The plain model takes the loss from the mixture; with the speed paths (`fused_loss=True`) training takes it
+    fused with the output layer (`linear_copy_cross_entropy`): the same loss and gradients, coverage loss included."""
 
-    def model_with(fused: bool) -> torch.nn.Module:
+    def model() -> torch.nn.Module:
         if family == "rnn":
-            return build_rnn({**SEE, "coverage": True, "fused_loss": fused, "label_smoothing": 0.1}).train()
-        return build("pointer_generator", coverage=True, fused_loss=fused, label_smoothing=0.1, dropout=0.0,
+            return build_rnn({**SEE, "coverage": True, "label_smoothing": 0.1}).train()
+        return build("pointer_generator", coverage=True, label_smoothing=0.1, dropout=0.0,
                      attention_dropout=0.0, activation_dropout=0.0).train()
 
     ids, mask = padded_sources()
     labels = token_ids(batch=ids.shape[0], length=TARGET_LEN)
     labels[0, 4:] = -100
-    fused, plain = model_with(True), model_with(False)
-    assert fused.config.fused_loss and not plain.config.fused_loss
-    losses = [model(input_ids=ids, attention_mask=mask, labels=labels).loss for model in (fused, plain)]
-    for loss in losses:
-        loss.backward()
-    torch.testing.assert_close(losses[0], losses[1], atol=1e-5, rtol=1e-5)
+    plain, fused = model(), apply_speed_paths(model())
+    assert fused.config.fused_loss
+    outputs = [model(input_ids=ids, attention_mask=mask, labels=labels) for model in (fused, plain)]
+    assert outputs[0].logits is None and outputs[1].logits is not None  # the fused loss builds no mixture
+    for output in outputs:
+        output.loss.backward()
+    torch.testing.assert_close(outputs[0].loss, outputs[1].loss, atol=1e-5, rtol=1e-5)
     for (name, got), want in zip(fused.named_parameters(), plain.parameters()):
         torch.testing.assert_close(got.grad, want.grad, atol=1e-5, rtol=1e-4, msg=name)

@@ -15,41 +15,9 @@ from hf_encdec import (
     RNNSeq2SeqConfig,
     RNNSeq2SeqForConditionalGeneration,
 )
-from hf_encdec.models.copy_mechanism import (
-    CopyMechanism,
-    copy_cross_entropy,
-    linear_copy_cross_entropy,
-    mixture_log_probs,
-)
+from copy_cases import HIDDEN, copy_head, copy_inputs
+from hf_encdec.models.copy_mechanism import CopyMechanism, mixture_cross_entropy, mixture_log_probs
 from variants import BATCH, SOURCE_LEN, TARGET_LEN, TINY_RNN, TINY_TRANSFORMER, VOCAB
-
-HIDDEN = 32
-
-
-def _inputs(seed: int = 0, vocab: int = VOCAB) -> dict[str, torch.Tensor]:
-    """Decoder and encoder states, output-layer logits, source ids (one word twice) and a mask (row 1 padded)."""
-    generator = torch.Generator().manual_seed(seed)
-    source_ids = torch.randint(0, vocab, (BATCH, SOURCE_LEN), generator=generator)
-    source_ids[0, 1] = source_ids[0, 4]  # a token twice in one source: its copy probabilities add up
-    mask = torch.ones(BATCH, SOURCE_LEN, dtype=torch.long)
-    mask[1, 5:] = 0
-    return {
-        "hidden_states": torch.randn(BATCH, TARGET_LEN, HIDDEN, generator=generator),
-        "encoder_hidden_states": torch.randn(BATCH, SOURCE_LEN, HIDDEN, generator=generator),
-        "vocab_logits": torch.randn(BATCH, TARGET_LEN, VOCAB, generator=generator),
-        "source_ids": source_ids,
-        "encoder_attention_mask": mask,
-    }
-
-
-def _copy_mechanism(gate_bias: float | None = None) -> CopyMechanism:
-    torch.manual_seed(0)
-    copy = CopyMechanism(HIDDEN, HIDDEN)
-    if gate_bias is not None:
-        with torch.no_grad():
-            copy.gate.weight.zero_()
-            copy.gate.bias.fill_(gate_bias)
-    return copy
 
 
 def _mixture(copy: CopyMechanism, inputs: dict[str, torch.Tensor], extended: int | None = None) -> tuple:
@@ -77,8 +45,8 @@ def _reference(copy: CopyMechanism, inputs: dict[str, torch.Tensor], extended: i
 
 @pytest.mark.parametrize("extra", [0, 3], ids=["vocabulary", "extended-vocabulary"])
 def test_mixture_matches_the_formulas(extra: int) -> None:
-    copy = _copy_mechanism()
-    inputs = _inputs()
+    copy = copy_head()
+    inputs = copy_inputs()
     if extra:
         inputs["source_ids"][2, 3] = VOCAB + 2  # a source word outside the vocabulary
     with torch.no_grad():
@@ -95,10 +63,10 @@ def test_mixture_matches_the_formulas(extra: int) -> None:
 
 
 def test_generation_probability_one_is_the_plain_softmax_and_zero_only_copies() -> None:
-    inputs = _inputs()
+    inputs = copy_inputs()
     with torch.no_grad():
-        generating, p_gen, _ = _mixture(_copy_mechanism(gate_bias=50.0), inputs)
-        copying, _, attention = _mixture(_copy_mechanism(gate_bias=-50.0), inputs)
+        generating, p_gen, _ = _mixture(copy_head(gate_bias=50.0), inputs)
+        copying, _, attention = _mixture(copy_head(gate_bias=-50.0), inputs)
     assert torch.all(p_gen > 1 - 1e-6)
     torch.testing.assert_close(generating, F.log_softmax(inputs["vocab_logits"], dim=-1))
     in_source = torch.zeros(BATCH, VOCAB, dtype=torch.bool).scatter_(1, inputs["source_ids"], True)
@@ -110,167 +78,26 @@ def test_generation_probability_one_is_the_plain_softmax_and_zero_only_copies() 
                                (attention * (inputs["source_ids"] == inputs["source_ids"][:, :1])[:, None, :]).sum(-1))
 
 
-@pytest.mark.parametrize("extra", [0, 3], ids=["vocabulary", "extended-vocabulary"])
-@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
-def test_loss_without_the_mixture_equals_the_loss_of_the_mixture(extra: int, label_smoothing: float) -> None:
-    """copy_cross_entropy never builds P; its value and gradients equal those of the cross-entropy of the whole P
-    (label smoothing spread over the V vocabulary words)."""
-    inputs = _inputs()
-    if extra:
-        inputs["source_ids"][2, 3] = VOCAB + 2  # a source word outside the vocabulary
-    labels = torch.randint(0, VOCAB, (BATCH, TARGET_LEN))
-    labels[0, 0] = inputs["source_ids"][0, 1]  # the word that is twice in its source
-    labels[2, 1] = inputs["source_ids"][2, 3]  # the source-only word when extended
-    labels[1, 3:] = -100
-    losses, gradients = [], []
-    for sparse in (True, False):
-        copy = _copy_mechanism()
-        logits = inputs["vocab_logits"].clone().requires_grad_()
-        attention, gate_logits, _ = copy(inputs["hidden_states"], inputs["encoder_hidden_states"], inputs["encoder_attention_mask"])
-        if sparse:
-            loss = copy_cross_entropy(
-                logits[labels != -100], attention, gate_logits, inputs["source_ids"], labels,
-                encoder_attention_mask=inputs["encoder_attention_mask"], label_smoothing=label_smoothing,
-            )
-        else:
-            log_probs = mixture_log_probs(logits, attention, gate_logits, inputs["source_ids"], VOCAB + extra)
-            keep = labels != -100
-            nll = -log_probs.gather(2, labels.clamp(min=0)[..., None])[..., 0]
-            smooth = -log_probs[..., :VOCAB].mean(-1)
-            loss = ((1 - label_smoothing) * nll + label_smoothing * smooth)[keep].mean()
-        loss.backward()
-        losses.append(loss)
-        gradients.append([logits.grad, copy.query.weight.grad, copy.gate.weight.grad, copy.gate.bias.grad])
-    torch.testing.assert_close(losses[0], losses[1])
-    for sparse_gradient, dense_gradient in zip(*gradients):
-        torch.testing.assert_close(sparse_gradient, dense_gradient, atol=1e-6, rtol=1e-4)
-
-
-def _fused_loss_case(extra: int, with_bias: bool) -> dict:
-    """A copy loss problem with its differentiable parts: decoder states (B, T, D) feeding both the output layer and
-    the copy head, the output layer (V, D) and (V,), labels with -100, the word twice in its source, padding in row 1's
-    source, and with `extra` a source-only word (V + 2, in a source and a label) and a label in no source (V + 1)."""
-    inputs = _inputs()
-    if extra:
-        inputs["source_ids"][2, 3] = VOCAB + 2
-    generator = torch.Generator().manual_seed(1)
-    labels = torch.randint(0, VOCAB, (BATCH, TARGET_LEN), generator=generator)
-    labels[0, 0] = inputs["source_ids"][0, 1]  # the word that is twice in its source
-    labels[1, 1] = inputs["source_ids"][1, 6]  # a word only at a padded source position
-    labels[2, 1] = inputs["source_ids"][2, 3]  # the source-only word when extended
-    if extra:
-        labels[2, 4] = VOCAB + 1  # outside the vocabulary and in no source: only the copy floor gives it mass
-    labels[1, 3:] = -100
-    return {
-        **inputs,
-        "labels": labels,
-        "weight": torch.randn(VOCAB, HIDDEN, generator=generator) / HIDDEN**0.5,
-        "bias": torch.randn(VOCAB, generator=generator) if with_bias else None,
-    }
-
-
-def _copy_losses(case: dict, fused: bool, dtype: torch.dtype = torch.float32, **kwargs) -> tuple[torch.Tensor, list]:
-    """The fused or unfused loss of `case` and the gradients of the states, the output layer, the copy attention and
-    the gate logits."""
-    copy = _copy_mechanism()
-    hidden_states = case["hidden_states"].to(dtype, copy=True).requires_grad_()
-    weight = case["weight"].to(dtype, copy=True).requires_grad_()
-    bias = None if case["bias"] is None else case["bias"].to(dtype, copy=True).requires_grad_()
-    attention, gate_logits, _ = copy.to(dtype)(
-        hidden_states, case["encoder_hidden_states"].to(dtype), case["encoder_attention_mask"]
-    )
-    attention.retain_grad()
-    gate_logits.retain_grad()
-    keep = case["labels"] != -100
-    arguments = (attention, gate_logits, case["source_ids"], case["labels"])
-    kwargs = {"encoder_attention_mask": case["encoder_attention_mask"], **kwargs}
-    if fused:
-        loss = linear_copy_cross_entropy(hidden_states[keep], weight, bias, *arguments, **kwargs)
-    else:
-        loss = copy_cross_entropy(F.linear(hidden_states[keep], weight, bias), *arguments, **kwargs)
-    loss.backward()
-    gradients = [hidden_states.grad, weight.grad, attention.grad, gate_logits.grad]
-    return loss, gradients + ([] if bias is None else [bias.grad])
-
-
 @pytest.mark.parametrize("num_items_in_batch", [None, 20], ids=["per-token", "num-items"])
-@pytest.mark.parametrize("with_bias", [False, True], ids=["no-bias", "bias"])
-@pytest.mark.parametrize("extra", [0, 3], ids=["vocabulary", "extended-vocabulary"])
-@pytest.mark.parametrize("label_smoothing", [0.0, 0.1], ids=["no-smoothing", "smoothing"])
-def test_fused_copy_loss_equals_the_unfused_loss_in_value_and_every_gradient(
-    label_smoothing: float, extra: int, with_bias: bool, num_items_in_batch: int | None
-) -> None:
-    """linear_copy_cross_entropy (the output layer fused with the loss, chunk by chunk) == copy_cross_entropy of the
-    logits, in value and in the gradients of the decoder states (through the output layer and the copy head), the
-    output layer, the copy attention and the gate; chunk_size=4 takes the 13 labelled tokens in four chunks."""
-    case = _fused_loss_case(extra, with_bias)
-    kwargs = {"label_smoothing": label_smoothing, "num_items_in_batch": num_items_in_batch}
-    fused, fused_gradients = _copy_losses(case, fused=True, chunk_size=4, **kwargs)
-    unfused, unfused_gradients = _copy_losses(case, fused=False, **kwargs)
-    torch.testing.assert_close(fused, unfused, atol=1e-5, rtol=1e-5)
-    names = ["states", "weight", "attention", "gate", "bias"]
-    for name, got, expected in zip(names, fused_gradients, unfused_gradients):
-        assert expected.abs().sum() > 0, name
-        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4, msg=name)
-
-
-def test_fused_copy_loss_is_the_same_in_any_number_of_chunks_and_without_gradients() -> None:
-    case = _fused_loss_case(3, with_bias=True)
-    one, one_gradients = _copy_losses(case, fused=True, label_smoothing=0.1)  # the default: one chunk of 13 tokens
-    for chunk_size in (1, 5):
-        several, several_gradients = _copy_losses(case, fused=True, label_smoothing=0.1, chunk_size=chunk_size)
-        torch.testing.assert_close(several, one)
-        for got, expected in zip(several_gradients, one_gradients):
-            torch.testing.assert_close(got, expected)
-    keep = case["labels"] != -100
-    with torch.no_grad():
-        attention, gate_logits, _ = _copy_mechanism()(
-            case["hidden_states"], case["encoder_hidden_states"], case["encoder_attention_mask"]
-        )
-        evaluated = linear_copy_cross_entropy(
-            case["hidden_states"][keep], case["weight"], case["bias"], attention, gate_logits, case["source_ids"],
-            case["labels"], encoder_attention_mask=case["encoder_attention_mask"], label_smoothing=0.1, chunk_size=5,
-        )
-    torch.testing.assert_close(evaluated, one)
-
-
-def test_fused_copy_loss_saves_no_logits_sized_tensor_for_backward() -> None:
-    """The unfused loss keeps (N, V) logits for backward; the fused one keeps nothing of N * V elements or more."""
-    case = _fused_loss_case(3, with_bias=True)
-    tokens = int((case["labels"] != -100).sum())
-    for fused in (True, False):
-        saved: list[tuple[int, ...]] = []
-
-        def pack(tensor: torch.Tensor) -> torch.Tensor:
-            saved.append(tuple(tensor.shape))
-            return tensor
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            _copy_losses(case, fused=fused, label_smoothing=0.1)
-        largest = max(saved, key=lambda shape: torch.Size(shape).numel())
-        assert (torch.Size(largest).numel() >= tokens * VOCAB) == (not fused), (fused, largest)
-
-
-def test_fused_copy_loss_takes_only_the_labelled_states() -> None:
-    case = _fused_loss_case(0, with_bias=False)
-    attention, gate_logits, _ = _copy_mechanism()(case["hidden_states"], case["encoder_hidden_states"])
-    with pytest.raises(ValueError, match="hidden has 15 rows but labels have 13 labelled tokens"):
-        linear_copy_cross_entropy(
-            case["hidden_states"].reshape(-1, HIDDEN), case["weight"], None, attention, gate_logits,
-            case["source_ids"], case["labels"],
-        )
-
-
-def test_fused_copy_loss_in_bfloat16_matches_the_unfused_loss() -> None:
-    """bfloat16 states and output layer: the logits are taken in bfloat16 and the loss in float32, as unfused."""
-    case = _fused_loss_case(3, with_bias=True)
-    fused, fused_gradients = _copy_losses(case, fused=True, dtype=torch.bfloat16, label_smoothing=0.1, chunk_size=4)
-    unfused, unfused_gradients = _copy_losses(case, fused=False, dtype=torch.bfloat16, label_smoothing=0.1)
-    assert fused.dtype == torch.float32
-    torch.testing.assert_close(fused, unfused, atol=1e-4, rtol=1e-4)
-    for got, expected in zip(fused_gradients, unfused_gradients):
-        assert got.dtype == expected.dtype
-        torch.testing.assert_close(got, expected, atol=2e-2, rtol=2e-2)
+def test_mixture_cross_entropy_follows_its_formula_token_by_token(num_items_in_batch: int | None) -> None:
+    """(1 - eps) (-log P(y_t)) + eps/V sum_{w < V} -log P(w) over the labelled tokens: the smoothing leaves out the
+    source-only words of the extended vocabulary, and a source-only label is scored by its copy probability."""
+    extended, smoothing = VOCAB + 3, 0.1
+    log_probs = torch.log_softmax(torch.randn(BATCH, TARGET_LEN, extended), dim=-1)
+    labels = torch.randint(0, extended, (BATCH, TARGET_LEN))
+    labels[0, 0], labels[1, 2:] = VOCAB + 1, -100
+    total, count = 0.0, 0
+    for b in range(BATCH):
+        for t in range(TARGET_LEN):
+            if labels[b, t] == -100:
+                continue
+            smooth = -sum(log_probs[b, t, w] for w in range(VOCAB)) / VOCAB
+            total += (1 - smoothing) * -log_probs[b, t, labels[b, t]] + smoothing * smooth
+            count += 1
+    loss = mixture_cross_entropy(
+        log_probs, labels, vocab_size=VOCAB, label_smoothing=smoothing, num_items_in_batch=num_items_in_batch
+    )
+    torch.testing.assert_close(loss, total / (num_items_in_batch or count))
 
 
 def test_model_loss_is_the_cross_entropy_of_its_output_and_trains_every_part() -> None:
@@ -278,11 +105,11 @@ def test_model_loss_is_the_cross_entropy_of_its_output_and_trains_every_part() -
     source, labels = token_ids(), token_ids(length=TARGET_LEN)
     labels[0, 3:] = -100
     out = model(input_ids=source, labels=labels)
-    assert out.logits is None  # training takes the loss without building the mixture
-    log_probs = model(input_ids=source, labels=labels, skip_logits=False).logits
+    log_probs = out.logits  # (B, T, V) log P, next to the loss it is taken from
     keep = labels != -100
     expected = 0.9 * -log_probs.gather(2, labels.clamp(min=0)[..., None])[keep].mean() + 0.1 * -log_probs[keep].mean()
     torch.testing.assert_close(out.loss, expected)
+    assert model(input_ids=source, labels=labels, skip_logits=True).logits is None
     out.loss.backward()
     for name in ("copy_mechanism.query.weight", "copy_mechanism.gate.weight", "lm_head.weight"):
         gradient = model.get_parameter(name).grad

@@ -268,27 +268,6 @@ def test_flex_attention_kernel_matches_sdpa_for_inference() -> None:
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("family", ["seq2seq", "encoder", "decoder"])  # the pointer-generator has no fused loss
-def test_fused_training_skips_logits_unless_asked_and_evaluation_can_skip_them(family: str) -> None:
-    model = build(family).train()  # the tiny configs have no dropout: train and eval compute the same numbers
-    ids = token_ids()
-    labels = ids.clone()
-    labels[0, :2] = -100
-    inputs = {"input_ids": ids, "labels": labels}
-    if family == "seq2seq":
-        inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels)
-    default = model(**inputs)
-    asked = model(**inputs, skip_logits=False)
-    model.eval()
-    plain = model(**inputs)
-    skipped = model(**inputs, skip_logits=True)
-    assert default.logits is None and skipped.logits is None and plain.logits is not None
-    assert not asked.logits.requires_grad  # for inspection; the fused loss carries the gradient
-    torch.testing.assert_close(asked.logits, plain.logits)
-    for output in (default, asked, skipped):
-        torch.testing.assert_close(output.loss, plain.loss)
-
-
 def test_gpt2_scales_the_residual_branch_init_by_depth_and_llama_does_not() -> None:
     import math
 

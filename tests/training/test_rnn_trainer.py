@@ -17,13 +17,13 @@ from variants import TARGET_LEN
 # tests/training/test_transformer_trainer.py (trainer_loss_probe.py)
 
 
-def test_labels_minus_100_are_ignored_and_the_fused_loss_equals_the_plain_one() -> None:
+def test_labels_minus_100_are_ignored_and_the_training_loss_is_the_cross_entropy_of_the_logits() -> None:
     model = build_rnn({"attention_type": "bahdanau", "input_feeding": False}).train()
     ids, mask = padded_sources()
     labels = token_ids(length=TARGET_LEN)
     ignored = labels.clone()
     ignored[:, 3:] = -100
-    partial = model(input_ids=ids, attention_mask=mask, labels=ignored).loss  # fused, chunked loss in training
+    partial = model(input_ids=ids, attention_mask=mask, labels=ignored).loss  # the training loss
     model.eval()
     logits = model(input_ids=ids, attention_mask=mask, labels=ignored).logits
     expected = torch.nn.functional.cross_entropy(logits[:, :3].reshape(-1, 99), ignored[:, :3].reshape(-1))

@@ -11,7 +11,7 @@ grouped-query attention (Ainslie et al. 2023, 2305.13245), head h reading key/va
 
 The kernel comes from transformers' attention interface (`config._attn_implementation`: `sdpa` by default, `eager`,
 `flex_attention`, `flash_attention_2`). Asking for attention weights runs the eager kernel for that call, since the
-fused kernels do not return them (and `speed_paths.attention_kernel` may pick eager for training on CPU).
+fused kernels do not return them.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .positions import apply_rotary
-from .speed_paths import ProjectionLinear, attention_kernel
-from .speed_paths import dropout as attention_dropout
 
 
 def repeat_kv(hidden_states: torch.Tensor, groups: int) -> torch.Tensor:
@@ -37,20 +35,17 @@ def repeat_kv(hidden_states: torch.Tensor, groups: int) -> torch.Tensor:
     return expanded.reshape(batch, kv_heads * groups, length, head_dim)
 
 
-def eager_attention_forward(
+def attention_weights(
     module: nn.Module,
     query: torch.Tensor,
     key: torch.Tensor,
-    value: torch.Tensor,
     attention_mask: torch.Tensor | None,
     scaling: float,
-    dropout: float = 0.0,
     position_bias: torch.Tensor | None = None,
-    **kwargs: object,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference kernel: explicit scores, so weights can be returned. Accepts bool (True = keep) or additive masks."""
+) -> torch.Tensor:
+    """softmax(Q K^T * scaling + bias) (B, H, T, S) from (B, H, T, d) queries and (B, K, S, d) keys. Accepts bool
+    (True = keep) or additive masks."""
     key = repeat_kv(key, module.num_key_value_groups)  # (B, H, S, d)
-    value = repeat_kv(value, module.num_key_value_groups)
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, H, T, S)
     if position_bias is not None:
         scores = scores + position_bias
@@ -66,10 +61,25 @@ def eager_attention_forward(
             scores = scores.masked_fill(~attention_mask, min_value)
         else:
             scores = scores + attention_mask
-    weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    weights = attention_dropout(weights, dropout, module.training)
-    output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, H, d)
-    return output, weights
+    return nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    position_bias: torch.Tensor | None = None,
+    **kwargs: object,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference kernel: explicit scores, so weights can be returned."""
+    weights = attention_weights(module, query, key, attention_mask, scaling, position_bias)  # (B, H, T, S)
+    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, repeat_kv(value, module.num_key_value_groups))  # (B, H, T, d)
+    return output.transpose(1, 2).contiguous(), weights  # (B, T, H, d)
 
 
 class MultiHeadAttention(nn.Module):
@@ -104,11 +114,17 @@ class MultiHeadAttention(nn.Module):
         self.layer_idx = layer_idx
         self.is_cross_attention = is_cross_attention
         self.is_causal = is_causal  # read by sdpa/flash when no mask is given
-        self.q_proj = ProjectionLinear(hidden_size, num_heads * head_dim, bias=bias)
-        self.k_proj = ProjectionLinear(hidden_size, num_key_value_heads * head_dim, bias=bias)
-        self.v_proj = ProjectionLinear(hidden_size, num_key_value_heads * head_dim, bias=bias)
-        self.o_proj = ProjectionLinear(num_heads * head_dim, hidden_size, bias=bias)
+        self.q_proj = nn.Linear(hidden_size, num_heads * head_dim, bias=bias)
+        self.k_proj = nn.Linear(hidden_size, num_key_value_heads * head_dim, bias=bias)
+        self.v_proj = nn.Linear(hidden_size, num_key_value_heads * head_dim, bias=bias)
+        self.o_proj = nn.Linear(num_heads * head_dim, hidden_size, bias=bias)
         self.o_proj.residual_output = True  # the branch's last map (config.scale_residual_init)
+
+    def attention_interface(self, output_attentions: bool) -> Callable:
+        """The kernel of a call: the config's (`sdpa` by default), or eager, the only one that returns the weights."""
+        implementation = "eager" if output_attentions else (self.config._attn_implementation or "sdpa")
+        # "eager" is not in the interface's table: it returns the default, this module's eager kernel
+        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
 
     def _project(self, projection: nn.Linear, states: torch.Tensor) -> torch.Tensor:
         batch, length, _ = states.shape
@@ -148,15 +164,7 @@ class MultiHeadAttention(nn.Module):
                 if self.is_cross_attention:
                     pair.is_updated[self.layer_idx] = True
 
-        implementation = self.config._attn_implementation or "sdpa"
-        if output_attentions:
-            implementation = "eager"  # the only kernel that returns the weights
-        else:
-            implementation = attention_kernel(
-                implementation, training=self.training, dropout=self.dropout, device=query.device
-            )
-        # "eager" is not in the interface's table: it returns the default, this module's eager kernel
-        attention: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        attention = self.attention_interface(output_attentions)
         output, weights = attention(
             self,
             query,

@@ -2,10 +2,9 @@
 
 A Transformer encoder-decoder (every switch of `TransformerConfig`) whose output mixes generating from the vocabulary
 with copying source tokens (See et al. 2017, arXiv 1704.04368; copy_mechanism.py). Copying a source id as a target id
-needs one vocabulary for both sides, so `decoder_vocab_size` must equal `vocab_size`. The loss has its own sparse
-form (`copy_mechanism.copy_cross_entropy`, which never builds the mixture); with `fused_loss` (default) training
-takes it fused with the output layer in chunks (`linear_copy_cross_entropy`), as the plain Transformer takes its
-cross-entropy, so no (tokens x vocabulary) logits are kept for the backward pass.
+needs one vocabulary for both sides, so `decoder_vocab_size` must equal `vocab_size`. The loss is the mixture's
+cross-entropy (`copy_mechanism.mixture_cross_entropy`); with `fused_loss` (default) the library's speed paths take it
+without building the mixture, fused with the output layer in chunks (`hf_encdec.speed`), to the same value.
 
 Coverage (See et al. 2017, section 2.4; Tu et al. 2016, arXiv 1601.04811): `coverage=True` feeds the sum of the past
 copy attentions into the copy head's scores and adds the coverage loss sum_t sum_s min(a_t,s, c^t_s), weighted by

@@ -81,7 +81,7 @@ class RNNSeq2SeqConfig(EncDecConfig):
     is the model's own previous prediction with probability `scheduled_sampling_probability` (0 = teacher forcing,
     the default), drawn by `scheduled_sampling_mode` (`sample` from the predicted distribution, or `argmax`). A
     `hf_encdec.training.ScheduledSamplingCallback` moves the probability along a schedule during training.
-    `fused_loss` (the chunked output layer + loss in training) is as in the Transformer family.
+    `fused_loss` (whether the speed paths take the loss fused with the output layer) is as in the Transformer family.
 
     The pointer-generator of See et al. 2017 (arXiv 1704.04368): `copy_mechanism=True` mixes generating from the
     vocabulary with copying source tokens, the decoder's own attention a_t being the copy distribution and

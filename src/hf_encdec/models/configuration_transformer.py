@@ -55,6 +55,10 @@ class TransformerBlockConfig(EncDecConfig):
 
     `label_smoothing` (Szegedy et al. 2016, 1512.00567) is a training setting: read by the loss, never saved.
 
+    `fused_loss` does not change the loss: the model takes it from its logits. It says whether the library's speed
+    paths (`hf_encdec.speed`) take it fused with the output layer in training, without the
+    (tokens x vocabulary) logits (which such a model then leaves out of its training output).
+
     `scale_residual_init` is GPT-2's initialisation (Radford et al. 2019, section 2.3): the last projection of every
     residual branch (attention `o_proj`, feed-forward `fc2`/`down_proj`) is drawn with std
     `initializer_range / sqrt(2 * num_hidden_layers)`, so the residual stream's variance does not grow with depth.

@@ -6,8 +6,6 @@ Shapes: (B, T, D) -> (B, T, D), inner width F.
   gelu_new is GPT-2's tanh approximation of GELU.
 - Gated (Shazeer 2020, arXiv 2002.05202):          FFN(x) = W_down (act(W_gate x) * W_up x),
   SwiGLU with act = SiLU (Llama), GEGLU with act = GELU.
-
-The gated product (`speed_paths.gated_product`) keeps only W_gate x and W_up x for the backward pass.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import torch
 from torch import nn
 from transformers.activations import ACT2FN
 
-from .speed_paths import Dropout, ProjectionLinear, gated_product
 
 PLAIN_ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu")
 GATED_ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu"}
@@ -28,10 +25,10 @@ class FeedForward(nn.Module):
 
     def __init__(self, hidden_size: int, intermediate_size: int, activation: str, *, dropout: float, bias: bool) -> None:
         super().__init__()
-        self.fc1 = ProjectionLinear(hidden_size, intermediate_size, bias=bias)
+        self.fc1 = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.act = ACT2FN[activation]
-        self.dropout = Dropout(dropout)
-        self.fc2 = ProjectionLinear(intermediate_size, hidden_size, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(intermediate_size, hidden_size, bias=bias)
         self.fc2.residual_output = True  # the branch's last map (config.scale_residual_init)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -45,16 +42,17 @@ class GatedFeedForward(nn.Module):
         super().__init__()
         if activation not in ("silu", "gelu"):
             raise ValueError(f"gated feed-forward activation must be 'silu' or 'gelu', got {activation!r}")
-        self.gate_proj = ProjectionLinear(hidden_size, intermediate_size, bias=bias)
-        self.up_proj = ProjectionLinear(hidden_size, intermediate_size, bias=bias)
+        self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.activation = activation
-        self.dropout = Dropout(dropout)
-        self.down_proj = ProjectionLinear(intermediate_size, hidden_size, bias=bias)
+        self.act = ACT2FN[activation]
+        self.dropout = nn.Dropout(dropout)
+        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
         self.down_proj.residual_output = True  # the branch's last map (config.scale_residual_init)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_proj(hidden_states), self.up_proj(hidden_states)  # (B, T, F) each
-        return self.down_proj(self.dropout(gated_product(gate, up, self.activation)))
+        return self.down_proj(self.dropout(self.act(gate) * up))
 
 
 def build_feed_forward(

@@ -20,7 +20,7 @@ from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.utils import can_return_tuple
 
 from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
-from .losses import IGNORE_INDEX, linear_cross_entropy, token_cross_entropy
+from .losses import IGNORE_INDEX, token_cross_entropy
 from .positions import AlibiBias, RotaryEmbedding, SinusoidalPositionalEmbedding
 from .transformers_contract import ModelHooks, cache_field, output_cache
 
@@ -102,45 +102,19 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_s
     return shifted.masked_fill(shifted == IGNORE_INDEX, pad_token_id)
 
 
-def resolve_skip_logits(skip_logits: bool | None, *, fused: bool, training: bool, labels: torch.Tensor | None) -> bool:
-    """The fused kernels' switch `skip_logits`: unless given, a loss taken without the (B, T, V) logits (`fused`) skips
-    them in training, where only the loss is needed."""
-    return fused and training and labels is not None if skip_logits is None else skip_logits
-
-
 def lm_head_loss(
     hidden_states: torch.Tensor,
     head: nn.Linear,
     labels: torch.Tensor | None,
     *,
-    fused: bool,
-    training: bool = True,
     skip_logits: bool | None = None,
     label_smoothing: float = 0.0,
     num_items_in_batch: torch.Tensor | int | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(logits, loss) of an output layer.
-
-    With `fused` (`config.fused_loss`) and labels, training computes the loss in chunks straight from the hidden states
-    (losses.py): the (B, T, V) logits are never held for the backward pass, and by default not returned either.
-    `skip_logits` overrides that default (the name of the fused kernels' switch): False returns logits next to the
-    fused loss, computed without autograd (for inspection; the loss's backward does not need them), True skips them
-    also in evaluation, which then takes the fused loss too.
+    """(logits, loss) of an output layer: the (B, T, V) logits `head(hidden_states)` and, with labels, their
+    cross-entropy (`token_cross_entropy`: label smoothing, -100 ignored, `num_items_in_batch` for the Trainer).
+    `skip_logits=True` leaves the logits out of the result (the loss still reads them).
     """
-    skip_logits = resolve_skip_logits(skip_logits, fused=fused, training=training, labels=labels)
-    if labels is not None and fused and (skip_logits or training):
-        loss = linear_cross_entropy(
-            hidden_states,
-            head.weight,
-            labels,
-            bias=head.bias,
-            num_items_in_batch=num_items_in_batch,
-            label_smoothing=label_smoothing,
-        )
-        if skip_logits:
-            return None, loss
-        with torch.no_grad():
-            return head(hidden_states), loss  # (B, T, V)
     if skip_logits and labels is None:
         return None, None
     logits = head(hidden_states)  # (B, T, V)
@@ -221,14 +195,13 @@ class EncDecPreTrainedModel(ModelHooks, PreTrainedModel):
         skip_logits: bool | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(logits, loss) of the output layer (`head`, default `get_output_embeddings()`) with the config's loss
-        settings (`fused_loss`, `label_smoothing`); see `lm_head_loss`."""
+        """(logits, loss) of the output layer (`head`, default `get_output_embeddings()`) with the config's label
+        smoothing; see `lm_head_loss`. `hf_encdec.speed` replaces this method on a model instance
+        by one that takes the same loss fused with the output layer (`config.fused_loss`)."""
         return lm_head_loss(
             hidden_states,
             head if head is not None else self.get_output_embeddings(),
             labels,
-            fused=self.config.fused_loss,
-            training=self.training,
             skip_logits=skip_logits,
             label_smoothing=self.config.label_smoothing,
             num_items_in_batch=num_items_in_batch,

@@ -18,7 +18,6 @@ from .configuration_decoder import DecoderConfig
 from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, model_forward, next_token_labels
 from .transformer_layers import TransformerStack
 from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
-from .speed_paths import ProjectionLinear
 
 
 class DecoderModel(TransformerPreTrainedModel):
@@ -106,7 +105,7 @@ class DecoderForCausalLM(TransformerPreTrainedModel, CheckedGenerationMixin):
     def __init__(self, config: DecoderConfig) -> None:
         super().__init__(config)
         self.model = DecoderModel(config)
-        self.lm_head = ProjectionLinear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
     def tied_weights(self) -> dict[str, str]:

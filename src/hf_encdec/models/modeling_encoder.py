@@ -26,7 +26,6 @@ from .losses import token_cross_entropy
 from .modeling_common import TokenEmbedding, TransformerPreTrainedModel, model_forward
 from .norms import build_norm
 from .transformer_layers import TransformerStack
-from .speed_paths import Dropout
 
 
 class EncoderModel(TransformerPreTrainedModel):
@@ -185,7 +184,7 @@ class EncoderForSequenceClassification(TransformerPreTrainedModel):
         self.model = EncoderModel(config)
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.dropout
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -232,7 +231,7 @@ class EncoderForTokenClassification(TransformerPreTrainedModel):
         super().__init__(config)
         self.model = EncoderModel(config)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.dropout
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 

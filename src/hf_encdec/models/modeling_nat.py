@@ -35,7 +35,6 @@ from .configuration_nat import NATConfig
 from .losses import IGNORE_INDEX
 from .modeling_common import Seq2SeqLMHeadMixin, TransformerPreTrainedModel, model_forward
 from .modeling_transformer import TransformerModel, output_layer_tie
-from .speed_paths import ProjectionLinear
 from .transformers_contract import CheckedGenerationMixin
 
 #: what the library's tools and Seq2SeqTrainer hand any seq2seq generate() and parallel decoding has no use for;
@@ -119,7 +118,7 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
     def __init__(self, config: NATConfig) -> None:
         super().__init__(config)
         self.model = NATModel(config)
-        self.lm_head = ProjectionLinear(config.hidden_size, config.decoder_vocab_size, bias=False)
+        self.lm_head = nn.Linear(config.hidden_size, config.decoder_vocab_size, bias=False)
         self.length_head = nn.Linear(config.hidden_size, config.max_position_embeddings + 1)
         self.post_init()
         self.generation_config = GenerationConfig(

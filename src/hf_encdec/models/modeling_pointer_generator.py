@@ -1,5 +1,6 @@
 """The Transformer pointer-generator: the encoder-decoder Transformer whose output layer can copy source tokens
-(See et al. 2017, arXiv 1704.04368; the mechanism and its formulas are in copy_mechanism.py).
+(See et al. 2017, arXiv 1704.04368; the mechanism and its formulas are in copy_mechanism.py, what both
+pointer-generator families share in pointer_generator_head.py).
 
 Shapes: B batch, S source length, T target length, D hidden, V vocabulary, V+ extended vocabulary.
 
@@ -7,8 +8,8 @@ Shapes: B batch, S source length, T target length, D hidden, V vocabulary, V+ ex
     log P(y_t | y_<t, x) = log(p_gen softmax(W s_t) + (1 - p_gen) copy_t)      returned as `logits`, width V+
 
 `logits` are normalised log-probabilities, which greedy search, beam search (its log_softmax leaves them unchanged)
-and sampling all take as they are. Training with labels takes the loss without building them (`copy_cross_entropy`)
-and returns `logits=None`, as the plain Transformer's fused loss does; `skip_logits=False` returns them too.
+and sampling all take as they are. The loss is their cross-entropy (`mixture_cross_entropy`); `skip_logits=True`
+leaves them out of the output.
 """
 
 from __future__ import annotations
@@ -18,15 +19,10 @@ from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_pointer_generator import PointerGeneratorConfig
-from .copy_mechanism import (
-    CopyMechanism,
-    PointerGeneratorMixin,
-    PointerGeneratorOutput,
-    copy_history,
-    mixture_log_probs,
-)
-from .modeling_common import model_forward, resolve_skip_logits
+from .copy_mechanism import CopyMechanism, mixture_log_probs
+from .modeling_common import model_forward
 from .modeling_transformer import TransformerForConditionalGeneration
+from .pointer_generator_head import PointerGeneratorMixin, PointerGeneratorOutput, copy_history
 from .transformers_contract import output_cache, resolve_cache
 
 __all__ = ["PointerGeneratorForConditionalGeneration", "PointerGeneratorOutput"]
@@ -79,10 +75,7 @@ class PointerGeneratorForConditionalGeneration(PointerGeneratorMixin, Transforme
         **kwargs: object,
     ) -> PointerGeneratorOutput:
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        # with the fused loss, training takes the loss without building the logits (linear_copy_cross_entropy)
-        skip_logits = resolve_skip_logits(
-            kwargs.pop("skip_logits", None), fused=self.config.fused_loss, training=self.training, labels=labels
-        )
+        skip_logits = kwargs.pop("skip_logits", None)
         source_ids = input_ids if source_ids is None else source_ids
         if source_ids is None:
             raise ValueError("the pointer-generator needs source_ids (or input_ids) to copy from")

@@ -29,14 +29,7 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2
 
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .configuration_transformer import TransformerBlockConfig, check_attention_implementation
-from .copy_mechanism import (
-    CopyDistribution,
-    CopyGate,
-    PointerGeneratorMixin,
-    PointerGeneratorOutput,
-    add_coverage_loss,
-    mixture_log_probs,
-)
+from .copy_mechanism import CopyDistribution, CopyGate, add_coverage_loss, mixture_log_probs
 from .modeling_common import (
     AutoregressiveLMHeadMixin,
     EncDecPreTrainedModel,
@@ -45,8 +38,8 @@ from .modeling_common import (
     config_output_flags,
     draw_tokens,
     model_forward,
-    resolve_skip_logits,
 )
+from .pointer_generator_head import PointerGeneratorMixin, PointerGeneratorOutput
 from .rnn_attention import build_scorer
 from .rnn_layers import (
     Bridge,
@@ -511,9 +504,7 @@ class RNNSeq2SeqForConditionalGeneration(
                 labels,
                 attention_mask=attention_mask,
                 num_source_oovs=num_source_oovs,
-                skip_logits=resolve_skip_logits(
-                    skip_logits, fused=self.config.fused_loss, training=self.training, labels=labels
-                ),
+                skip_logits=skip_logits,
                 num_items_in_batch=num_items_in_batch,
             )
         logits, loss = self.logits_and_loss(

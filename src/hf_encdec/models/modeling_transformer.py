@@ -18,7 +18,6 @@ from .configuration_transformer import TransformerConfig
 from .modeling_common import AutoregressiveLMHeadMixin, TokenEmbedding, TransformerPreTrainedModel, model_forward
 from .transformer_layers import TransformerStack
 from .transformers_contract import CheckedGenerationMixin, cache_field, output_cache, resolve_cache
-from .speed_paths import ProjectionLinear
 
 
 class TransformerModel(TransformerPreTrainedModel):
@@ -144,9 +143,8 @@ class TransformerForConditionalGeneration(
 ):
     """The Transformer with its output layer: training with `labels` (-100 ignored) and `generate()`.
 
-    In training mode with labels and `config.fused_loss` (default), the loss is computed in chunks straight from the
-    decoder states and `logits` is None (`skip_logits=False` returns them too, computed without autograd); in eval
-    mode, or with `fused_loss=False`, logits are returned as usual.
+    The loss is the cross-entropy of the logits (`logits_and_loss`); `skip_logits=True` leaves the logits out of the
+    output. (`hf_encdec.speed` takes it fused with the output layer.)
 
     >>> import torch
     >>> from hf_encdec import TransformerConfig, TransformerForConditionalGeneration
@@ -162,7 +160,7 @@ class TransformerForConditionalGeneration(
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__(config)
         self.model = TransformerModel(config)
-        self.lm_head = ProjectionLinear(config.hidden_size, config.decoder_vocab_size, bias=False)
+        self.lm_head = nn.Linear(config.hidden_size, config.decoder_vocab_size, bias=False)
         self.post_init()
 
     def tied_weights(self) -> dict[str, str]:

@@ -61,7 +61,6 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 
 from .rnn_attention import GlobalAttention
-from .speed_paths import recurrent_step
 
 RNN_TYPES = ("rnn", "gru", "lstm")
 BRIDGES = ("zero", "last", "linear")
@@ -548,10 +547,14 @@ class RNNDecoder(nn.Module):
         hidden = state.hidden.transpose(0, 1).contiguous()  # (L, B, H)
         cell = state.cell.transpose(0, 1).contiguous() if state.cell is not None else None
         if rnn_input.shape[1] == 1:
-            outputs, hidden, cell = recurrent_step(self.rnn, rnn_input, hidden, cell)  # (B, 1, H), (L, B, H)
+            # one step (a stepping decoder, which checkpoints its chunks of steps itself): the stack's own call
+            if cell is None:
+                outputs, hidden = self.rnn(rnn_input, hidden)  # (B, 1, H), (L, B, H)
+            else:
+                outputs, (hidden, cell) = self.rnn(rnn_input, (hidden, cell))
             layers = tuple(hidden[:, :, None].unbind(0))  # after one step a layer's output is its new hidden state
         else:
-            layers, hidden, cell = self.rnn.run_layers(rnn_input, hidden, cell)  # L x (B, T, H)
+            layers, hidden, cell = self.rnn.run_layers(rnn_input, hidden, cell)  # L x (B, T, H), (L, B, H)
             outputs = layers[-1]
         return outputs, hidden.transpose(0, 1), (cell.transpose(0, 1) if cell is not None else None), tuple(layers)
 

@@ -31,7 +31,6 @@ from .modeling_common import config_output_flags
 from .norms import build_norm
 from .positions import POSITIONS, AlibiBias, RotaryEmbedding
 from .transformers_contract import cache_field, resolve_cache
-from .speed_paths import Dropout, kept_cross_mask
 
 
 class TransformerLayer(GradientCheckpointingLayer):
@@ -56,7 +55,7 @@ class TransformerLayer(GradientCheckpointingLayer):
         self.cross_attn_norm = cross_attn_norm
         self.feed_forward = feed_forward
         self.feed_forward_norm = feed_forward_norm
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.pre_norm = pre_norm
 
     def _residual(
@@ -181,7 +180,7 @@ class TransformerStack(nn.Module):
         self.embedding_norm = (
             build_norm(config.norm_type, config.hidden_size, config.layer_norm_eps) if config.embedding_norm else None
         )
-        self.dropout = Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(
             build_transformer_layer(config, layer_idx=i, causal=causal, cross_attention=cross_attention)
             for i in range(num_layers)
@@ -211,6 +210,23 @@ class TransformerStack(nn.Module):
                 f"max_position_embeddings={self.max_positions}; truncate inputs to {self.max_positions} tokens "
                 "(tokenizer truncation=True, max_length=...) or use position_type 'sinusoidal', 'rope' or 'alibi'"
             )
+
+    def cross_attention_mask(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
+        cache: Cache | None,
+    ) -> object:
+        """The mask of the cross-attention from the (B, T, D) states over the (B, S, D) encoder states, in the form
+        the attention kernel takes, from the (B, S) `encoder_attention_mask`. Built at every call here; `cache` is the
+        decoding cache of the call, where a subclass may keep the mask for the steps of one generation."""
+        return create_bidirectional_mask(
+            config=self.config,
+            inputs_embeds=hidden_states,
+            attention_mask=encoder_attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+        )
 
     @config_output_flags
     def forward(
@@ -285,18 +301,7 @@ class TransformerStack(nn.Module):
             )
         cross_mask = None
         if has_cross:
-            cross_mask = kept_cross_mask(
-                cache,
-                encoder_attention_mask,
-                (length, encoder_hidden_states.dtype),
-                partial(
-                    create_bidirectional_mask,
-                    config=self.config,
-                    inputs_embeds=hidden_states,
-                    attention_mask=encoder_attention_mask,
-                    encoder_hidden_states=encoder_hidden_states,
-                ),
-            )
+            cross_mask = self.cross_attention_mask(hidden_states, encoder_hidden_states, encoder_attention_mask, cache)
 
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None

@@ -21,6 +21,7 @@ import dataclasses
 import inspect
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -28,8 +29,6 @@ import transformers
 from transformers.cache_utils import Cache
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import Seq2SeqLMOutput
-
-from .speed_paths import prepare_beam_cache
 
 #: the releases the whole test suite passed on (constraints.txt pins the first; 5.25.0 with accelerate 1.16.0)
 TESTED_TRANSFORMERS = ("5.23.0", "5.24.0", "5.25.0")
@@ -184,6 +183,9 @@ class CheckedGenerationMixin(GenerationMixin):
     """
 
     generation_cache: ClassVar[str] = "key_value"
+    #: None, or a function that takes the cache `generate()` has just built (still empty) and returns the one to
+    #: decode with; `hf_encdec.speed` sets it on a model instance to its faster cache
+    generation_cache_factory: Callable[[Any], Any] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # generate() asks for inspect.signature(self.forward) at every step of a model registered for remote code
@@ -206,14 +208,14 @@ class CheckedGenerationMixin(GenerationMixin):
         return cls.generation_cache == "key_value"
 
     def _prepare_cache_for_generation(self, generation_config: Any, model_kwargs: dict, *args: Any, **kwargs: Any) -> Any:
-        # Private: the only place where the cache generate() builds itself can be swapped before the first step (a
-        # cache the caller passes in is left as it is). The swap is the beam-search fast path of speed_paths.py:
-        # reordering folded into the next append, and the cross-attention half never reordered.
+        # Private: the only place where the cache generate() builds itself can be swapped before the first step, by
+        # `generation_cache_factory` where one is set (a cache the caller passes in is left as it is).
         result = super()._prepare_cache_for_generation(generation_config, model_kwargs, *args, **kwargs)
-        for key in CACHE_ARGUMENTS:
-            cache = model_kwargs.get(key)
-            if cache is not None and not getattr(cache, "_is_user_defined", False):
-                model_kwargs[key] = prepare_beam_cache(cache)
+        if self.generation_cache_factory is not None:
+            for key in CACHE_ARGUMENTS:
+                cache = model_kwargs.get(key)
+                if cache is not None and not getattr(cache, "_is_user_defined", False):
+                    model_kwargs[key] = self.generation_cache_factory(cache)
         return result
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:

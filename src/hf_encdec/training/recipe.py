@@ -66,6 +66,7 @@ from ..localization.placeholders import find_accelerators, find_placeholders, ke
 from ..model_card import ModelCardFacts, write_model_card
 from ..models.transformers_contract import no_hub_kernels
 from ..registration import family_of
+from ..speed import speed_up
 from .distill import distill_settings
 from .nat_report import compare_decoding, teacher_of
 from .presets import build_config
@@ -490,7 +491,8 @@ def _special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int | No
 
 
 def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    """Stage 3, model: the config of the preset or config file, sized to the tokenizer, and a fresh model from it."""
+    """Stage 3, model: the config of the preset or config file, sized to the tokenizer, and a fresh model from it,
+    with the speed paths (`speed_up`)."""
     if options.preset is not None and options.config_file is not None:
         raise ValueError(
             f"TrainOptions has both preset={options.preset!r} and config_file={options.config_file!r}; "
@@ -514,7 +516,7 @@ def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> P
     _check_comparison_options(options, model)
     # validation during training decodes greedily up to the longest target; the saved model gets the beam settings
     model.generation_config = GenerationConfig(**special, num_beams=1, max_length=options.max_target_length + 1)
-    return model
+    return speed_up(model)
 
 
 def _check_comparison_options(options: TrainOptions, model: PreTrainedModel) -> None:
@@ -599,8 +601,8 @@ def _finished_training(trainer: TranslationTrainer, state: TrainerState, options
     trainer.state = state
     if trainer.args.load_best_model_at_end and state.best_model_checkpoint:
         best = Path(options.output_dir) / CHECKPOINTS / Path(state.best_model_checkpoint).name
-        trainer.model = trainer.model_wrapped = type(trainer.model).from_pretrained(
-            best, attn_implementation=options.attn_implementation, **no_hub_kernels()
+        trainer.model = trainer.model_wrapped = speed_up(
+            type(trainer.model).from_pretrained(best, attn_implementation=options.attn_implementation, **no_hub_kernels())
         ).to(trainer.args.device)
     total, previous = 0.0, 0
     for entry in state.log_history:  # each logged loss is the mean over the steps since the previous log

@@ -55,6 +55,7 @@ from ..data import build_manpage_sections_corpus, build_manpages_corpus, load_co
 from ..data.tokenizer import TOKENIZER_MODELS, check_tokenizer_matches_model, train_tokenizer
 from ..models.transformers_contract import no_hub_kernels
 from ..registration import FAMILIES, presets
+from ..speed import speed_up
 
 logger = logging.getLogger(__name__)
 
@@ -468,7 +469,8 @@ def build_model(
     extra: dict[str, Any] | None = None,
 ) -> PreTrainedModel:
     """The model to train: ``auto_class.from_pretrained`` of the checkpoint (``extra`` as config values, e.g. a new
-    ``num_labels``), or ``auto_class.from_config`` of :func:`scratch_config`. Checks the tokenizer fits it."""
+    ``num_labels``), or ``auto_class.from_config`` of :func:`scratch_config`, with the speed paths
+    (:func:`hf_encdec.speed.speed_up`). Checks the tokenizer fits it."""
     options: dict[str, Any] = {}
     if model_args.attn_implementation is not None:
         options["attn_implementation"] = model_args.attn_implementation
@@ -484,7 +486,7 @@ def build_model(
         model = auto_class.from_config(scratch_config(model_args, tokenizer, extra), **options)
     check_tokenizer_matches_model(tokenizer, model.config)
     logger.info("%s: %.2fM parameters", type(model).__name__, model.num_parameters() / 1e6)
-    return model
+    return speed_up(model)
 
 
 # -- results ------------------------------------------------------------------------------------------------------
