@@ -217,7 +217,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         "model": args.model,
         "data": args.source_file or f"{args.data}:{args.split}",
         "sentences": len(sources),
-        "beams": args.beams or model.generation_config.num_beams,
+        # with --mbr the beam is widened to hold the pool (translate_nbest)
+        "beams": max(args.beams or model.generation_config.num_beams or 1, args.mbr or 0),
         "length_penalty": args.length_penalty if args.length_penalty is not None else model.generation_config.length_penalty,
         **_coverage_penalty(args),
         "scores": corpus_scores(hypotheses, references),

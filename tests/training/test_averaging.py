@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -90,6 +91,12 @@ def test_hf_encdec_average_makes_a_model_folder_from_a_runs_last_checkpoints(
     torch.testing.assert_close(model.state_dict()[name], (steps[0][name] + steps[1][name]) / 2, rtol=0, atol=1e-6)
     assert model.config.training_data == "synthetic:reverse"  # what translate() reads, kept from the run
     assert len(translate(model, tokenizer, ["a b c", "d e"], progress=False)) == 2
+
+    report = tmp_path / "report.json"
+    assert main(["evaluate", str(output), "--data", "synthetic:reverse", "--limit", "8", "--mbr", "3",
+                 "--report", str(report)]) == 0
+    scored = json.loads(report.read_text())
+    assert scored["mbr"] == 3 and scored["beams"] == 3 and scored["sentences"] == 8  # the beam widened to the pool
 
     caplog.set_level(logging.ERROR)
     assert main(["average", str(run), "--last", "3", "--output-dir", str(tmp_path / "three")]) == 2
