@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import sacrebleu
 from transformers import LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast, pipeline
 
 import hf_encdec  # noqa: F401 - registers the seq2seq-generation task
@@ -24,6 +25,9 @@ from hf_encdec.inference import (
     undecodable_characters,
 )
 from hf_encdec.localization.placeholders import keeps_placeholders
+from hf_encdec.models.configuration_nat import NATConfig
+from hf_encdec.models.modeling_nat import NATForConditionalGeneration
+from variants import TINY_TRANSFORMER
 
 WORDS = [f"w{i}" for i in range(94)]
 
@@ -238,3 +242,33 @@ def test_undecodable_characters_count_beyond_the_sources() -> None:
     assert undecodable_characters("a\ufffdb\ufffd", "x\ufffd") == ["\ufffd"]
     assert undecodable_characters("a\udc80b") == ["\udc80"] and undecodable_characters("a\x00b") == ["\x00"]
     assert undecodable_characters("Café „geschlossen“ 日本") == []
+
+
+def test_mbr_takes_the_hypothesis_with_the_highest_expected_chrf_against_the_others(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, texts: list[str]
+) -> None:
+    settings = dict(num_beams=4, max_new_tokens=6, progress=False, protect=False)
+    nbest = translate_nbest(model, tokenizer, texts, num_beams=4, num_return_sequences=4, max_new_tokens=6,
+                            progress=False)
+    chrf = sacrebleu.CHRF()
+
+    def consensus(hypotheses: list[str]) -> str:  # the oracle, written from the definition
+        utility = [sum(chrf.sentence_score(h, [o]).score for o in hypotheses) - chrf.sentence_score(h, [h]).score
+                   for h in hypotheses]
+        return hypotheses[max(range(len(hypotheses)), key=lambda i: (utility[i], -i))]
+
+    expected = [consensus(hypotheses) for hypotheses in nbest]
+    assert expected != [hypotheses[0] for hypotheses in nbest], "MBR should change some choice on these texts"
+    assert translate(model, tokenizer, texts, mbr=4, **settings) == expected
+    # a pool wider than the beam widens the beam to hold it
+    assert translate(model, tokenizer, texts, mbr=4, **{**settings, "num_beams": 2}) == expected
+
+
+def test_mbr_is_refused_where_there_is_nothing_to_choose_among(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, texts: list[str]
+) -> None:
+    with pytest.raises(ValueError, match="an integer of at least 2"):
+        translate(model, tokenizer, texts, mbr=1, progress=False)
+    nat = NATForConditionalGeneration(NATConfig(**TINY_TRANSFORMER, mask_token_id=4)).eval()
+    with pytest.raises(ValueError, match="writes one output a text"):
+        translate(nat, tokenizer, texts, mbr=4, progress=False, protect=False)

@@ -9,6 +9,7 @@
     hf-encdec translate-po runs/gettext-de untranslated.po --output filled.po   # fill a gettext catalog, msgfmt -c clean
     hf-encdec evaluate runs/gettext-de --data gettext:de --split test --report report.json
     hf-encdec push runs/gettext-de user/my-model
+    hf-encdec average runs/gettext-de --last 2 --output-dir runs/gettext-de-avg   # checkpoint averaging
     hf-encdec distill runs/gettext-de --data gettext:de --output-dir runs/distilled-de   # teacher outputs as targets
     hf-encdec train --preset nat-small --data runs/distilled-de --output-dir runs/nat-de  # a NAT on them
 """
@@ -116,8 +117,12 @@ def _print_report(report: dict[str, Any], output_dir: str) -> None:
 
 
 def _coverage_penalty(args: argparse.Namespace) -> dict[str, float]:
-    """generate()'s coverage_penalty when --coverage-penalty is given (only the copy models take it)."""
-    return {} if args.coverage_penalty is None else {"coverage_penalty": args.coverage_penalty}
+    """generate()'s coverage_penalty when --coverage-penalty is given (only the copy models take it), and translate()'s
+    mbr when --mbr is."""
+    options: dict[str, float] = {} if args.coverage_penalty is None else {"coverage_penalty": args.coverage_penalty}
+    if getattr(args, "mbr", None) is not None:
+        options["mbr"] = args.mbr
+    return options
 
 
 def _translate(args: argparse.Namespace) -> int:
@@ -212,7 +217,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         "model": args.model,
         "data": args.source_file or f"{args.data}:{args.split}",
         "sentences": len(sources),
-        "beams": args.beams or model.generation_config.num_beams,
+        # with --mbr the beam is widened to hold the pool (translate_nbest)
+        "beams": max(args.beams or model.generation_config.num_beams or 1, args.mbr or 0),
         "length_penalty": args.length_penalty if args.length_penalty is not None else model.generation_config.length_penalty,
         **_coverage_penalty(args),
         "scores": corpus_scores(hypotheses, references),
@@ -237,6 +243,40 @@ def _distill(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, max_train_samples=args.max_train_samples, chunk_size=args.chunk_size,
     )
     print(json.dumps(manifest, indent=2))
+    return 0
+
+
+def _average(args: argparse.Namespace) -> int:
+    """Checkpoint averaging (Vaswani et al. 2017): the mean of the parameters of a run's last checkpoints, saved as a
+    model folder that `translate` and `evaluate` take. Checkpoints are written every --eval-steps and the last
+    `save_total_limit` are kept, so average what the run kept (--last) or name the folders (--checkpoints)."""
+    from transformers import AutoTokenizer
+
+    from .training.averaging import average_checkpoints, run_checkpoints
+
+    output = Path(args.output_dir)
+    if output.exists():
+        raise FileExistsError(f"{output} exists; give a new --output-dir for the averaged model")
+    if args.checkpoints:
+        folders = [Path(folder) for folder in args.checkpoints]
+    else:
+        available = run_checkpoints(args.run)
+        if args.last < 1 or args.last > len(available):
+            raise ValueError(
+                f"--last {args.last}: {args.run} keeps {len(available)} checkpoint(s) "
+                f"({', '.join(path.name for path in available)}); give 1 to {len(available)}"
+            )
+        folders = available[-args.last:]
+    model = average_checkpoints(folders)
+    tokenizer_folder = next((folder for folder in (folders[0], Path(args.run), Path(args.run) / "tokenizer")
+                             if (folder / "tokenizer.json").is_file()), None)
+    if tokenizer_folder is None:
+        raise FileNotFoundError(f"no tokenizer.json in {folders[0]} or {args.run}: cannot make a model folder")
+    tmp = output.with_name(output.name + ".partial")
+    model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(tokenizer_folder).save_pretrained(tmp)
+    tmp.rename(output)  # the folder appears whole or not at all
+    print(json.dumps({"output_dir": str(output), "checkpoints": [folder.name for folder in folders]}, indent=2))
     return 0
 
 
@@ -283,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--beams", type=int, help="beam size (default: the model's generation config)")
     translate.add_argument("--length-penalty", type=float, help="beam length penalty (default: the model's generation config)")
     translate.add_argument("--max-new-tokens", type=int, default=128)
+    translate.add_argument("--mbr", type=int, metavar="N",
+                           help="minimum Bayes risk: choose among at least N beam hypotheses the one with the highest "
+                                "expected chrF against the others (default: off, the best-scoring hypothesis)")
     translate.add_argument("--coverage-penalty", type=float,
                            help="Wu et al.'s coverage penalty beta: beam search's hypotheses re-ranked by how "
                                 "fully their copy attention covers the source (copy models; default: off)")
@@ -316,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--beams", type=int, help="beam size (default: the model's generation config)")
     evaluate.add_argument("--length-penalty", type=float, help="beam length penalty (default: the model's generation config)")
     evaluate.add_argument("--max-new-tokens", type=int, default=128)
+    evaluate.add_argument("--mbr", type=int, metavar="N",
+                           help="minimum Bayes risk: choose among at least N beam hypotheses the one with the highest "
+                                "expected chrF against the others (default: off, the best-scoring hypothesis)")
     evaluate.add_argument("--coverage-penalty", type=float,
                           help="Wu et al.'s coverage penalty beta: beam search's hypotheses re-ranked by how "
                                "fully their copy attention covers the source (copy models; default: off)")
@@ -335,6 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--max-train-samples", type=int, help="only the first N training pairs")
     distill.add_argument("--chunk-size", type=int, default=2000, help="pairs written per resumable chunk")
     distill.set_defaults(func=_distill)
+
+    average = sub.add_parser("average", help="average the last checkpoints of a run into one model folder",
+                             description=_average.__doc__)
+    average.add_argument("run", help="a training run folder (its checkpoints/checkpoint-<step> folders)")
+    average.add_argument("--output-dir", required=True, help="the averaged model folder (must not exist)")
+    choice = average.add_mutually_exclusive_group()
+    choice.add_argument("--last", type=int, default=2, help="average the last N checkpoints (default: %(default)s)")
+    choice.add_argument("--checkpoints", nargs="+", help="average these checkpoint folders instead")
+    average.set_defaults(func=_average)
 
     push = sub.add_parser("push", help="upload a trained folder to the Hugging Face Hub", description=_push.__doc__)
     push.add_argument("model")

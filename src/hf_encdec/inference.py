@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from .data.tokenizer import check_tokenizer_matches_model
+from .evaluation.metrics import mbr_order
 from .localization.layout import split_layout
 from .localization.placeholders import DirectivesBeforeEnd, find_placeholders, keeps_placeholders
 from .models.transformers_contract import no_hub_kernels
@@ -130,6 +131,10 @@ def translate(
     Either way no translation holds a character decoded from an invalid byte sequence (U+FFFD, see
     :func:`undecodable_characters`): such a hypothesis is passed over for the next one, and a text with none left
     comes back as the source, counted in the warning.
+
+    ``mbr=N`` chooses each text's translation by minimum Bayes risk among at least N beam hypotheses (expected chrF
+    against each other, :func:`translate_nbest`) instead of taking the highest-scoring one; the checks above then
+    run over that order.
     """
     if isinstance(texts, str):
         raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
@@ -300,14 +305,24 @@ def translate_nbest(
     batch_size: int = 64,
     max_source_length: int | None = None,
     progress: bool = True,
+    mbr: int | None = None,
     **generate_kwargs: object,
 ) -> list[list[str]]:
     """The hypotheses of every text (``num_return_sequences`` of them, best first), in input order.
 
     The batching, truncation and defaults of :func:`translate`, which is this with one hypothesis a text.
+
+    With `mbr` (minimum Bayes risk decoding), beam search returns at least `mbr` hypotheses a text (the beam widened
+    to hold them) and they are re-ordered by expected chrF against each other
+    (:func:`~hf_encdec.evaluation.mbr_order`) before the first ``num_return_sequences`` are returned; ``translate(...,
+    mbr=8)`` thus gives each text's consensus translation among 8. Autoregressive models only.
     """
     if isinstance(texts, str):
         raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
+    if mbr is not None:
+        return _mbr_nbest(model, tokenizer, texts, mbr, num_beams=num_beams, max_new_tokens=max_new_tokens,
+                          length_penalty=length_penalty, batch_size=batch_size, max_source_length=max_source_length,
+                          progress=progress, **generate_kwargs)
     if generate_kwargs.get("coverage_penalty") is not None and not getattr(model, "copies_source", False):
         raise ValueError(
             f"coverage_penalty re-ranks hypotheses by their copy attention, which {type(model).__name__} does not have "
@@ -343,3 +358,27 @@ def translate_nbest(
     for output, index in zip(bar, order):  # the bar first, so that it sees the end of the outputs and closes
         results[index] = [hypothesis["generated_text"] for hypothesis in output]
     return results
+
+
+def _mbr_nbest(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    mbr: int,
+    *,
+    num_beams: int | None,
+    **settings: object,
+) -> list[list[str]]:
+    """:func:`translate_nbest` with minimum Bayes risk re-ordering over a pool of at least `mbr` hypotheses."""
+    if isinstance(mbr, bool) or not isinstance(mbr, int) or mbr < 2:
+        raise ValueError(f"mbr={mbr!r}: give how many hypotheses to choose among, an integer of at least 2 (or None)")
+    if not is_autoregressive(model):
+        raise ValueError(
+            f"mbr={mbr}: minimum Bayes risk chooses among an n-best list, and {type(model).__name__} writes one "
+            "output a text; leave mbr out for this model"
+        )
+    wanted = int(settings.pop("num_return_sequences", 1))  # type: ignore[call-overload]
+    pool = max(mbr, wanted)
+    beams = max(num_beams or model.generation_config.num_beams or 1, pool)
+    nbest = translate_nbest(model, tokenizer, texts, num_beams=beams, num_return_sequences=pool, **settings)
+    return [[hypotheses[i] for i in mbr_order(hypotheses)][:wanted] for hypotheses in nbest]

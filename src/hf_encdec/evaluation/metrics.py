@@ -36,6 +36,7 @@ __all__ = [
     "bleu_score",
     "build_compute_metrics",
     "chrf_score",
+    "mbr_order",
     "copy_baseline_scores",
     "corpus_scores",
     "evaluate_features",
@@ -125,6 +126,30 @@ def chrf_score(hypotheses: Sequence[str], references: Sequence[str | Sequence[st
         "beta": int(result.beta),
         "signature": str(chrf.get_signature()),
     }
+
+
+def mbr_order(hypotheses: Sequence[str]) -> list[int]:
+    """Minimum Bayes risk with chrF as the utility: the indices of `hypotheses`, highest expected chrF first.
+
+    Each hypothesis is scored by its mean sentence chrF (sacreBLEU's, as :func:`chrf_score`) against every other
+    hypothesis of the list, the list standing in for samples of the model's distribution (Kumar & Byrne 2004;
+    Freitag et al. 2022 use chrF-like utilities). The consensus translation wins over an outlier that beam search
+    happened to score highest. Ties keep the given order (beam search's, best first), so a list whose
+    hypotheses all agree comes back unchanged.
+
+    Beam search's best, the one hypothesis that disagrees with the rest, moves last:
+
+    >>> mbr_order(["Datei schließen", "Datei öffnen", "Datei öffnen.", "Die Datei öffnen"])
+    [3, 2, 1, 0]
+    """
+    if len(hypotheses) < 2:
+        return list(range(len(hypotheses)))
+    chrf = sacrebleu.CHRF()
+    expected = [
+        sum(chrf.sentence_score(hypothesis, [other]).score for j, other in enumerate(hypotheses) if j != i)
+        for i, hypothesis in enumerate(hypotheses)
+    ]
+    return sorted(range(len(hypotheses)), key=lambda i: -expected[i])
 
 
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
