@@ -21,7 +21,6 @@ The models are the registration table's `tiny` configs (registration.FAMILIES), 
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import json
 import os
@@ -29,8 +28,9 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

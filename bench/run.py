@@ -197,7 +197,7 @@ def bench_training(pair: Pair, size: Size, candidate, reference, args, device: t
     }
     for trainer in sides.values():
         trainer.optimizer.zero_grad(set_to_none=True)
-    del sides
+    sides.clear()  # the trainers (models, optimizer states) go; the step closures above still name the dict
     gc.collect()
     return result
 

@@ -1,7 +1,7 @@
 """Fill the held-out packages' catalogs with a trained model and count what `msgfmt -c` rejects, with and without the
 protections of `hf-encdec translate-po`; placeholder fidelity and BLEU/chrF on the test split, with and without.
 
-    python examples/po_check.py runs/main                 # the main job's model (~30 min on 2 CPU cores)
+    python examples/po_check.py runs/main                 # the main job's model (~40 min, 2 AMD EPYC cores, 2026-11-28)
     python examples/po_check.py runs/main --limit 200     # a quick look: 200 test pairs, the 3 smallest packages
 
 For each held-out (test) package of the corpus, its compiled catalog ``<locale>/de/LC_MESSAGES/<package>.mo`` is

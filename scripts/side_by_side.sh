@@ -4,9 +4,10 @@
 # Every run is a separate folder under OUT; the table is printed at the end (python examples/side_by_side_table.py OUT).
 #   bash scripts/side_by_side.sh [OUT] [MAIN_RUN]    # OUT defaults to runs/side-by-side; MAIN_RUN (a run folder of
 #                                                    # scripts/main.sh) adds the domain-adaptation rows
-# Steps per run (env): MLM_STEPS=2000 CLS_STEPS=300 CLM_STEPS=1000 ADAPT_STEPS=300; about 100 minutes on 2 CPU cores.
+# Steps per run (env): MLM_STEPS=2000 CLS_STEPS=300 CLM_STEPS=1000 ADAPT_STEPS=300; about 100 minutes with one seed
+# (2 AMD EPYC cores, 2026-11-28).
 # Seeds (env, space-separated): CLS_SEEDS="42" CLM_SEEDS="42"; a seed other than 42 writes NAME-seedN, and the table
-# gives the mean and spread over a line's seeds. The MLM runs use seed 42 (BERT's alone takes ~20 minutes).
+# gives the mean and spread over a line's seeds. The MLM runs use seed 42 (BERT's alone took 19.9 min there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

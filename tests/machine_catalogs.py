@@ -25,7 +25,7 @@ PROPERTIES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def smallest_catalogs(*, max_entries: int = 60, scan: int = 4000, plural_forms: bool = False) -> dict[str, Path]:
     """``{property: .mo file}``: the smallest catalog (in bytes) with each of :data:`PROPERTIES` and at most
     `max_entries` entries, of the `scan` smallest on the machine; a property no catalog has is missing. With

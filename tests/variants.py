@@ -23,7 +23,7 @@ TINY_TRANSFORMER: dict[str, Any] = {
     "attention_dropout": 0.0,
 }
 
-# switch -> every value it takes (DESIGN.md's switch table)
+# switch -> every value it takes (the switch table of docs/variants.md)
 TRANSFORMER_SWITCHES: dict[str, list[Any]] = {
     "norm_type": ["layernorm", "rmsnorm"],
     "norm_position": ["post", "pre"],
@@ -80,7 +80,8 @@ TINY_RNN: dict[str, Any] = {
 # the Transformer encoder of the hybrid rows (encoder_type="transformer")
 TINY_RNN_ENCODER: dict[str, Any] = {"num_attention_heads": 4, "intermediate_size": 37}
 
-# switch -> every value it takes (DESIGN.md's switch table; defaults: lstm, luong_general + input feeding, linear)
+# switch -> every value it takes (the switch table of docs/variants.md; defaults: lstm, luong_general + input
+# feeding, linear)
 RNN_SWITCHES: dict[str, list[Any]] = {
     "rnn_type": ["rnn", "gru", "lstm"],
     "attention_type": ["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"],

@@ -74,11 +74,14 @@ def set_mode(mode: str) -> None:
     MODE[0] = mode
 
 
-size = SIZES[sys.argv[1]]; batches = [int(b) for b in sys.argv[2].split(",")]; reps = int(sys.argv[3])
+size = SIZES[sys.argv[1]]
+batches = [int(b) for b in sys.argv[2].split(",")]
+reps = int(sys.argv[3])
 modes = sys.argv[4].split(",") if len(sys.argv) > 4 else ["plain", "table", "isolated", "inplace"]
 pair = PAIRS["marian"]
 ours, marian = build(pair, size, 0, torch.device("cpu"), torch.float32)
-ours.eval(); marian.eval()
+ours.eval()
+marian.eval()
 print(f"{size.name}: threads {torch.get_num_threads()}; tokens/s ratio over Marian (same run, {reps} alternating calls, medians)")
 for batch in batches:
     inputs = generation_inputs(pair.kind, replace(size, generate_batch=batch), 0)
@@ -89,10 +92,13 @@ for batch in batches:
             inner = generate_call(ours, inputs, cfg)
             calls[mode] = (lambda inner=inner, mode=mode: (set_mode(mode), inner())[1])
         times = {k: [] for k in calls}
-        for k, c in calls.items(): c()
+        for call in calls.values():
+            call()
         for r in range(reps):
             for k in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
-                t = time.perf_counter(); calls[k](); times[k].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                calls[k]()
+                times[k].append(time.perf_counter() - t)
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"batch {batch:2d} beams {beams}: marian {med['marian']*1e3:.0f} ms; " + ", ".join(f"{m} {med['marian']/med[m]:.2f}x" for m in modes), flush=True)
 for mode in ("isolated", "inplace"):

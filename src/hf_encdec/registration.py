@@ -80,7 +80,7 @@ class Family:
         return AutoModelForSeq2SeqLM in self.models
 
 
-# d_model 256, 3 + 3 pre-LN layers: fits a useful model into ~20 minutes of 2 CPU cores
+# d_model 256, 3 + 3 pre-LN layers: the main job's 4000 steps took 24.6 min on 2 AMD EPYC cores (2026-11-21)
 SMALL: dict[str, Any] = {
     "hidden_size": 256,
     "num_attention_heads": 4,

@@ -212,7 +212,7 @@ def test_missing_groff_says_what_to_install(man_tree: Path, tmp_path: Path, monk
 def test_read_page_resolves_includes_from_the_man_root_in_any_compression(tmp_path: Path) -> None:
     root = tmp_path / "man"
     (root / "man1").mkdir(parents=True)
-    (root / "man1" / "shared.1.xz").write_bytes(lzma.compress("Shared text about options.\n".encode()))
+    (root / "man1" / "shared.1.xz").write_bytes(lzma.compress(b"Shared text about options.\n"))
     page = root / "man1" / "tool.1.bz2"
     page.write_bytes(
         bz2.compress((TITLE + ".SH NAME\ntool \\- caf\xe9\n.so man1/shared.1\n.so man1/missing.1\n").encode("latin-1"))

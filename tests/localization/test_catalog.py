@@ -19,7 +19,6 @@ from hf_encdec.inference import load_translator, translate_messages, translate_n
 from hf_encdec.localization.catalog import (
     PLURAL_FORMS,
     FillReport,
-    check_catalog,
     directive_problems,
     fill_catalog,
     msgfmt_check,

@@ -5,8 +5,6 @@ tests/hf/test_families.py."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -59,7 +59,7 @@ def test_growing_layer_holds_what_a_dynamic_layer_holds() -> None:
     ours.crop(-2)
     plain.crop(-2)
     assert torch.equal(ours.keys, plain.keys) and ours.get_seq_length() == plain.get_seq_length()
-    for step in range(3):
+    for _ in range(3):
         new = _states(5, 1)
         for left, right in zip(ours.update(*new), plain.update(*new)):
             assert torch.equal(left, right)

@@ -10,7 +10,8 @@ number can be reproduced exactly (Post 2018, "A Call for Clarity in Reporting BL
   has learnt nothing beyond copying (relevant for copy-heavy toy tasks and closely related languages).
 - `build_compute_metrics` adapts `corpus_scores` to `Seq2SeqTrainer(predict_with_generate=True)`.
 - `load_metric` loads the same metrics as `evaluate` modules shipped inside this package, so `evaluate.load` never
-  has to reach the Hugging Face Hub (see shared/guides/hf5-custom-models.md, section 8).
+  has to reach the Hugging Face Hub (a metric loaded by name is fetched from the Hub; one loaded by the absolute path
+  of its script is read from disk).
 """
 
 from __future__ import annotations

@@ -20,19 +20,20 @@ from torch import nn
 #   swapped  (W x^T)^T: the BLAS packs the rows, not the whole (D_out, D_in) weight;
 #   blocked  one row only: the weight's rows cut into blocks, one batched matrix-vector product (bmm) over them.
 #            (With more rows it gained nothing in isolation and cost 4% of a whole test translation at 64 rows,
-#            through its trials.)
+#            through its trials: AMD EPYC, 2 cores, AVX2, 2026-11-28.)
 #   rowsum   one row only: W * x broadcast and summed over each row of W (torch's elementwise and reduction kernels,
 #            not the BLAS), in chunks of ROWSUM_CHUNK weights so the temporary product stays small.
 # Which is fastest depends on the CPU, its caches, the BLAS kernel it picks and what else runs between the products.
-# Measured inside generate() on an AMD EPYC (2 cores, AVX2): for one row, blocked 1.6x the plain product's decoding
-# speed where swapped gains nothing; at 8 rows swapped 1.4x; on an Intel Xeon the swapped product lost 5-25%; on an
-# AMD EPYC with AVX-512 blocked lost, and rowsum streamed a cold 8000 x 256 weight 2.4x faster than F.linear
-# (bench/README.md). So nothing is assumed and nothing is timed apart from the real work: the first products of each
-# shape in a process take the ways in turn on the caller's own data, TRIAL_CALLS timed calls each (after one untimed
-# call each), and the shape then keeps the way whose median was fastest; another way than plain only when it was at
-# least 10% faster than plain. `product_choices()` shows what was chosen. The ways agree up to float rounding (~1e-6),
-# so outputs can differ at that level between calls while a shape is on trial; `apply_speed_paths(model,
-# product_way="swapped")` (or `plain`, `blocked`, `rowsum`) fixes the way for runs that must repeat bit for bit.
+# Measured inside generate() on 2026-11-28 (bench/README.md, issue 15): on an AMD EPYC (2 cores, AVX2), for one row,
+# blocked 1.6x the plain product's decoding speed where swapped gains nothing; at 8 rows swapped 1.4x; on an Intel
+# Xeon the swapped product lost 5-25%; on an AMD EPYC with AVX-512 blocked lost, and rowsum streamed a cold
+# 8000 x 256 weight 2.4x faster than F.linear. So nothing is assumed and nothing is timed apart from the real work:
+# the first products of each shape in a process take the ways in turn on the caller's own data, TRIAL_CALLS timed
+# calls each (after one untimed call each), and the shape then keeps the way whose median was fastest; another way
+# than plain only when it was at least 10% faster than plain. `product_choices()` shows what was chosen. The ways
+# agree up to float rounding (~1e-6), so outputs can differ at that level between calls while a shape is on trial;
+# `apply_speed_paths(model, product_way="swapped")` (or `plain`, `blocked`, `rowsum`) fixes the way for runs that
+# must repeat bit for bit.
 
 PRODUCT_WAYS = ("plain", "swapped", "blocked", "rowsum")
 FEW_ROW_PRODUCTS = ("measured", *PRODUCT_WAYS)
