@@ -377,7 +377,8 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
     ) -> torch.LongTensor | GenerateEncoderDecoderOutput:
         if not settings.return_dict:
             return sequences
-        # past_key_values=None: a drafter keeps no cache between calls (each draft is one pass over the prefix)
+        # no cache field set: a drafter keeps none between calls (each draft is one pass over the prefix); the field is
+        # `past_key_values` in transformers 5.23 and `cache` from 5.25, and either reads as None when left out
         return GenerateEncoderDecoderOutput(
-            sequences=sequences, scores=scores if settings.output_scores else None, past_key_values=None
+            sequences=sequences, scores=scores if settings.output_scores else None
         )

@@ -219,8 +219,7 @@ class SourceLookupDrafter(PreTrainedModel, GenerationMixin):
         return GenerateEncoderDecoderOutput(
             sequences=torch.cat([decoder_input_ids, tokens], dim=1),
             scores=tuple(scores[i : i + 1] for i in range(len(proposal))),
-            past_key_values=None,
-        )
+        )  # no cache field set (`past_key_values` in transformers 5.23, `cache` from 5.25): it reads as None
 
 
 __all__ = ["SourceLookupConfig", "SourceLookupDrafter", "check_drafter", "lookup"]
