@@ -272,3 +272,51 @@ def test_mbr_is_refused_where_there_is_nothing_to_choose_among(
     nat = NATForConditionalGeneration(NATConfig(**TINY_TRANSFORMER, mask_token_id=4)).eval()
     with pytest.raises(ValueError, match="writes one output a text"):
         translate(nat, tokenizer, texts, mbr=4, progress=False, protect=False)
+
+
+def _nat_drafter_folder(tokenizer: PreTrainedTokenizerBase, folder: Path) -> Path:
+    """A saved (untrained) NAT drafter with `tokenizer`'s vocabulary and special ids."""
+    import torch
+
+    from hf_encdec.models.configuration_nat import NATConfig
+    from hf_encdec.models.modeling_nat import NATForConditionalGeneration
+    from variants import TINY_TRANSFORMER
+
+    torch.manual_seed(5)
+    config = NATConfig(**{**TINY_TRANSFORMER, "vocab_size": len(tokenizer), "encoder_layers": 1, "decoder_layers": 1,
+                          "mask_token_id": tokenizer.mask_token_id, "max_position_embeddings": 40})
+    NATForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_translate_with_a_draft_equals_greedy_translate(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, texts: list[str], tmp_path: Path
+) -> None:
+    greedy = translate(model, tokenizer, texts, num_beams=1, max_new_tokens=9, progress=False, protect=False)
+    assert len(set(greedy)) > 3
+    for draft in ("source", _nat_drafter_folder(tokenizer, tmp_path / "nat")):
+        got = translate(model, tokenizer, texts, num_beams=1, max_new_tokens=9, progress=False, protect=False,
+                        draft=draft)
+        assert got == greedy
+
+
+def test_protected_translate_with_source_lookup_equals_protected_greedy(
+    copier: tuple[PreTrainedModel, PreTrainedTokenizerFast]
+) -> None:
+    """Software messages: the retry at a wider beam runs without the drafter, and the output is unchanged."""
+    model, tokenizer = copier
+    messages = ["w5 %s w6\n", "\n  -a, --all     w7 w8 w9\n", "w10 %lu", "w11 %d w12 %s"]
+    expected = translate(model, tokenizer, messages, protect=True, num_beams=1, progress=False)
+    assert translate(model, tokenizer, messages, protect=True, num_beams=1, progress=False, draft="source") == expected
+
+
+def test_a_drafter_of_another_tokenizer_or_with_beams_is_refused(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, tmp_path: Path
+) -> None:
+    other = word_level_tokenizer([f"v{i}" for i in range(94)])
+    folder = _nat_drafter_folder(other, tmp_path / "other")
+    with pytest.raises(ValueError, match=r"another tokenizer than the target PointerGeneratorForConditionalGeneration"):
+        translate(model, tokenizer, ["w5 w6"], num_beams=1, progress=False, protect=False, draft=folder)
+    with pytest.raises(ValueError, match="num_beams=3"):
+        translate(model, tokenizer, ["w5 w6"], num_beams=3, progress=False, protect=False, draft="source")

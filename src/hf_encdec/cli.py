@@ -135,7 +135,7 @@ def _translate(args: argparse.Namespace) -> int:
     translations = translate(
         model, tokenizer, [lines[i] for i in keep], num_beams=args.beams, length_penalty=args.length_penalty,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, progress=args.output is not None,
-        protect=False if args.no_protect else None, **_coverage_penalty(args),
+        protect=False if args.no_protect else None, draft=args.draft, **_coverage_penalty(args),
     )
     output = [""] * len(lines)
     for index, text in zip(keep, translations):
@@ -330,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="Wu et al.'s coverage penalty beta: beam search's hypotheses re-ranked by how "
                                 "fully their copy attention covers the source (copy models; default: off)")
     translate.add_argument("--batch-size", type=int, default=64)
+    translate.add_argument("--draft", metavar="DRAFTER_RUN|source",
+                           help="lossless speculative decoding (greedy, one sentence at a time, the same output): a NAT "
+                                "drafter's run folder trained on this run's tokenizer, or 'source' (source lookup)")
     translate.add_argument("--no-protect", action="store_true",
                            help="the best hypothesis as it is, even for a gettext model (whose layout and format "
                                 "directives are otherwise kept)")

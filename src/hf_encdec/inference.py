@@ -22,6 +22,7 @@ from .data.tokenizer import check_tokenizer_matches_model
 from .evaluation.metrics import mbr_order
 from .localization.layout import split_layout
 from .localization.placeholders import DirectivesBeforeEnd, find_placeholders, keeps_placeholders
+from .models.speculative import SourceLookupDrafter
 from .models.transformers_contract import no_hub_kernels
 from .pipelines import Seq2SeqGenerationPipeline
 from .speed import speed_up
@@ -95,6 +96,29 @@ def load_translator(
     return speed_up(model).to(device).eval(), tokenizer
 
 
+def load_drafter(
+    draft: str | Path | PreTrainedModel, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> PreTrainedModel:
+    """The drafter of speculative decoding for `model`: ``"source"`` (source lookup, no second model), a loaded
+    drafter, or the run folder of a NAT drafter trained with `tokenizer`'s vocabulary (refused otherwise)."""
+    if not is_autoregressive(model):
+        raise ValueError(f"draft={draft!r}: {type(model).__name__} decodes in parallel already; drafting speeds up "
+                         "the autoregressive families")
+    if isinstance(draft, PreTrainedModel):
+        return draft
+    if str(draft) == "source":
+        return SourceLookupDrafter.for_target(model).to(model.device)
+    folder = check_model_folder(draft)
+    drafter, drafter_tokenizer = load_translator(folder, device=model.device)
+    if drafter_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ValueError(
+            f"the drafter in {folder} ({type(drafter).__name__}) has another tokenizer than the target "
+            f"{type(model).__name__} ({len(drafter_tokenizer)} and {len(tokenizer)} tokens): make the drafter from "
+            "the target's run (`hf-encdec distill`, then `hf-encdec train --preset nat-... --data <distilled>`)"
+        )
+    return drafter
+
+
 def trained_on_software_messages(model: PreTrainedModel) -> bool:
     """Whether `model` was trained on gettext catalogs (its config's `training_data`, set by the training recipe)."""
     return str(getattr(model.config, "training_data", "")).startswith("gettext")
@@ -112,6 +136,7 @@ def translate(
     max_source_length: int | None = None,
     progress: bool = True,
     protect: bool | None = None,
+    draft: str | Path | PreTrainedModel | None = None,
     **generate_kwargs: object,
 ) -> list[str]:
     """Translate `texts`, longest first in batches of `batch_size` (little padding), returned in input order.
@@ -135,9 +160,21 @@ def translate(
     ``mbr=N`` chooses each text's translation by minimum Bayes risk among at least N beam hypotheses (expected chrF
     against each other, :func:`translate_nbest`) instead of taking the highest-scoring one; the checks above then
     run over that order.
+
+    `draft` turns on lossless speculative decoding (greedy, one text at a time, the same output as without it):
+    ``"source"`` (source lookup), a NAT drafter's run folder, or a loaded drafter (:func:`load_drafter`).
     """
     if isinstance(texts, str):
         raise TypeError("translate() takes a list of strings; wrap a single sentence in a list")
+    if draft is not None:
+        beams = num_beams or model.generation_config.num_beams or 1
+        if beams != 1:
+            raise ValueError(
+                f"draft={draft!r} speeds up greedy decoding only (the same output as without it): got num_beams="
+                f"{beams}; pass num_beams=1"
+            )
+        num_beams, batch_size = 1, 1  # transformers' assisted generation decodes one source at a time
+        generate_kwargs["assistant_model"] = load_drafter(draft, model, tokenizer)
     if generate_kwargs.get("num_return_sequences", 1) != 1:
         raise ValueError("translate() returns one translation a text; for the n-best list use translate_nbest()")
     if protect is None:
@@ -209,7 +246,8 @@ def _search(
         returned = search_beams if is_autoregressive(model) else 1
         # The retry scores with a neutral length penalty: a tuned penalty above 1 favours long hypotheses, and at a
         # wider beam it fills the n-best list with runaway repetitions.
-        retry = {"length_penalty": 1.0} if stage else {}
+        # A wider search is a beam search, which a drafter cannot speed up: it runs without one.
+        retry = {"length_penalty": 1.0, "assistant_model": None} if stage else {}
         nbest = translate_nbest(model, tokenizer, missing, num_beams=search_beams, num_return_sequences=returned,
                                 **{**settings, **retry})
         for text, hypotheses in zip(missing, nbest):

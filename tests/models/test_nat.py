@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from hf_encdec.models.configuration_nat import NATConfig
-from hf_encdec.models.modeling_nat import NATForConditionalGeneration, draw_cmlm_masks, lowest_confidence
+from hf_encdec.models.modeling_nat import NATForConditionalGeneration, draw_cmlm_masks
+from hf_encdec.models.nat_decoding import lowest_confidence
 from variants import TINY_TRANSFORMER
 
 MASK, PAD, START, EOS = 4, 0, 1, 2
@@ -136,14 +137,20 @@ def test_generate_follows_the_length_classifier_and_is_deterministic() -> None:
 
 
 def _recording_predictions(model: NATForConditionalGeneration) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Record every (tokens, log_probs) that `model._predict` returns from now on."""
-    original, records = model._predict, []
+    """Record every (tokens, log_probs) that a decoder pass of `model.generate` returns from now on."""
+    original, records = model._predictor, []
 
-    def recording(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        records.append(original(*args, **kwargs))
-        return records[-1]
+    def recording_predictor(*args: Any, **kwargs: Any) -> Any:
+        predict = original(*args, **kwargs)
 
-    model._predict = recording
+        def recording(*inner: Any) -> Any:
+            choices = predict(*inner)
+            records.append((choices.tokens, choices.log_probs))
+            return choices
+
+        return recording
+
+    model._predictor = recording_predictor
     return records
 
 

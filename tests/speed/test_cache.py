@@ -97,6 +97,27 @@ def test_a_greedy_append_writes_in_place() -> None:
     assert layer.get_seq_length() == 4 + MIN_SPARE_TOKENS
 
 
+def test_a_crop_keeps_the_buffers_and_the_next_append_writes_over_the_dropped_tokens() -> None:
+    """Speculative decoding crops after every rejected draft: in place, and right after a pending beam order too."""
+    ours, plain = GrowingLayer(), DynamicLayer()
+    for layer in (ours, plain):
+        torch.manual_seed(2)
+        layer.update(*_states(3, 4))
+        layer.update(*_states(3, 5))  # into buffers with room
+    buffer = ours._buffers[0]
+    for layer in (ours, plain):
+        layer.crop(-3)
+    assert ours._buffers[0].data_ptr() == buffer.data_ptr() and ours.get_seq_length() == plain.get_seq_length() == 6
+    new = _states(3, 2)
+    for left, right in zip(ours.update(*new), plain.update(*new)):
+        assert torch.equal(left, right)
+    assert ours.keys.data_ptr() == buffer.data_ptr()  # written where the dropped tokens were
+    for layer in (ours, plain):
+        layer.reorder_cache(torch.tensor([2, 0, 1]))
+        layer.crop(-1)
+    assert torch.equal(ours.keys, plain.keys) and torch.equal(ours.values, plain.values)
+
+
 def test_only_fresh_dynamic_self_attention_layers_are_swapped() -> None:
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     use_growing_layers(cache)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-from transformers.generation import GenerationConfig
+from transformers.generation import GenerateEncoderDecoderOutput, GenerationConfig
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from .configuration_nat import NATConfig
@@ -37,11 +37,25 @@ from .modeling_common import Seq2SeqLMHeadMixin, TransformerPreTrainedModel, mod
 from .modeling_transformer import TransformerModel, output_layer_tie
 from .transformers_contract import CheckedGenerationMixin
 
-#: what the library's tools and Seq2SeqTrainer hand any seq2seq generate() and parallel decoding has no use for;
-#: anything else (sampling, penalties, ...) raises rather than being ignored
-IGNORED_GENERATE_KWARGS = (
-    "synced_gpus", "length_penalty", "use_cache", "early_stopping", "decoder_start_token_id", "bos_token_id",
-    "eos_token_id", "pad_token_id", "labels", "decoder_attention_mask",
+from .nat_decoding import (
+    Canvas,
+    Choices,
+    DecodingSettings,
+    Predict,
+    as_continuation,
+    as_sequences,
+    best_candidates,
+    check_kwargs,
+    check_no_sampling,
+    choose_tokens,
+    cut_at_first_eos,
+    decoding_settings,
+    end_only_draft,
+    given_lengths,
+    lengths_from_classifier,
+    mask_predict,
+    prefix_tokens,
+    scatter_choices,
 )
 
 
@@ -73,13 +87,6 @@ def draw_cmlm_masks(target: torch.Tensor) -> torch.Tensor:
     count = (torch.rand(lengths.shape, device=target.device) * lengths).long() + 1  # (B,) in 1..T_b
     scores = torch.rand(target.shape, device=target.device).masked_fill(~target, 2.0)  # padding ranks last
     ranks = scores.argsort(dim=1, stable=True).argsort(dim=1, stable=True)  # (B, T)
-    return (ranks < count[:, None]) & target
-
-
-def lowest_confidence(log_probs: torch.Tensor, target: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """(B, T) mask of the `count` (B,) real positions with the lowest log-probability (ties: the earlier first)."""
-    scores = log_probs.masked_fill(~target, float("inf"))
-    ranks = scores.argsort(dim=1, stable=True).argsort(dim=1, stable=True)
     return (ranks < count[:, None]) & target
 
 
@@ -237,63 +244,6 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
 
     # ---- decoding ------------------------------------------------------------------------------------------------
 
-    def _lengths(
-        self,
-        encoder_states: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        target_length: int | torch.Tensor | None,
-        fixed_length: int | None,
-        length_beam_size: int,
-        longest: int,
-    ) -> torch.Tensor:
-        """(B, l) target lengths to decode: given, fixed, or the l most likely of the length classifier."""
-        batch = encoder_states.shape[0]
-        limit = self.config.max_position_embeddings
-        if target_length is not None or fixed_length is not None:
-            given = target_length if target_length is not None else fixed_length
-            name = "target_length" if target_length is not None else "fixed_length"
-            lengths = torch.as_tensor(given, device=encoder_states.device).long().reshape(-1)
-            if lengths.numel() == 1:
-                lengths = lengths.expand(batch)
-            if lengths.shape != (batch,):
-                raise ValueError(f"{name} must be an int or a ({batch},) tensor, got shape {tuple(lengths.shape)}")
-            if int(lengths.min()) < 1 or int(lengths.max()) > limit:
-                raise ValueError(
-                    f"{name} must lie in [1, {limit}] (max_position_embeddings, the longest target the model has "
-                    f"positions for), got {lengths.tolist()}"
-                )
-            return lengths[:, None]
-        scores = self.length_logits(encoder_states, attention_mask).float()  # (B, max + 1)
-        scores[:, 0] = float("-inf")  # a target holds at least EOS
-        scores[:, longest + 1 :] = float("-inf")
-        return scores.topk(min(length_beam_size, longest), dim=-1).indices  # (B, l)
-
-    def _predict(
-        self, hidden_states: torch.Tensor, positions: torch.Tensor, last: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Most likely token and its log-probability at `positions` (B, T; pad and 0 elsewhere). The output layer runs
-        only on those rows. Special tokens are never predicted; with `last` (B, T; True at each target's final
-        position) EOS is written there and nowhere else."""
-        config = self.config
-        logits = self.lm_head(hidden_states[positions]).float()  # (N, V), N positions to predict
-        forbidden = {config.pad_token_id, config.decoder_start_token_id, config.bos_token_id, config.mask_token_id}
-        logits[:, [i for i in forbidden if i is not None and i != config.eos_token_id]] = float("-inf")
-        normaliser = logits.logsumexp(dim=-1)  # (N,)
-        if last is not None:
-            eos = config.eos_token_id
-            at_end = last[positions]  # (N,)
-            eos_log_prob = logits[:, eos] - normaliser
-            logits[:, eos] = float("-inf")
-        best, tokens = logits.max(dim=-1)
-        log_probs = best - normaliser
-        if last is not None:
-            tokens = torch.where(at_end, torch.full_like(tokens, eos), tokens)
-            log_probs = torch.where(at_end, eos_log_prob, log_probs)
-        all_tokens = torch.full(positions.shape, config.pad_token_id, dtype=torch.long, device=positions.device)
-        all_log_probs = torch.zeros(positions.shape, dtype=log_probs.dtype, device=positions.device)
-        all_tokens[positions], all_log_probs[positions] = tokens, log_probs
-        return all_tokens, all_log_probs
-
     @torch.no_grad()
     def generate(
         self,
@@ -310,9 +260,12 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         num_return_sequences: int = 1,
         num_beams: int | None = None,
         max_length: int | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        return_dict_in_generate: bool | None = None,
+        output_scores: bool | None = None,
         **kwargs: Any,
-    ) -> torch.LongTensor:
-        """Decode every position in parallel and refine with mask-predict.
+    ) -> torch.LongTensor | GenerateEncoderDecoderOutput:
+        """Decode every position in parallel and refine with mask-predict (the steps: `nat_decoding`).
 
         - `num_iterations` (default `generation_config.num_iterations`, 10): rounds of mask-predict; 1 is one pass.
         - `length_beam_size` (default `generation_config.length_beam_size`, 1): the l most likely lengths are decoded
@@ -321,101 +274,129 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         - `fixed_length`: decode that many positions and cut each output at its first EOS (one long length for every
           sentence instead of a predicted one).
         - `max_new_tokens` (or `max_length`, counting the start token): the longest length the classifier may choose.
+        - `decoder_input_ids` (B, 1 + p): a prefix to continue, as speculative decoding hands its drafter (the
+          target's `generate(assistant_model=...)`): its tokens are given, the rest is predicted (one pass by
+          default, `draft_num_iterations` in the config), and the continuation is cut after `max_new_tokens`.
 
         Returns (B, 1 + L): the decoder start token, the tokens, EOS, then padding, as the autoregressive families'
-        `generate()`. Deterministic: no sampling.
+        `generate()`; with `return_dict_in_generate`, an output with `sequences` (and `scores`, the log-probabilities
+        each new token was chosen from, with `output_scores`). Deterministic: no sampling.
         """
         config = self.config
         generation_config = generation_config or self.generation_config
-        unknown = sorted(set(kwargs) - set(IGNORED_GENERATE_KWARGS))
-        if unknown:
-            raise TypeError(f"NAT generate() got arguments it does not take: {unknown}")
-        if do_sample or num_return_sequences != 1 or num_beams not in (None, 1):
-            raise ValueError(
-                "NAT decoding is deterministic, parallel and returns one sequence per source: do_sample=True, "
-                f"num_beams={num_beams} and num_return_sequences={num_return_sequences} are not available (use "
-                "length_beam_size to try several lengths)"
-            )
-        num_iterations = num_iterations if num_iterations is not None else getattr(generation_config, "num_iterations", 10)
-        length_beam_size = (
-            length_beam_size if length_beam_size is not None else getattr(generation_config, "length_beam_size", 1)
+        has_prefix = decoder_input_ids is not None
+        check_kwargs(kwargs, has_prefix=has_prefix)
+        check_no_sampling(do_sample, num_return_sequences, num_beams)
+        prefix = prefix_tokens(decoder_input_ids, config) if has_prefix else None
+        prefix_length = prefix.shape[1] if prefix is not None else None
+        settings = decoding_settings(
+            config, generation_config, self.generation_config,
+            prefix_length=prefix_length, num_iterations=num_iterations, length_beam_size=length_beam_size,
+            target_length=target_length, fixed_length=fixed_length, max_new_tokens=max_new_tokens,
+            max_length=max_length, return_dict_in_generate=return_dict_in_generate, output_scores=output_scores,
         )
-        if not isinstance(num_iterations, int) or num_iterations < 1:
-            raise ValueError(f"num_iterations must be an integer >= 1 (1 = one-pass decoding), got {num_iterations!r}")
-        if not isinstance(length_beam_size, int) or length_beam_size < 1:
-            raise ValueError(f"length_beam_size must be an integer >= 1, got {length_beam_size!r}")
-        if target_length is not None and fixed_length is not None:
-            raise ValueError("give target_length (exact lengths) or fixed_length (cut at the first EOS), not both")
-        if config.decoder_input_type == "copy_source" and num_iterations > 1:
-            raise ValueError(
-                "mask-predict re-masks tokens, which a decoder_input_type='copy_source' model never saw in training: "
-                "use num_iterations=1, or train with decoder_input_type='mask'"
-            )
         if encoder_outputs is None:
             if input_ids is None:
                 raise ValueError("generate() needs input_ids (or encoder_outputs)")
             encoder_outputs = self.model.encoder(input_ids=input_ids, attention_mask=attention_mask)
         states = encoder_outputs.last_hidden_state  # (B, S, D)
         batch = states.shape[0]
-        longest = min(
-            config.max_position_embeddings,
-            max_new_tokens or config.max_position_embeddings,
-            max_length - 1 if max_length else config.max_position_embeddings,
+        if prefix is not None and prefix.shape[0] != batch:
+            raise ValueError(f"decoder_input_ids has {prefix.shape[0]} rows for {batch} sources")
+        lowest = (prefix_length or 0) + 1  # the prefix, then at least EOS
+        if prefix is not None and lowest > config.max_position_embeddings:
+            sequences, scores = end_only_draft(decoder_input_ids, config.decoder_vocab_size, config.eos_token_id)
+            return self._generate_output(sequences, scores, settings)
+        lengths = self._draft_lengths(states, attention_mask, settings, lowest=lowest)
+        canvas = Canvas.build(
+            prefix if prefix is not None else states.new_zeros((batch, 0), dtype=torch.long),
+            lengths, mask_token_id=config.mask_token_id, pad_token_id=config.pad_token_id,
+            eos_at_end=settings.fixed_length is None,
         )
-        lengths = self._lengths(states, attention_mask, target_length, fixed_length, length_beam_size, longest)
-        candidates = lengths.shape[1]
-        flat_lengths = lengths.reshape(-1)  # (B l,)
-        width = int(flat_lengths.max())
-        target = torch.arange(width, device=states.device)[None, :] < flat_lengths[:, None]  # (B l, T)
-        last = None if fixed_length is not None else target & ~F.pad(target[:, 1:], (0, 1), value=False)
+        predict = self._predictor(input_ids, states, attention_mask, canvas, lengths.shape[1], settings.output_scores)
+        if config.decoder_input_type == "copy_source":
+            choices = predict(None, canvas.target)
+        else:
+            choices = mask_predict(predict, canvas, settings.num_iterations, config.mask_token_id)
+        rows = best_candidates(choices, canvas, lengths.shape[1])
+        choices = Choices(*(part[rows] if part is not None else None for part in choices))
+        if prefix is not None:
+            sequences, scores = as_continuation(
+                decoder_input_ids, choices, prefix_length=prefix_length, cut=settings.cut,
+                confidence_threshold=settings.confidence_threshold, pad_token_id=config.pad_token_id,
+            )
+            return self._generate_output(sequences, scores, settings)
+        tokens = choices.tokens
+        if settings.fixed_length is not None:
+            tokens = cut_at_first_eos(tokens, config.eos_token_id, config.pad_token_id)
+        sequences = as_sequences(tokens, config.decoder_start_token_id, config.pad_token_id)
+        scores = None
+        if choices.scores is not None:
+            scores = tuple(choices.scores[:, i] for i in range(sequences.shape[1] - 1))
+        return self._generate_output(sequences, scores, settings)
+
+    def _draft_lengths(
+        self, states: torch.Tensor, attention_mask: torch.Tensor | None, settings: DecodingSettings, *, lowest: int
+    ) -> torch.Tensor:
+        """(B, l) target lengths to decode: given, fixed, or the l most likely of the length classifier."""
+        given = settings.target_length if settings.target_length is not None else settings.fixed_length
+        if given is not None:
+            name = "target_length" if settings.target_length is not None else "fixed_length"
+            return given_lengths(
+                given, name, batch=states.shape[0], lowest=lowest, limit=self.config.max_position_embeddings,
+                device=states.device,
+            )
+        return lengths_from_classifier(
+            self.length_logits(states, attention_mask), lowest=lowest, longest=max(settings.longest, lowest),
+            beam=settings.length_beam_size,
+        )
+
+    def _predictor(
+        self,
+        input_ids: torch.Tensor | None,
+        states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        canvas: Canvas,
+        candidates: int,
+        keep_scores: bool,
+    ) -> Predict:
+        """One decoder pass over the canvas's rows: the tokens and log-probabilities at the positions asked for."""
         expanded = BaseModelOutput(last_hidden_state=states.repeat_interleave(candidates, dim=0))
         source_mask = attention_mask.repeat_interleave(candidates, dim=0) if attention_mask is not None else None
         # the cross-attention keys/values of the encoder states, projected in the first pass and reused by the others
         cross_cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
 
-        def decode(tokens: torch.Tensor | None, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def predict(tokens: torch.Tensor | None, positions: torch.Tensor) -> Choices:
             embeds = None
             if tokens is None:  # copy_source: the first (and only) pass reads the copied source
-                embeds = self.copied_source(input_ids.repeat_interleave(candidates, dim=0), source_mask, target)
+                if input_ids is None:
+                    raise ValueError("decoder_input_type='copy_source' decodes from input_ids: pass them")
+                embeds = self.copied_source(input_ids.repeat_interleave(candidates, dim=0), source_mask, canvas.target)
             hidden = self.model(
                 attention_mask=source_mask,
                 decoder_input_ids=tokens,
                 decoder_inputs_embeds=embeds,
-                decoder_attention_mask=target.long(),
+                decoder_attention_mask=canvas.target.long(),
                 encoder_outputs=expanded,
                 cache=cross_cache,
                 use_cache=True,
             ).last_hidden_state
-            return self._predict(hidden, positions, last)
+            at_end = canvas.last[positions] if canvas.last is not None else None
+            tokens, log_probs, scores = choose_tokens(
+                self.lm_head(hidden[positions]), at_end, self.config, keep_scores=keep_scores
+            )
+            return scatter_choices(positions, tokens, log_probs, scores, self.config.pad_token_id)
 
-        if config.decoder_input_type == "copy_source":
-            tokens, log_probs = decode(None, target)
-        else:
-            masked = target
-            tokens = torch.full_like(target, config.mask_token_id, dtype=torch.long).masked_fill(~target, config.pad_token_id)
-            log_probs = torch.zeros(target.shape, device=states.device)
-            for step in range(num_iterations):
-                new_tokens, new_log_probs = decode(tokens, masked)
-                tokens = torch.where(masked, new_tokens, tokens)
-                log_probs = torch.where(masked, new_log_probs, log_probs)
-                remaining = num_iterations - 1 - step
-                if remaining == 0:
-                    break
-                count = flat_lengths * remaining // num_iterations  # n = T (N - t) / N
-                if int(count.max()) == 0:
-                    break
-                masked = lowest_confidence(log_probs, target if last is None else target & ~last, count)
-                tokens = tokens.masked_fill(masked, config.mask_token_id)
+        return predict
 
-        # keep each source's best candidate: the highest mean log-probability over its positions
-        mean = (log_probs.sum(dim=1) / flat_lengths).view(batch, candidates)
-        chosen = torch.arange(batch, device=states.device) * candidates + mean.argmax(dim=1)  # (B,)
-        tokens = tokens[chosen]
-        if fixed_length is not None:  # cut at the first EOS
-            is_eos = tokens == config.eos_token_id
-            after_first = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0
-            tokens = tokens.masked_fill(after_first, config.pad_token_id)
-        kept = (tokens != config.pad_token_id).long()
-        width = int((kept * torch.arange(1, tokens.shape[1] + 1, device=tokens.device)).max()) if kept.any() else 0
-        start = torch.full((batch, 1), config.decoder_start_token_id, dtype=torch.long, device=tokens.device)
-        return torch.cat([start, tokens[:, :width]], dim=1)
+    @staticmethod
+    def _generate_output(
+        sequences: torch.Tensor, scores: tuple[torch.Tensor, ...] | None, settings: DecodingSettings
+    ) -> torch.LongTensor | GenerateEncoderDecoderOutput:
+        if not settings.return_dict:
+            return sequences
+        # no cache field set: a drafter keeps none between calls (each draft is one pass over the prefix); the field is
+        # `past_key_values` in transformers 5.23 and `cache` from 5.25, and either reads as None when left out
+        return GenerateEncoderDecoderOutput(
+            sequences=sequences, scores=scores if settings.output_scores else None
+        )

@@ -221,6 +221,14 @@ class CheckedGenerationMixin(GenerationMixin):
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         """`GenerationMixin.generate`, watched by `CacheWatch`: a cache that transformers hands the model in a way
         it does not consume raises `CacheContractError` instead of decoding without history."""
+        drafter = kwargs.get("assistant_model")
+        if drafter is not None:
+            from .speculative import check_drafter  # a sibling that imports this module's neighbours
+
+            inputs = args[0] if args else kwargs.get("inputs", kwargs.get("input_ids"))
+            given = kwargs.get("generation_config") or self.generation_config
+            do_sample = kwargs.get("do_sample", getattr(given, "do_sample", False))
+            check_drafter(self, drafter, batch=inputs.shape[0] if inputs is not None else None, do_sample=bool(do_sample))
         with CacheWatch(self):
             return super().generate(*args, **kwargs)
 

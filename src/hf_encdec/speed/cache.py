@@ -77,6 +77,17 @@ class GrowingLayer(DynamicLayer):
         beam_idx = beam_idx.to(self._keys.device)
         self._pending = beam_idx if self._pending is None else self._pending.index_select(0, beam_idx)
 
+    def crop(self, tokens_to_remove: int) -> None:
+        """Drop the last `-tokens_to_remove` tokens (assisted decoding, after a rejected draft), keeping the buffers:
+        the next append writes over the dropped tokens in place instead of allocating new buffers."""
+        if self._keys is not None:
+            self._apply_pending()  # a pending beam order drops the buffers
+        if tokens_to_remove >= 0 or self._buffers is None or self.get_seq_length() == 0:
+            super().crop(tokens_to_remove)  # transformers' checks and its cases (nothing to crop, a caller's tensors)
+            return
+        keep = max(self._keys.shape[-2] + tokens_to_remove, 0)
+        self._keys, self._values = (buffer.narrow(2, 0, keep) for buffer in self._buffers)
+
     def _move_rows(self, order: torch.Tensor, length: int) -> bool:
         """Apply a beam order inside the buffers by copying only the rows whose beam changed (most keep theirs: 83-85%
         in the bench's beam searches), when those are under half; False where a full gather is cheaper. CPU only:
