@@ -1,0 +1,83 @@
+"""Speculative decoding against plain greedy decoding, batch 1, same process, interleaved: sentences/s, wall time,
+tokens accepted per verification step, and whether every output is identical (it must be).
+
+    python bench/speculative.py RUN_DIR [--every 32] [--draft source] [--draft DRAFTER_RUN] [--out FILE.json]
+
+RUN_DIR is a trained autoregressive run folder (or checkpoint folder with its tokenizer); the sentences are every
+N-th pair of the `gettext:de` test split. Each sentence is translated by every system in turn, in an order that
+alternates sentence by sentence, so that a slow stretch of the machine hits all systems alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from hf_encdec.data import load_corpus
+from hf_encdec.inference import load_drafter, load_translator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run")
+    parser.add_argument("--data", default="gettext:de")
+    parser.add_argument("--every", type=int, default=32)
+    parser.add_argument("--draft", action="append", default=[], help="'source' or a NAT drafter run (repeatable)")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    model, tokenizer = load_translator(args.run)
+    test = load_corpus(args.data)["test"]
+    sources = list(test["source"])[:: args.every]
+    systems: dict[str, dict] = {"greedy": {}}
+    for draft in args.draft or ["source"]:
+        systems[f"draft={Path(draft).name}"] = {"assistant_model": load_drafter(draft, model, tokenizer)}
+    calls = {"n": 0}
+    model.register_forward_pre_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
+    times = {name: [] for name in systems}
+    outputs = {name: [] for name in systems}
+    target_calls = {name: 0 for name in systems}
+    with torch.inference_mode():
+        for index, source in enumerate(sources):
+            ids = tokenizer(source, return_tensors="pt")
+            order = list(systems) if index % 2 == 0 else list(systems)[::-1]
+            for name in order:
+                calls["n"] = 0
+                start = time.perf_counter()
+                out = model.generate(**ids, num_beams=1, do_sample=False, max_new_tokens=args.max_new_tokens,
+                                     **systems[name])
+                times[name].append(time.perf_counter() - start)
+                outputs[name].append(out[0].tolist())
+                target_calls[name] += calls["n"]
+    tokens = sum(len(ids) - 1 for ids in outputs["greedy"])
+    result = {
+        "run": Path(args.run).name, "sentences": len(sources), "every": args.every, "generated_tokens": tokens,
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+        "systems": {},
+    }
+    for name in systems:
+        wall = sum(times[name])
+        result["systems"][name] = {
+            "wall_s": round(wall, 2),
+            "sentences_per_s": round(len(sources) / wall, 3),
+            "median_sentence_ms": round(1000 * statistics.median(times[name]), 1),
+            "target_forward_calls": target_calls[name],
+            "tokens_per_target_call": round(tokens / target_calls[name], 3),
+            "speedup_vs_greedy": round(sum(times["greedy"]) / wall, 3),
+            "identical_to_greedy": outputs[name] == outputs["greedy"],
+        }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
