@@ -27,7 +27,8 @@ from hf_encdec.data import load_corpus
 from hf_encdec.data.gettext_corpus import find_catalogs
 from hf_encdec.evaluation import corpus_scores
 from hf_encdec.inference import load_translator, translate, translate_messages
-from hf_encdec.localization.catalog import fill_catalog, msgfmt_check, template_from_mo
+from hf_encdec.inference import fill_catalog
+from hf_encdec.localization.catalog import msgfmt_check, template_from_mo
 from hf_encdec.localization.placeholders import keeps_placeholders
 
 

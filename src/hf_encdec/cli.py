@@ -161,8 +161,8 @@ def _translate_po(args: argparse.Namespace) -> int:
     gettext-tools installed, the output is checked with `msgfmt -c --use-fuzzy` and the command fails when it
     rejects an entry.
     """
-    from .inference import load_translator
-    from .localization.catalog import check_catalog, directive_problems, fill_catalog, msgfmt_check
+    from .inference import fill_catalog, load_translator
+    from .localization.catalog import check_catalog, directive_problems, msgfmt_check
 
     check_catalog(args.input)  # before the model loads: a refused catalog costs nothing and writes nothing
     model, tokenizer = load_translator(args.model)

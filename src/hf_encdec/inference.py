@@ -12,6 +12,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+import os
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessorLi
 
 from .data.tokenizer import check_tokenizer_matches_model
 from .evaluation.metrics import mbr_order
+from .localization.catalog import FillReport, fill_catalog_with
 from .localization.layout import split_layout
 from .localization.placeholders import DirectivesBeforeEnd, find_placeholders, keeps_placeholders
 from .models.speculative import SourceLookupDrafter
@@ -420,3 +422,48 @@ def _mbr_nbest(
     beams = max(num_beams or model.generation_config.num_beams or 1, pool)
     nbest = translate_nbest(model, tokenizer, texts, num_beams=beams, num_return_sequences=pool, **settings)
     return [[hypotheses[i] for i in mbr_order(hypotheses)][:wanted] for hypotheses in nbest]
+
+
+def gettext_target_language(model: PreTrainedModel) -> str | None:
+    """The language a model trained on ``gettext:<lang>`` translates into, else ``None``."""
+    data = str(getattr(model.config, "training_data", "") or "")
+    return data.split(":", 1)[1] if data.startswith("gettext:") else None
+
+
+def fill_catalog(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    language: str | None = None,
+    overwrite: bool = False,
+    protect: bool = True,
+    **translate_kwargs: object,
+) -> FillReport:
+    """Fill the untranslated entries of a gettext catalog with a trained model: what ``hf-encdec translate-po`` runs.
+
+    The catalog work (checks, plural forms, the writer that changes nothing but the filled msgstrs) is
+    :func:`hf_encdec.localization.catalog.fill_catalog_with`; this gives it the model's translations.
+
+    Args:
+        model, tokenizer: A trained translation model (:func:`load_translator`). A model trained on
+            ``gettext:<lang>`` refuses a catalog in another language.
+        input_path: A ``.po`` catalog or a ``.pot`` template.
+        output_path: Where the filled catalog goes (may be `input_path`; it is replaced only once complete).
+        language: The catalog's language; needed for a template, checked against a catalog's header.
+        overwrite: Translate entries that already have a translation too.
+        protect: Keep layout and format directives by construction (:func:`translate_messages`); ``False`` writes the
+            model's best hypothesis as it is (for comparison: such a catalog fails ``msgfmt -c``), except one with
+            U+FFFD, which gives way to the next (:func:`translate_unprotected`).
+        translate_kwargs: ``num_beams``, ``batch_size``, ``max_new_tokens``, ``progress``, ... of :func:`translate`.
+    """
+
+    def translate_texts(sources: list[str]) -> list[str | None]:
+        if protect:
+            return translate_messages(model, tokenizer, sources, **translate_kwargs)
+        # an empty hypothesis is no translation: the entry stays untranslated
+        return [output or None for output in translate_unprotected(model, tokenizer, sources, **translate_kwargs)]
+
+    return fill_catalog_with(translate_texts, input_path, output_path, language=language, overwrite=overwrite,
+                             model_language=gettext_target_language(model))

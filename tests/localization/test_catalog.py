@@ -15,12 +15,11 @@ from transformers import LogitsProcessorList, PreTrainedModel, PreTrainedTokeniz
 from copying import LoneLeadByte, copying_model
 from helpers import word_level_tokenizer
 from hf_encdec.cli import main
-from hf_encdec.inference import load_translator, translate_messages, translate_nbest, undecodable_characters
+from hf_encdec.inference import fill_catalog, load_translator, translate_messages, translate_nbest, undecodable_characters
 from hf_encdec.localization.catalog import (
     PLURAL_FORMS,
     FillReport,
     directive_problems,
-    fill_catalog,
     msgfmt_check,
     template_from_mo,
 )

@@ -9,7 +9,7 @@ This is what ``hf-encdec translate-po RUN_DIR INPUT.po --output OUTPUT.po`` runs
   (which also refuses translations already in the catalog whose format directives or edge newlines break their
   source). Nothing is written then.
 * Every entry whose ``msgstr`` is empty is filled (translated ones are left alone unless ``overwrite``), through
-  :func:`hf_encdec.inference.translate_messages`, so the layout and format directives of each message are kept by
+  :func:`hf_encdec.inference.translate_messages` (:func:`hf_encdec.inference.fill_catalog`), so the layout and format directives of each message are kept by
   construction, and no hypothesis with a character decoded from an invalid byte sequence (U+FFFD) is taken; an
   entry where no hypothesis passes stays untranslated and is listed in the report, so the program falls back to
   English there rather than crash on a wrong ``%s``. Filled entries are marked ``#, fuzzy``: the gettext convention
@@ -35,19 +35,19 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polib
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..data.gettext_corpus import read_mo_file
+from .mo import read_mo_file
 from .placeholders import find_printf, placeholder_problems, printf_arguments
 from .pofile import Catalog, CatalogEntry, CatalogError, CatalogProblem, catalog_changes, parse_catalog, read_catalog, render_catalog
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CHANGED_HEADER_FIELDS", "PLURAL_FORMS", "FillReport", "MsgfmtResult", "check_catalog", "directive_problems", "fill_catalog",
+__all__ = ["CHANGED_HEADER_FIELDS", "PLURAL_FORMS", "FillReport", "MsgfmtResult", "check_catalog", "directive_problems", "fill_catalog_with",
            "msgfmt_check", "msgfmt_input_problems", "template_from_mo"]
 
 #: Plural rules of common languages (from the GNU gettext manual, "Plural forms"), for templates whose header has none.
@@ -140,13 +140,7 @@ def _singular_form_source(entry: polib.POEntry | CatalogEntry, plural_forms: str
     return entry.msgid_plural
 
 
-def _target_language(model: PreTrainedModel) -> str | None:
-    """The language a model trained on ``gettext:<lang>`` translates into, else ``None``."""
-    data = str(getattr(model.config, "training_data", "") or "")
-    return data.split(":", 1)[1] if data.startswith("gettext:") else None
-
-
-def _catalog_language(catalog: Catalog, language: str | None, path: Path, model: PreTrainedModel) -> str:
+def _catalog_language(catalog: Catalog, language: str | None, path: Path, model_language: str | None) -> str:
     """The language to fill in: ``language`` or the header's, checked against what the model translates into."""
     header = (catalog.metadata("Language") or "").strip()
     chosen = language or header
@@ -154,7 +148,6 @@ def _catalog_language(catalog: Catalog, language: str | None, path: Path, model:
         raise ValueError(f"{path} has no Language in its header (a .pot template?); give the language, e.g. --language de")
     if language and header and _base_language(language) != _base_language(header):
         raise ValueError(f"{path} is a catalog for Language {header!r}, but --language {language!r} was given")
-    model_language = _target_language(model)
     if model_language and _base_language(model_language) != _base_language(chosen):
         raise ValueError(
             f"the model translates into {model_language!r} (trained on gettext:{model_language}), but {path} is to be "
@@ -169,30 +162,26 @@ def _needs_filling(entry: CatalogEntry, overwrite: bool, forms: int) -> bool:
     return overwrite or not entry.msgstr
 
 
-def fill_catalog(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+def fill_catalog_with(
+    translate: Callable[[list[str]], list[str | None]],
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     *,
     language: str | None = None,
     overwrite: bool = False,
-    protect: bool = True,
-    **translate_kwargs: object,
+    model_language: str | None = None,
 ) -> FillReport:
-    """Fill the untranslated entries of the catalog at `input_path` and write it to `output_path` (atomically).
+    """Fill the untranslated entries of the catalog at `input_path` with `translate` and write it to `output_path`
+    (atomically). :func:`hf_encdec.inference.fill_catalog` calls this with a trained model.
 
     Args:
-        model, tokenizer: A trained translation model (:func:`hf_encdec.inference.load_translator`).
+        translate: Maps the distinct source texts to their translations, in order; ``None`` leaves an entry
+            untranslated.
         input_path: A ``.po`` catalog or a ``.pot`` template.
         output_path: Where the filled catalog goes (may be `input_path`; it is replaced only once complete).
         language: The catalog's language; needed for a template, checked against a catalog's header.
         overwrite: Translate entries that already have a translation too.
-        protect: Keep layout and format directives by construction (see the module doc); ``False`` writes the
-            model's best hypothesis as it is (for comparison: such a catalog fails ``msgfmt -c``), except one with
-            U+FFFD, which gives way to the next (:func:`hf_encdec.inference.translate_unprotected`).
-        translate_kwargs: ``num_beams``, ``batch_size``, ``max_new_tokens``, ``progress``, ... of
-            :func:`hf_encdec.inference.translate`.
+        model_language: The language the translator writes, when known: a catalog in another language is refused.
 
     Returns:
         A :class:`FillReport`.
@@ -201,12 +190,19 @@ def fill_catalog(
         CatalogError: (a ``ValueError``) The input is refused (:func:`check_catalog`); nothing is written.
         RuntimeError: The written text would differ from the input in more than the filled msgstrs, their flags and
             :data:`CHANGED_HEADER_FIELDS`; nothing is written (a bug of the writer: it should not happen).
-    """
-    from ..inference import translate_messages, translate_unprotected  # the model-side import stays out of the text helpers
 
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> lines = ['msgid ""', 'msgstr ""', '"Language: de' + chr(92) + 'n"', '', 'msgid "Quit"', 'msgstr ""', '']
+    >>> _ = (folder / "in.po").write_text(chr(10).join(lines))
+    >>> fill_catalog_with(lambda texts: [text.upper() for text in texts], folder / "in.po", folder / "out.po").filled
+    1
+    >>> 'msgstr "QUIT"' in (folder / "out.po").read_text()
+    True
+    """
     path = Path(input_path)
     catalog = check_catalog(path)
-    language = _catalog_language(catalog, language, path, model)
+    language = _catalog_language(catalog, language, path, model_language)
     plural_forms = _plural_forms(catalog, language)
     forms = int(_NPLURALS_RE.search(plural_forms).group(1))  # type: ignore[union-attr]
     entries = [entry for entry in catalog.messages if entry.msgid]
@@ -218,11 +214,9 @@ def fill_catalog(
         for text in ((_singular_form_source(entry, plural_forms), entry.msgid_plural) if entry.msgid_plural is not None
                      else (entry.msgid,))
     ))
-    if protect:
-        outputs = translate_messages(model, tokenizer, sources, **translate_kwargs)
-    else:
-        # an empty hypothesis is no translation: the entry stays untranslated
-        outputs = [output or None for output in translate_unprotected(model, tokenizer, sources, **translate_kwargs)]
+    outputs = translate(sources) if sources else []
+    if len(outputs) != len(sources):
+        raise RuntimeError(f"the translator returned {len(outputs)} translations for {len(sources)} texts")
     translated = dict(zip(sources, outputs))
     fills: dict[int, str | dict[int, str]] = {}
     for entry in todo:
