@@ -80,28 +80,25 @@ class StepLSTM(LayeredLSTM):
         return outputs, (hidden, cell)
 
 
-class StepGRU(LayeredGRU):
+class _HiddenStateStep:
+    """A one-step call with an initial state by the cell function (`cell_step`), for the stacks whose state is one
+    tensor (GRU, plain RNN); other calls go to the stack's own forward."""
+
+    def forward(  # type: ignore[override]
+        self, input: Inputs, hx: torch.Tensor | None = None
+    ) -> tuple[Inputs, torch.Tensor]:
+        if hx is None or not takes_one_step(self, input):
+            return super().forward(input, hx)  # type: ignore[misc]
+        outputs, hidden, _ = cell_step(self, input, hx, None)
+        return outputs, hidden
+
+
+class StepGRU(_HiddenStateStep, LayeredGRU):
     """`LayeredGRU` that takes a one-step call with an initial state by its cell function (`cell_step`)."""
 
-    def forward(  # type: ignore[override]
-        self, input: Inputs, hx: torch.Tensor | None = None
-    ) -> tuple[Inputs, torch.Tensor]:
-        if hx is None or not takes_one_step(self, input):
-            return super().forward(input, hx)
-        outputs, hidden, _ = cell_step(self, input, hx, None)
-        return outputs, hidden
 
-
-class StepRNN(LayeredRNN):
+class StepRNN(_HiddenStateStep, LayeredRNN):
     """`LayeredRNN` that takes a one-step call with an initial state by its cell function (`cell_step`)."""
-
-    def forward(  # type: ignore[override]
-        self, input: Inputs, hx: torch.Tensor | None = None
-    ) -> tuple[Inputs, torch.Tensor]:
-        if hx is None or not takes_one_step(self, input):
-            return super().forward(input, hx)
-        outputs, hidden, _ = cell_step(self, input, hx, None)
-        return outputs, hidden
 
 
 #: the plain recurrent stack -> its one-step subclass
