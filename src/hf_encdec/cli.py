@@ -33,7 +33,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
     defaults = TrainOptions()
     train = sub.add_parser("train", help="train a translation model end to end", description=_train.__doc__)
-    train.add_argument("--data", default=defaults.data, help="gettext[:LANG], synthetic:TASK, or a data file/folder (default: %(default)s)")
+    train.add_argument("--data", help=f"gettext[:LANG], synthetic:TASK, or a data file/folder (default: {defaults.data})")
     train.add_argument("--output-dir", default=defaults.output_dir, help="run folder (default: %(default)s)")
     train.add_argument("--source-lang", help="data files: source language (key of a 'translation' column, or a "
                        "column name); also the model card's source language")
@@ -42,7 +42,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--preset", choices=preset_names(), help=f"model size (default: {defaults.preset})")
     model.add_argument("--config", dest="config_file", help="JSON model config with model_type and fields")
     train.add_argument("--quick", action="store_true", help="a smoke run of a few minutes (600 steps, 500 test sentences, beam 2)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last complete checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last complete "
+                       "checkpoint, with the options it recorded (a run trained on data files needs --data again)")
     train.add_argument("--overwrite", action="store_true", help="delete an existing run in --output-dir first")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config override (JSON value), repeatable")
     for option in ("vocab_size", "max_steps", "max_tokens", "warmup_steps", "eval_steps", "eval_size", "test_size",
@@ -85,9 +86,12 @@ def _train(args: argparse.Namespace) -> int:
 
     fields = {f.name for f in dataclasses.fields(TrainOptions)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None and v is not False}  # 0 is a value
-    given["model_overrides"] = _parse_overrides(args.set)
+    if args.set:
+        given["model_overrides"] = _parse_overrides(args.set)
     if given.get("config_file"):
         given["preset"] = None
+    if args.resume:
+        given = {**_recorded_train_options(args.output_dir, given), **given}
     options = TrainOptions.quick(**given) if args.quick else TrainOptions(**given)
     try:
         report = run_training(options)
@@ -99,6 +103,21 @@ def _train(args: argparse.Namespace) -> int:
     if report:
         _print_report(report, options.output_dir)
     return 0
+
+
+def _recorded_train_options(output_dir: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The options a resumed run recorded, for each option not given again. Local paths are recorded by their base
+    names only, so a run trained on data files (or a --config file, or --undistilled) needs those given again."""
+    from .data import FILES_LABEL, corpus_label
+    from .training.recipe import PATH_OPTIONS, RESUME_FREE_OPTIONS, recorded_options
+
+    recorded = recorded_options(output_dir) or {}
+    if "data" in recorded and corpus_label(recorded["data"]) == FILES_LABEL and "data" not in given:
+        raise SystemExit(f"{output_dir} was trained on data files named {recorded['data']!r}; pass --data PATH to resume it")
+    if recorded.get("config_file") and "config_file" not in given:
+        raise SystemExit(f"{output_dir} was trained with --config {recorded['config_file']!r}; pass --config PATH to resume it")
+    skipped = set(RESUME_FREE_OPTIONS) | (set(PATH_OPTIONS) - {"data"})
+    return {k: v for k, v in recorded.items() if k not in skipped}
 
 
 def _print_report(report: dict[str, Any], output_dir: str) -> None:
@@ -250,7 +269,7 @@ def _average(args: argparse.Namespace) -> int:
     """Checkpoint averaging (Vaswani et al. 2017): the mean of the parameters of a run's last checkpoints, saved as a
     model folder that `translate` and `evaluate` take. Checkpoints are written every --eval-steps and the last
     `save_total_limit` are kept, so average what the run kept (--last) or name the folders (--checkpoints)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, GenerationConfig
 
     from .training.averaging import average_checkpoints, run_checkpoints
 
@@ -268,6 +287,10 @@ def _average(args: argparse.Namespace) -> int:
             )
         folders = available[-args.last:]
     model = average_checkpoints(folders)
+    if (Path(args.run) / "generation_config.json").is_file():
+        # a finished run's decoding settings (the length penalty chosen on validation), not those of the checkpoint,
+        # which the Trainer wrote for its in-training evaluation
+        model.generation_config = GenerationConfig.from_pretrained(args.run)
     tokenizer_folder = next((folder for folder in (folders[0], Path(args.run), Path(args.run) / "tokenizer")
                              if (folder / "tokenizer.json").is_file()), None)
     if tokenizer_folder is None:

@@ -3,6 +3,7 @@ bad input fails clearly, an interrupted run resumes exactly, and two processes t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -27,7 +28,8 @@ from hf_encdec.inference import load_translator, trained_on_software_messages, t
 from hf_encdec.localization.catalog import directive_problems, msgfmt_check
 from hf_encdec.training import ScheduledSamplingCallback, TrainOptions, run_training
 from hf_encdec.training import recipe
-from hf_encdec.training.recipe import LENGTH_PENALTIES, RunFolderExistsError, _write_translations, read_translations
+from hf_encdec.training.recipe import LENGTH_PENALTIES, ResumeOptionsError, RunFolderExistsError, _write_translations, read_translations
+from helpers import run_without_hf_encdec
 
 TINY = [
     "--data", "synthetic:reverse", "--preset", "transformer-tiny", "--vocab-size", "300", "--max-tokens", "512",
@@ -83,14 +85,10 @@ print(json.dumps(tokenizer.batch_decode(ids, skip_special_tokens=True)))
 
 
 def test_output_folder_loads_as_remote_code_without_hf_encdec(trained: Path, tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE, str(trained)], capture_output=True, text=True, timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": os.environ.get("PATH", ""), "HF_HOME": str(tmp_path)},
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
+    remote = run_without_hf_encdec(REMOTE, str(trained), home=tmp_path)
     model, tokenizer = load_translator(trained)
     expected = translate(model, tokenizer, ["1 2 3 4"], num_beams=2, max_new_tokens=16, progress=False)
-    assert json.loads(completed.stdout.splitlines()[-1]) == expected
+    assert remote == expected
 
 
 def test_translate_reads_stdin_and_evaluate_writes_a_report(trained: Path, tmp_path: Path) -> None:
@@ -257,6 +255,13 @@ def test_an_interrupted_run_resumes_exactly_where_it_stopped(
     # a checkpoint being written when the process died: no COMPLETE marker
     shutil.copytree(checkpoints / "checkpoint-8", checkpoints / "checkpoint-10")
     (checkpoints / "checkpoint-10" / "COMPLETE").unlink()
+    recorded = (tmp_path / "crashed" / "train_options.json").read_text()
+    with pytest.raises(ResumeOptionsError, match="max_steps: started with 12, now 20") as error:
+        changed = dataclasses.replace(_options(tmp_path / "crashed", resume=True), max_steps=20,
+                                      model_overrides={"encoder_layers": 1})
+        run_training(changed)
+    assert set(error.value.differences) == {"max_steps", "model_overrides"}
+    assert (tmp_path / "crashed" / "train_options.json").read_text() == recorded
     resumed = run_training(_options(tmp_path / "crashed", resume=True))
     assert list(checkpoints.glob("checkpoint-10.incomplete-*")), "the partial checkpoint was set aside"
     assert resumed["global_step"] == straight["global_step"] == 12
@@ -267,11 +272,22 @@ def test_an_interrupted_run_resumes_exactly_where_it_stopped(
     assert resumed["test"] == straight["test"]
     # stopped again after training, while testing: resuming takes no further step and tests the same model
     (tmp_path / "crashed" / "eval_results.json").unlink()
-    again = run_training(_options(tmp_path / "crashed", resume=True))
+    # the command line resumes with the options the run recorded: none but the folder need be given again
+    assert main(["train", "--output-dir", str(tmp_path / "crashed"), "--resume"]) == 0
+    again = json.loads((tmp_path / "crashed" / "eval_results.json").read_text())
     assert again["global_step"] == 12 and again["test"] == straight["test"]
     # the mean over the logged steps (the last log was at step 10), not the loss of one more step
     assert again["train_loss"] == pytest.approx(straight["train_loss"], rel=0.05)
     assert not (checkpoints / "checkpoint-13").exists()
+
+
+def test_resuming_a_run_on_data_files_asks_for_them_again(tmp_path: Path) -> None:
+    """A run folder records local paths by their base names only, so the command line cannot find them by itself."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_options.json").write_text(json.dumps({"data": "pairs.tsv", "config_file": None, "max_steps": 12}))
+    with pytest.raises(SystemExit, match="data files named 'pairs.tsv'; pass --data PATH"):
+        main(["train", "--output-dir", str(run), "--resume"])
 
 
 def test_a_moved_run_folder_resumes_exactly(

@@ -174,11 +174,63 @@ class RunFolderExistsError(FileExistsError):
         )
 
 
+class ResumeOptionsError(ValueError):
+    """A run is resumed with options that differ from the ones it was started with (`differences`: name -> (recorded,
+    given))."""
+
+    def __init__(self, path: Path, differences: dict[str, tuple[Any, Any]]) -> None:
+        self.path, self.differences = path, differences
+        listed = "; ".join(f"{name}: started with {old!r}, now {new!r}" for name, (old, new) in differences.items())
+        super().__init__(
+            f"{path} was started with other options than the ones given to resume it ({listed}); resume with the "
+            f"options recorded in {path / OPTIONS_FILE}, or start a new run in another output_dir"
+        )
+
+
+# what may change when a run resumes: how it is resumed, and where its folder now lies
+RESUME_FREE_OPTIONS = ("resume", "overwrite", "output_dir")
+
+
+def recorded_options(output_dir: str | Path) -> dict[str, Any] | None:
+    """The options a run folder records (train_options.json, as `shareable_options` wrote them), or None."""
+    path = Path(output_dir) / OPTIONS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _check_resumed_options(output_dir: Path, options: TrainOptions) -> None:
+    """A resumed run must train on with the options it started with: a resumed checkpoint of another model shape,
+    corpus or schedule would fail deep in the Trainer, or, worse, train on silently with a changed recipe."""
+    recorded = recorded_options(output_dir)
+    if recorded is None:
+        return
+    given = shareable_options(options)
+    differences = {
+        name: (recorded[name], given[name])
+        for name in given
+        # options added by later versions are missing from older records; older records kept whole paths
+        if name in recorded and name not in RESUME_FREE_OPTIONS
+        and _comparable(name, recorded[name]) != _comparable(name, given[name])
+    }
+    if differences:
+        raise ResumeOptionsError(output_dir, differences)
+
+
+def _comparable(name: str, value: Any) -> Any:
+    return Path(value).name if name in PATH_OPTIONS and isinstance(value, str) else value
+
+
 def _start_run_folder(output_dir: Path, options: TrainOptions) -> None:
-    """Create the run folder (resumed, emptied or new, as `options` say) and record the options in it."""
+    """Create the run folder (resumed, emptied or new, as `options` say) and record the options in it.
+
+    Raises:
+        RunFolderExistsError: the folder holds a run and neither `resume` nor `overwrite` is set.
+        ResumeOptionsError: a resumed run is given other options than it recorded.
+    """
     existing = output_dir.is_dir() and any(output_dir.iterdir())
     if existing and not options.resume and not options.overwrite:
         raise RunFolderExistsError(output_dir)
+    if existing and options.resume:
+        _check_resumed_options(output_dir, options)
     if existing and options.overwrite and not options.resume:
         logger.warning("deleting the previous run in %s (overwrite=True)", output_dir)
         shutil.rmtree(output_dir)
