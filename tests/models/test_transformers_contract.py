@@ -4,9 +4,12 @@ the models would not consume (the drift of 5.24, simulated on whatever release i
 
 from __future__ import annotations
 
+import ast
 import functools
+import importlib
 import inspect
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import transformers
 from packaging.version import Version
 from transformers import GenerationMixin, PreTrainedModel
 
+import hf_encdec
 from helpers import build, token_ids
 from hf_encdec.models import transformers_contract as contract
 from hf_encdec.models.rnn_layers import RNNDecoderState
@@ -309,3 +313,106 @@ def test_recurrent_state_counts_its_tokens_through_beam_reordering() -> None:
     assert state.get_seq_length() == 3
     state.reorder_cache(torch.tensor([2, 0, 1]))
     assert state.get_seq_length() == 3 and state.index_select(torch.tensor([0, 0])).hidden.shape[0] == 2
+
+
+# ---- every private transformers name the library uses: listed, still there, still used by transformers ----
+
+
+def _resolve(dotted: str) -> Any:
+    module_name, _, attribute = dotted.rpartition(".")
+    try:
+        return importlib.import_module(dotted)
+    except ImportError:
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+def _defining_source(owner: Any, name: str) -> str:
+    """The source of the transformers module that defines `name` on `owner` (or of `owner` itself, a module)."""
+    if inspect.ismodule(owner):
+        return inspect.getsource(owner)
+    definer = next((cls for cls in owner.__mro__ if name in vars(cls)), owner)
+    return inspect.getsource(sys.modules[definer.__module__])
+
+
+PRIVATE_NAMES = [(owner, name) for owner, names in contract.PRIVATE_NAMES.items() for name in names]
+
+
+@pytest.mark.parametrize(("owner_name", "name"), PRIVATE_NAMES, ids=[name for _, name in PRIVATE_NAMES])
+def test_each_private_name_is_still_where_transformers_keeps_it(owner_name: str, name: str) -> None:
+    owner = _resolve(owner_name)
+    advice = f"transformers {transformers.__version__} changed {owner_name}.{name}"
+    if not inspect.ismodule(owner):
+        assert hasattr(owner, name), f"{advice}: it is gone"
+    # transformers itself still calls or reads it: a line that names it other than where it is defined
+    definition = re.compile(rf"^\s*(def\s+)?{re.escape(name)}\b\s*[:=(]")
+    uses = [line for line in _defining_source(owner, name).splitlines()
+            if re.search(rf"\b{re.escape(name)}\b", line) and not definition.match(line)]
+    assert uses, f"{advice}: nothing in its module uses it any more, so what the library does with it does nothing"
+
+
+#: private names the package uses that are not transformers' (standard library)
+NOT_TRANSFORMERS = {"_SubParsersAction"}
+
+
+def _package_files() -> list[Path]:
+    return sorted(Path(hf_encdec.__file__).parent.rglob("*.py"))
+
+
+def _private_names_used() -> dict[str, set[str]]:
+    """Private names the package uses but does not define: attribute reads and getattr/hasattr strings, and the
+    private methods and attributes its classes define over a transformers ancestor (name -> files)."""
+    defined: set[str] = set()
+    used: dict[str, set[str]] = {}
+    trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in _package_files()}
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                defined.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+    for path, tree in trees.items():
+        where = str(path.relative_to(Path(hf_encdec.__file__).parent))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Attribute):
+                names.append(node.attr)
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr", "setattr"):
+                if len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                    names.append(node.args[1].value)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("transformers"):
+                names.extend(alias.name for alias in node.names)
+            for name in names:
+                if name.startswith("_") and not name.startswith("__") and name not in defined:
+                    used.setdefault(name, set()).add(where)
+    for module in list(sys.modules.values()):
+        if not getattr(module, "__name__", "").startswith("hf_encdec"):
+            continue
+        for cls in vars(module).values():
+            if not inspect.isclass(cls) or cls.__module__ != module.__name__:
+                continue
+            ancestors = [base for base in cls.__mro__[1:] if base.__module__.startswith("transformers")]
+            source = inspect.getsource(module)
+            for name in vars(cls):
+                # what the class body itself defines (not what registration or abc set on the class at run time)
+                written = re.search(rf"^\s+(def\s+{re.escape(name)}\b|{re.escape(name)}\s*[:=])", source, re.MULTILINE)
+                if written and name.startswith("_") and not name.startswith("__") and any(hasattr(a, name) for a in ancestors):
+                    used.setdefault(name, set()).add(module.__name__)
+    return used
+
+
+def test_every_private_transformers_name_the_package_uses_is_listed() -> None:
+    for path in _package_files():  # every module imported, so that its classes are seen (not the CLI's __main__)
+        if path.name == "__main__.py":
+            continue
+        relative = path.relative_to(Path(hf_encdec.__file__).parent.parent).with_suffix("")
+        importlib.import_module(".".join(relative.parts).removesuffix(".__init__"))
+    listed = {name for _, name in PRIVATE_NAMES}
+    unlisted = {name: sorted(files) for name, files in _private_names_used().items()
+                if name not in listed and name not in NOT_TRANSFORMERS}
+    assert not unlisted, (
+        f"private names used but not listed in models/transformers_contract.py PRIVATE_NAMES: {unlisted}; list each "
+        "with the reason no public name does, or use a public one"
+    )
+    assert set(contract.PRIVATE_OVERRIDES) <= listed

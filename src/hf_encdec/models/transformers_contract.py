@@ -233,6 +233,39 @@ class CheckedGenerationMixin(GenerationMixin):
             return super().generate(*args, **kwargs)
 
 
+#: Every private transformers name the library uses, in one place: where transformers keeps it (a class or module)
+#: -> the names. tests/models/test_transformers_contract.py checks each against the installed release (still there,
+#: and still called or read by transformers itself), and scans the package for private transformers names missing
+#: here: a release that renames one fails the suite instead of quietly skipping the library's code.
+PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
+    # the models: the three overrides below (ModelHooks, CheckedGenerationMixin), `_init_weights` (the documented
+    # place for a model's initialisation), and class attributes transformers reads at load
+    "transformers.PreTrainedModel": (
+        "_check_and_adjust_attn_implementation", "_init_weights", "_supports_sdpa", "_supports_flash_attn",
+        "_supports_flex_attn", "_supports_attention_backend", "_no_split_modules", "_tied_weights_keys",
+        "_keys_to_ignore_on_save", "_skip_keys_device_placement",
+    ),
+    "transformers.GenerationMixin": ("_supports_default_dynamic_cache", "_prepare_cache_for_generation"),
+    # which attention kernel a model was loaded with
+    "transformers.PreTrainedConfig": ("_attn_implementation",),
+    # where a config was loaded from, a key of its dict (checkpoint averaging ignores it)
+    "transformers.configuration_utils": ("_name_or_path",),
+    # _init_weights leaves alone weights transformers already loaded or initialised; the recurrent layers checkpoint
+    # chunks of decoder steps with the function `gradient_checkpointing_enable` set on them
+    "transformers.modeling_utils": ("_is_hf_initialized", "_gradient_checkpointing_func"),
+    # a cache the caller passed to generate() is left as it is: transformers marks it
+    "transformers.generation.utils": ("_is_user_defined",),
+    # hf_encdec.training.trainer: the COMPLETE marker goes where a checkpoint is known to be fully written, in the
+    # folder it was written to; the token-batched loader drops the columns forward does not take, as the Trainer's does
+    "transformers.Trainer": ("_save_checkpoint", "_get_output_dir", "_remove_unused_columns"),
+    # hf_encdec.pipelines: transformers' documented way to write a pipeline, and what `pipeline()` loads for it
+    "transformers.Pipeline": (
+        "_sanitize_parameters", "_forward", "_prepare_generate_kwargs", "_pipeline_calls_generate",
+        "_default_generation_config",
+    ),
+    "transformers.pipelines": ("_load_tokenizer", "_load_processor", "_load_image_processor", "_load_feature_extractor"),
+}
+
 #: every private transformers method overridden above, with the class that overrides it; the contract test checks
 #: that transformers still calls each one
 PRIVATE_OVERRIDES: dict[str, type] = {
