@@ -88,6 +88,19 @@ class Pair:
     reference_only: tuple[str, ...] = ()
 
 
+#: the special token ids every config of a pair shares
+TOKEN_IDS = {"pad_token_id": PAD, "bos_token_id": BOS, "eos_token_id": EOS}
+
+
+def stack_shapes(size: Size) -> dict[str, int]:
+    """The shapes of an encoder-only or decoder-only model, under the names BERT and our stacks share."""
+    return {
+        "vocab_size": size.vocab, "hidden_size": size.hidden, "num_attention_heads": size.heads,
+        "intermediate_size": size.ffn, "num_hidden_layers": size.stack_layers,
+        "max_position_embeddings": size.max_positions,
+    }
+
+
 def _sdpa(factory: Callable[..., PreTrainedModel], config: object) -> PreTrainedModel:
     return factory.from_config(config, attn_implementation="sdpa")
 
@@ -108,10 +121,8 @@ def transformer_config(size: Size) -> TransformerConfig:
         scale_embedding=True,
         tie_word_embeddings=True,
         share_encoder_decoder_embeddings=True,
-        pad_token_id=PAD,
-        bos_token_id=BOS,
-        eos_token_id=EOS,
         decoder_start_token_id=BOS,
+        **TOKEN_IDS,
         **SEQ2SEQ_DROPOUT,
     )
 
@@ -134,9 +145,7 @@ def _bart_like_kwargs(size: Size) -> dict[str, object]:
         "activation_function": "relu",
         "scale_embedding": True,
         "tie_word_embeddings": True,
-        "pad_token_id": PAD,
-        "bos_token_id": BOS,
-        "eos_token_id": EOS,
+        **TOKEN_IDS,
         "decoder_start_token_id": BOS,
         "forced_eos_token_id": None,
         **SEQ2SEQ_DROPOUT,
@@ -156,31 +165,15 @@ def build_bart(size: Size) -> PreTrainedModel:
 
 def build_encoder(size: Size) -> PreTrainedModel:
     config = EncoderConfig(
-        vocab_size=size.vocab,
-        hidden_size=size.hidden,
-        num_attention_heads=size.heads,
-        intermediate_size=size.ffn,
-        num_hidden_layers=size.stack_layers,
-        max_position_embeddings=size.max_positions,
-        hidden_act="gelu",
-        dropout=BERT_DROPOUT["hidden"],
-        attention_dropout=BERT_DROPOUT["attention"],
-        pad_token_id=PAD,
-        bos_token_id=BOS,
-        eos_token_id=EOS,
-        mask_token_id=MASK,
+        **stack_shapes(size), **TOKEN_IDS, hidden_act="gelu", dropout=BERT_DROPOUT["hidden"],
+        attention_dropout=BERT_DROPOUT["attention"], mask_token_id=MASK,
     )
     return _sdpa(AutoModelForMaskedLM, config)
 
 
 def build_bert(size: Size) -> PreTrainedModel:
     config = BertConfig(
-        vocab_size=size.vocab,
-        hidden_size=size.hidden,
-        num_attention_heads=size.heads,
-        intermediate_size=size.ffn,
-        num_hidden_layers=size.stack_layers,
-        max_position_embeddings=size.max_positions,
+        **stack_shapes(size),
         hidden_act="gelu",
         hidden_dropout_prob=BERT_DROPOUT["hidden"],
         attention_probs_dropout_prob=BERT_DROPOUT["attention"],
@@ -194,18 +187,8 @@ def build_bert(size: Size) -> PreTrainedModel:
 
 def build_decoder(size: Size) -> PreTrainedModel:
     config = DecoderConfig(
-        vocab_size=size.vocab,
-        hidden_size=size.hidden,
-        num_attention_heads=size.heads,
-        intermediate_size=size.ffn,
-        num_hidden_layers=size.stack_layers,
-        max_position_embeddings=size.max_positions,
-        hidden_act="gelu",
-        dropout=GPT2_DROPOUT["hidden"],
+        **stack_shapes(size), **TOKEN_IDS, hidden_act="gelu", dropout=GPT2_DROPOUT["hidden"],
         attention_dropout=GPT2_DROPOUT["attention"],
-        pad_token_id=PAD,
-        bos_token_id=BOS,
-        eos_token_id=EOS,
     )
     return _sdpa(AutoModelForCausalLM, config)
 
@@ -223,10 +206,8 @@ def build_gpt2(size: Size) -> PreTrainedModel:
         embd_pdrop=GPT2_DROPOUT["hidden"],
         attn_pdrop=GPT2_DROPOUT["attention"],
         layer_norm_epsilon=1e-5,
-        pad_token_id=PAD,
-        bos_token_id=BOS,
-        eos_token_id=EOS,
         tie_word_embeddings=True,
+        **TOKEN_IDS,
     )
     return _sdpa(AutoModelForCausalLM, config)
 
@@ -238,9 +219,7 @@ def llama_decoder_config(size: Size) -> DecoderConfig:
         num_hidden_layers=size.stack_layers,
         vocab_size=size.vocab,
         max_position_embeddings=size.max_positions,
-        pad_token_id=PAD,
-        bos_token_id=BOS,
-        eos_token_id=EOS,
+        **TOKEN_IDS,
     )
 
 
@@ -264,9 +243,7 @@ def build_llama(size: Size) -> PreTrainedModel:
         mlp_bias=False,
         attention_dropout=0.0,
         tie_word_embeddings=False,
-        pad_token_id=PAD,
-        bos_token_id=BOS,
-        eos_token_id=EOS,
+        **TOKEN_IDS,
     )
     return _sdpa(AutoModelForCausalLM, config)
 
@@ -283,10 +260,8 @@ def rnn_config(size: Size, hidden: int) -> RNNSeq2SeqConfig:
         share_encoder_decoder_embeddings=True,
         tie_word_embeddings=True,
         dropout=SEQ2SEQ_DROPOUT["dropout"],
-        pad_token_id=PAD,
-        bos_token_id=BOS,
-        eos_token_id=EOS,
         decoder_start_token_id=BOS,
+        **TOKEN_IDS,
     )
 
 

@@ -19,21 +19,8 @@ from dataclasses import dataclass, field
 import datasets
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
 
-from hf_encdec.training.scripts import (
-    DataArguments,
-    ModelArguments,
-    build_model,
-    classification_metrics,
-    finish,
-    get_tokenizer,
-    load_splits,
-    parse_arguments,
-    require_split,
-    select_samples,
-    setup_logging,
-    text_iterator,
-    train,
-)
+from hf_encdec.training import scripts
+from hf_encdec.training.scripts import DataArguments, ModelArguments
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +45,16 @@ def majority_accuracy(train_labels: list[int], labels: list[int]) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    model_args, data_args, cls_args, training_args = parse_arguments(
+    model_args, data_args, cls_args, training_args = scripts.parse_arguments(
         (ModelArguments, DataArguments, ClassificationArguments, TrainingArguments), argv
     )
-    setup_logging(training_args)
-    corpus = load_splits(data_args, task="classification")
+    scripts.setup_logging(training_args)
+    corpus = scripts.load_splits(data_args, task="classification")
     names = label_names(corpus)
     index = {name: position for position, name in enumerate(names)}
-    tokenizer = get_tokenizer(
-        model_args, training_args, lambda: text_iterator(corpus["train"]), model_max_length=cls_args.max_seq_length
+    tokenizer = scripts.get_tokenizer(
+        model_args, training_args, lambda: scripts.text_iterator(corpus["train"]),
+        model_max_length=cls_args.max_seq_length,
     )
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
@@ -88,32 +76,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     extra = {"num_labels": len(names), "id2label": dict(enumerate(names)), "label2id": index}
     if model_args.model_name_or_path is None:
         extra["max_position_embeddings"] = cls_args.max_seq_length
-    model = build_model(AutoModelForSequenceClassification, model_args, tokenizer, seed=training_args.seed, extra=extra)
-    train_set = select_samples(require_split(encoded, "train", "--do_train"), data_args.max_train_samples) \
-        if training_args.do_train else None
-    eval_set = select_samples(require_split(encoded, "validation", "--do_eval"), data_args.max_eval_samples) \
-        if training_args.do_eval else None
-    trainer = Trainer(
-        model=model, args=training_args, train_dataset=train_set,
-        eval_dataset=eval_set, data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
-        compute_metrics=classification_metrics(len(names)),
+    model = scripts.build_model(
+        AutoModelForSequenceClassification, model_args, tokenizer, seed=training_args.seed, extra=extra
     )
-    results: dict[str, float] = {}
-    if training_args.do_train:
-        train(trainer, training_args, len(train_set))
-    for split, flag, wanted, limit in (("eval", "--do_eval", training_args.do_eval, data_args.max_eval_samples),
-                                       ("test", "--do_predict", training_args.do_predict, data_args.max_predict_samples)):
-        if not wanted:
-            continue
-        data = select_samples(require_split(encoded, "validation" if split == "eval" else "test", flag), limit)
-        prefix = "eval" if split == "eval" else "predict"
+    splits = scripts.requested_splits(encoded, data_args, training_args)
+    trainer = Trainer(
+        model=model, args=training_args, train_dataset=splits.get("train"), eval_dataset=splits.get("validation"),
+        data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
+        compute_metrics=scripts.classification_metrics(len(names)),
+    )
+
+    def score(prefix: str, data: datasets.Dataset) -> dict[str, float]:
         metrics = trainer.evaluate(data, metric_key_prefix=prefix)
         if "train" in encoded and len(encoded["train"]):
             metrics[f"{prefix}_majority_accuracy"] = majority_accuracy(encoded["train"]["labels"], data["labels"])
-        results.update(finish(trainer, split, metrics, len(data)))
-    if training_args.push_to_hub:
-        trainer.push_to_hub()
-    return results
+        return metrics
+
+    return scripts.train_and_score(trainer, training_args, splits, score=score)
 
 
 if __name__ == "__main__":

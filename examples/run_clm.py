@@ -24,22 +24,8 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers.data.data_collator import default_data_collator
 
-from hf_encdec.training.scripts import (
-    DataArguments,
-    ModelArguments,
-    build_model,
-    finish,
-    get_tokenizer,
-    group_texts,
-    load_splits,
-    parse_arguments,
-    require_split,
-    select_samples,
-    setup_logging,
-    text_iterator,
-    tokenize_texts,
-    train,
-)
+from hf_encdec.training import scripts
+from hf_encdec.training.scripts import DataArguments, ModelArguments
 
 logger = logging.getLogger(__name__)
 
@@ -82,17 +68,17 @@ def write_samples(
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    model_args, data_args, clm_args, training_args = parse_arguments(
+    model_args, data_args, clm_args, training_args = scripts.parse_arguments(
         (ModelArguments, DataArguments, CLMArguments, TrainingArguments), argv
     )
-    setup_logging(training_args)
-    corpus = load_splits(data_args, task="text")
-    tokenizer = get_tokenizer(
-        model_args, training_args, lambda: text_iterator(corpus["train"]), model_max_length=clm_args.block_size
+    scripts.setup_logging(training_args)
+    corpus = scripts.load_splits(data_args, task="text")
+    tokenizer = scripts.get_tokenizer(
+        model_args, training_args, lambda: scripts.text_iterator(corpus["train"]), model_max_length=clm_args.block_size
     )
     with training_args.main_process_first(desc="tokenizing"):
-        blocks = with_labels(group_texts(tokenize_texts(corpus, tokenizer), clm_args.block_size))
-    model = build_model(AutoModelForCausalLM, model_args, tokenizer, seed=training_args.seed)
+        blocks = with_labels(scripts.group_texts(scripts.tokenize_texts(corpus, tokenizer), clm_args.block_size))
+    model = scripts.build_model(AutoModelForCausalLM, model_args, tokenizer, seed=training_args.seed)
     limit = getattr(model.config, "max_position_embeddings", None)
     if model.config.model_type != "llama" and limit is not None and clm_args.block_size > limit:
         raise ValueError(f"--block_size {clm_args.block_size} is longer than the model's {limit} positions")
@@ -102,23 +88,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         # all the same), so the Trainer counted the never-predicted first label of every block too, and reported
         # GPT-2's eval loss as (T-1)/T of its mean: a perplexity 4% too low at T = 128 (README, side by side)
         model.loss_type = "ForCausalLM"
-    train_set = select_samples(require_split(blocks, "train", "--do_train"), data_args.max_train_samples) \
-        if training_args.do_train else None
-    eval_set = select_samples(require_split(blocks, "validation", "--do_eval"), data_args.max_eval_samples) \
-        if training_args.do_eval else None
+    splits = scripts.requested_splits(blocks, data_args, training_args)
     trainer = Trainer(
-        model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set,
+        model=model, args=training_args, train_dataset=splits.get("train"), eval_dataset=splits.get("validation"),
         data_collator=default_data_collator, processing_class=tokenizer,
     )
-    results: dict[str, float] = {}
-    if training_args.do_train:
-        train(trainer, training_args, len(train_set))
-    if training_args.do_eval:
-        results.update(finish(trainer, "eval", trainer.evaluate(), len(eval_set), with_perplexity=True))
-    if training_args.do_predict:
-        test_set = select_samples(require_split(blocks, "test", "--do_predict"), data_args.max_predict_samples)
-        metrics = trainer.evaluate(test_set, metric_key_prefix="predict")
-        results.update(finish(trainer, "test", metrics, len(test_set), with_perplexity=True))
+    # pushed below, with the samples
+    results = scripts.train_and_score(trainer, training_args, splits, with_perplexity=True, push=False)
     held_out = "test" if "test" in corpus else "validation"
     if clm_args.num_samples and trainer.is_world_process_zero() and held_out in corpus:
         samples = write_samples(trainer.model, tokenizer, corpus[held_out]["text"][: clm_args.num_samples], clm_args,

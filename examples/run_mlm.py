@@ -24,22 +24,8 @@ import torch
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 from transformers.data.data_collator import default_data_collator
 
-from hf_encdec.training.scripts import (
-    DataArguments,
-    ModelArguments,
-    build_model,
-    finish,
-    get_tokenizer,
-    group_texts,
-    load_splits,
-    parse_arguments,
-    require_split,
-    select_samples,
-    setup_logging,
-    text_iterator,
-    tokenize_texts,
-    train,
-)
+from hf_encdec.training import scripts
+from hf_encdec.training.scripts import DataArguments, ModelArguments
 
 logger = logging.getLogger(__name__)
 
@@ -78,51 +64,33 @@ def mask_once(blocks: datasets.Dataset, masking: DataCollatorForLanguageModeling
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    model_args, data_args, mlm_args, training_args = parse_arguments(
+    model_args, data_args, mlm_args, training_args = scripts.parse_arguments(
         (ModelArguments, DataArguments, MLMArguments, TrainingArguments), argv
     )
-    setup_logging(training_args)
-    corpus = load_splits(data_args, task="text")
-    tokenizer = get_tokenizer(
-        model_args, training_args, lambda: text_iterator(corpus["train"]), model_max_length=mlm_args.max_seq_length
+    scripts.setup_logging(training_args)
+    corpus = scripts.load_splits(data_args, task="text")
+    tokenizer = scripts.get_tokenizer(
+        model_args, training_args, lambda: scripts.text_iterator(corpus["train"]),
+        model_max_length=mlm_args.max_seq_length,
     )
     if tokenizer.mask_token is None:
         raise ValueError(f"the tokenizer of {model_args.tokenizer_name or model_args.model_name_or_path} has no mask "
                          "token; masked-LM training needs one")
     with training_args.main_process_first(desc="tokenizing"):
-        blocks = group_texts(tokenize_texts(corpus, tokenizer), mlm_args.max_seq_length)
+        blocks = scripts.group_texts(scripts.tokenize_texts(corpus, tokenizer), mlm_args.max_seq_length)
     masking = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_args.mlm_probability)
-    model = build_model(
+    model = scripts.build_model(
         AutoModelForMaskedLM, model_args, tokenizer, seed=training_args.seed,
         extra=None if model_args.model_name_or_path else {"max_position_embeddings": mlm_args.max_seq_length},
     )
-    train_set = select_samples(require_split(blocks, "train", "--do_train"), data_args.max_train_samples) \
-        if training_args.do_train else None
-    eval_set = None
-    if training_args.do_eval:
-        eval_set = mask_once(
-            select_samples(require_split(blocks, "validation", "--do_eval"), data_args.max_eval_samples), masking,
-            training_args.seed,
-        )
+    # the held-out blocks are masked once, each split with its own seed, so every model is scored on the same positions
+    splits = {split: data if split == "train" else mask_once(data, masking, training_args.seed + (split == "test"))
+              for split, data in scripts.requested_splits(blocks, data_args, training_args).items()}
     trainer = Trainer(
-        model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set,
+        model=model, args=training_args, train_dataset=splits.get("train"), eval_dataset=splits.get("validation"),
         data_collator=MaskingCollator(masking), processing_class=tokenizer,
     )
-    results: dict[str, float] = {}
-    if training_args.do_train:
-        train(trainer, training_args, len(train_set))
-    if training_args.do_eval:
-        results.update(finish(trainer, "eval", trainer.evaluate(), len(eval_set), with_perplexity=True))
-    if training_args.do_predict:
-        test_set = mask_once(
-            select_samples(require_split(blocks, "test", "--do_predict"), data_args.max_predict_samples), masking,
-            training_args.seed + 1,
-        )
-        metrics = trainer.evaluate(test_set, metric_key_prefix="predict")
-        results.update(finish(trainer, "test", metrics, len(test_set), with_perplexity=True))
-    if training_args.push_to_hub:
-        trainer.push_to_hub()
-    return results
+    return scripts.train_and_score(trainer, training_args, splits, with_perplexity=True)
 
 
 if __name__ == "__main__":

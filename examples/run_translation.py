@@ -33,21 +33,8 @@ from transformers import (
 
 from hf_encdec.data.tokenizer import tokenize_pairs
 from hf_encdec.evaluation.metrics import build_compute_metrics, corpus_scores
-from hf_encdec.training.scripts import (
-    DataArguments,
-    ModelArguments,
-    build_model,
-    finish,
-    get_tokenizer,
-    load_splits,
-    package_halves,
-    parse_arguments,
-    require_split,
-    select_samples,
-    setup_logging,
-    text_iterator,
-    train,
-)
+from hf_encdec.training import scripts
+from hf_encdec.training.scripts import DataArguments, ModelArguments
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +49,8 @@ class TranslationArguments:
 
 
 def pair_texts(corpus: datasets.DatasetDict):
-    yield from text_iterator(corpus["train"], "source")
-    yield from text_iterator(corpus["train"], "target")
+    yield from scripts.text_iterator(corpus["train"], "source")
+    yield from scripts.text_iterator(corpus["train"], "target")
 
 
 def encode_for_scoring(
@@ -94,24 +81,19 @@ def write_predictions(path: Path, pairs: datasets.Dataset, hypotheses: list[str]
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    model_args, data_args, tr_args, training_args = parse_arguments(
+    model_args, data_args, tr_args, training_args = scripts.parse_arguments(
         (ModelArguments, DataArguments, TranslationArguments, Seq2SeqTrainingArguments), argv
     )
-    setup_logging(training_args)
-    corpus = load_splits(data_args, task="translation")
+    scripts.setup_logging(training_args)
+    corpus = scripts.load_splits(data_args, task="translation")
     if tr_args.dataset_package is not None:
-        corpus = package_halves(corpus, tr_args.dataset_package)
-    tokenizer = get_tokenizer(model_args, training_args, lambda: pair_texts(corpus),
+        corpus = scripts.package_halves(corpus, tr_args.dataset_package)
+    tokenizer = scripts.get_tokenizer(model_args, training_args, lambda: pair_texts(corpus),
                               model_max_length=max(tr_args.max_source_length, tr_args.max_target_length))
-    model = build_model(AutoModelForSeq2SeqLM, model_args, tokenizer, seed=training_args.seed)
+    model = scripts.build_model(AutoModelForSeq2SeqLM, model_args, tokenizer, seed=training_args.seed)
     if model_args.model_name_or_path is None:  # a fresh model stops at </s>, decodes up to the target limit
         model.generation_config.max_length = tr_args.max_target_length + 1
-    wanted = {"train": training_args.do_train, "validation": training_args.do_eval, "test": training_args.do_predict}
-    flags = {"train": "--do_train", "validation": "--do_eval", "test": "--do_predict"}
-    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
-              "test": data_args.max_predict_samples}
-    raw = {split: select_samples(require_split(corpus, split, flags[split]), limits[split])
-           for split in wanted if wanted[split]}
+    raw = scripts.requested_splits(corpus, data_args, training_args)
     with training_args.main_process_first(desc="tokenizing"):
         encoded = {split: encode_for_scoring(part, tokenizer, tr_args) for split, part in raw.items() if split != "train"}
         if "train" in raw:
@@ -122,28 +104,24 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), processing_class=tokenizer,
         compute_metrics=build_compute_metrics(tokenizer) if training_args.predict_with_generate else None,
     )
-    results: dict[str, float] = {}
-    if training_args.do_train:
-        train(trainer, training_args, len(encoded["train"]))
-    if training_args.do_eval:
-        results.update(finish(trainer, "eval", trainer.evaluate(), len(encoded["validation"])))
-    if training_args.do_predict:
-        test = raw["test"]
-        output = trainer.predict(encoded["test"], metric_key_prefix="predict")
+
+    def score(prefix: str, data: datasets.Dataset) -> dict[str, float]:
+        if prefix == "eval":
+            return trainer.evaluate(data)
+        output = trainer.predict(data, metric_key_prefix=prefix)
         metrics = dict(output.metrics)
         if training_args.predict_with_generate:
             ids = np.where(output.predictions < 0, tokenizer.pad_token_id, output.predictions)
             ids = np.where(ids >= len(tokenizer), tokenizer.unk_token_id, ids)
             hypotheses = [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
             # scored against the untouched reference texts (the labels above may be cut to --max_target_length)
-            scores = corpus_scores(hypotheses, list(test["target"]))
+            scores = corpus_scores(hypotheses, list(raw["test"]["target"]))
             metrics.update(predict_bleu=scores["bleu"], predict_chrf=scores["chrf"])
             if trainer.is_world_process_zero():
-                write_predictions(Path(training_args.output_dir) / "predictions.jsonl", test, hypotheses)
-        results.update(finish(trainer, "test", metrics, len(test)))
-    if training_args.push_to_hub:
-        trainer.push_to_hub()
-    return results
+                write_predictions(Path(training_args.output_dir) / "predictions.jsonl", raw["test"], hypotheses)
+        return metrics
+
+    return scripts.train_and_score(trainer, training_args, encoded, score=score)
 
 
 if __name__ == "__main__":

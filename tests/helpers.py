@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -71,3 +76,55 @@ def token_ids(batch: int = BATCH, length: int = SOURCE_LEN, low: int = 5) -> tor
 
 
 __all__ = ["TARGET_LEN", "build", "token_ids", "word_level_tokenizer"]
+
+
+def run_without_hf_encdec(script: str, *args: str, home: Path) -> Any:
+    """Run `script` (which blocks `import hf_encdec` itself) in a fresh Python, offline, with `home` as HF_HOME (where
+    remote code is copied to), and return the JSON its last line prints; a failure shows the script's stderr."""
+    completed = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": os.environ.get("PATH", ""), "HF_HOME": str(home)},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def reverse_digits(tokenizer: PreTrainedTokenizerFast, count: int, *, length: int = 5, seed: int = 0) -> Any:
+    """`count` tokenized pairs of the reversal task (a sequence of digits, the same digits backwards), a `Dataset`
+    with `input_ids` and `labels`."""
+    from datasets import Dataset
+
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(count):
+        digits = [str(int(i)) for i in torch.randint(0, 10, (length,), generator=generator)]
+        rows.append({"source": " ".join(digits), "target": " ".join(reversed(digits))})
+    return Dataset.from_list(rows).map(
+        lambda row: {"input_ids": tokenizer(row["source"])["input_ids"], "labels": tokenizer(row["target"])["input_ids"]},
+        remove_columns=["source", "target"],
+    )
+
+
+def train_on_reversal(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, dataset: Any, output_dir: Path,
+                      **arguments: Any) -> Any:
+    """Train `model` on `dataset` (`reverse_digits`) with transformers' `Seq2SeqTrainer` (evaluation generates), check
+    that the loss falls by a fifth and that evaluation and prediction run, and return the trainer and the predictions
+    of the first 4 pairs. `arguments` go to `Seq2SeqTrainingArguments`."""
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=16, report_to=[], use_cpu=True, save_strategy="no",
+        predict_with_generate=True, generation_max_length=8, per_device_eval_batch_size=32, disable_tqdm=True,
+        **arguments,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model, args=args, train_dataset=dataset, eval_dataset=dataset.select(range(16)),
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), processing_class=tokenizer,
+    )
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert losses[-1] < losses[0] * 0.8, losses
+    assert trainer.evaluate()["eval_loss"] < losses[0]
+    predictions = trainer.predict(dataset.select(range(4))).predictions
+    assert predictions.shape[0] == 4
+    return trainer, predictions

@@ -5,9 +5,6 @@ the comparison with its teacher and works with `translate`, `evaluate` and remot
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ import pytest
 from hf_encdec.cli import main
 from hf_encdec.data import load_corpus
 from hf_encdec.inference import load_translator, translate
+from helpers import run_without_hf_encdec
 
 TEACHER = [
     "--data", "synthetic:reverse", "--preset", "transformer-tiny", "--vocab-size", "300", "--max-tokens", "512",
@@ -147,12 +145,8 @@ print(json.dumps(tokenizer.batch_decode(model.generate(**inputs), skip_special_t
 
 
 def test_a_nat_run_folder_loads_as_remote_code(nat_run: Path, tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE, str(nat_run)], capture_output=True, text=True, timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": os.environ.get("PATH", ""), "HF_HOME": str(tmp_path)},
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
+    remote = run_without_hf_encdec(REMOTE, str(nat_run), home=tmp_path)
     model, tokenizer = load_translator(nat_run)
     inputs = tokenizer(["1 2 3 4"], return_tensors="pt")
     expected = tokenizer.batch_decode(model.generate(**inputs), skip_special_tokens=True)
-    assert json.loads(completed.stdout.splitlines()[-1]) == expected
+    assert remote == expected

@@ -6,8 +6,6 @@ of test code."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
 from hf_encdec.registration import FAMILIES, Family
+from helpers import run_without_hf_encdec
 
 pytestmark = pytest.mark.contract
 
@@ -87,16 +86,8 @@ def test_each_family_loads_as_remote_code_without_hf_encdec(family: Family, tiny
     model = family.main_class(AutoConfig.for_model(family.model_type, **tiny)).eval()
     model.save_pretrained(tmp_path / "model")
     inputs = _inputs(family)
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path / "model"), family.main_auto_class.__name__,
-         json.dumps({k: v.tolist() for k, v in inputs.items()})],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf_home")},
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = run_without_hf_encdec(REMOTE_SCRIPT, str(tmp_path / "model"), family.main_auto_class.__name__,
+                                   json.dumps({k: v.tolist() for k, v in inputs.items()}), home=tmp_path / "hf_home")
     with torch.no_grad():
         torch.testing.assert_close(torch.tensor(result["logits"]), model(**inputs).logits, atol=1e-5, rtol=1e-5)
         if "generated" in result:

@@ -4,8 +4,6 @@ process, generate() outputs and the encoder interface generate relies on."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import hf_encdec
 from hf_encdec import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
 from hf_encdec.models.rnn_layers import RNNDecoderState, RNNEncoderOutput
 from hf_encdec.models.transformers_contract import output_cache
+from helpers import run_without_hf_encdec
 from rnn_helpers import build_rnn, padded_sources, token_ids
 from variants import TINY_RNN, TINY_RNN_ENCODER
 
@@ -100,15 +99,8 @@ def test_remote_code_loads_without_hf_encdec(overrides: dict, tmp_path: Path) ->
         p.name for p in (tmp_path / "model").iterdir()
     }
     ids, mask = padded_sources()
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path / "model"), json.dumps(ids.tolist()), json.dumps(mask.tolist())],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf_home")},
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = run_without_hf_encdec(REMOTE_SCRIPT, str(tmp_path / "model"), json.dumps(ids.tolist()),
+                                   json.dumps(mask.tolist()), home=tmp_path / "hf_home")
     expected = model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :4]).logits
     torch.testing.assert_close(torch.tensor(result["logits"]), expected, atol=1e-6, rtol=1e-5)
     generated = model.generate(ids, attention_mask=mask, max_new_tokens=5, num_beams=3, num_return_sequences=2)

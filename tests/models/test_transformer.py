@@ -10,16 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    AutoModelForSeq2SeqLM,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    pipeline,
-)
+from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM,
+                          AutoModelForSequenceClassification, AutoModelForTokenClassification, pipeline)
 
 import hf_encdec
 from helpers import build, token_ids, word_level_tokenizer

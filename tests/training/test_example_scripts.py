@@ -34,6 +34,7 @@ from hf_encdec.training.scripts import (
     parse_config_overrides,
     tokenize_texts,
 )
+from helpers import run_without_hf_encdec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WORDS = "the file system command option prints list directory user process memory signal returns value error".split()
@@ -93,15 +94,11 @@ with torch.no_grad():
 
 
 def assert_loads_as_remote_code(folder: Path, auto_class: type, tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE, str(folder), auto_class.__name__], capture_output=True, text=True, timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf_home")},
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    logits = run_without_hf_encdec(REMOTE, str(folder), auto_class.__name__, home=tmp_path / "hf_home")
     model = auto_class.from_pretrained(folder).eval()
     with torch.no_grad():
         expected = model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
-    torch.testing.assert_close(torch.tensor(json.loads(completed.stdout.strip().splitlines()[-1])), expected)
+    torch.testing.assert_close(torch.tensor(logits), expected)
 
 
 @pytest.fixture(scope="module")

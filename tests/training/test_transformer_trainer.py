@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
-from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
-from helpers import build, token_ids, word_level_tokenizer
+from helpers import build, token_ids, word_level_tokenizer, reverse_digits, train_on_reversal
 
 PROBE = Path(__file__).with_name("trainer_loss_probe.py")
 
@@ -84,32 +84,9 @@ WORDS = [str(i) for i in range(10)]
 @pytest.mark.contract
 def test_seq2seq_trainer_trains_and_evaluates_with_generate(tmp_path: Path) -> None:
     tokenizer = word_level_tokenizer(WORDS)
-    generator = torch.Generator().manual_seed(0)
-    rows = []
-    for _ in range(64):
-        seq = [str(int(i)) for i in torch.randint(0, 10, (5,), generator=generator)]
-        rows.append({"source": " ".join(seq), "target": " ".join(reversed(seq))})
-    dataset = Dataset.from_list(rows).map(
-        lambda row: {"input_ids": tokenizer(row["source"])["input_ids"], "labels": tokenizer(row["target"])["input_ids"]},
-        remove_columns=["source", "target"],
-    )
+    dataset = reverse_digits(tokenizer, 64)
     model = build("seq2seq", vocab_size=len(tokenizer)).train()
-    args = Seq2SeqTrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=30, learning_rate=3e-3, logging_steps=5,
-        report_to=[], use_cpu=True, save_strategy="no", predict_with_generate=True, generation_max_length=8,
-        per_device_eval_batch_size=32, disable_tqdm=True,
-    )
-    trainer = Seq2SeqTrainer(
-        model=model, args=args, train_dataset=dataset, eval_dataset=dataset.select(range(16)),
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), processing_class=tokenizer,
-    )
-    trainer.train()
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    assert losses[-1] < losses[0] * 0.8, losses
-    metrics = trainer.evaluate()
-    assert "eval_loss" in metrics and metrics["eval_loss"] < losses[0]
-    predictions = trainer.predict(dataset.select(range(4))).predictions
-    assert predictions.shape[0] == 4
+    train_on_reversal(model, tokenizer, dataset, tmp_path, max_steps=30, learning_rate=3e-3, logging_steps=5)
 
 
 def test_causal_and_masked_lm_train_with_trainer(tmp_path: Path) -> None:

@@ -283,6 +283,49 @@ def require_split(corpus: datasets.DatasetDict, split: str, flag: str) -> datase
     return corpus[split]
 
 
+#: the split each flag asks for, and the option that cuts it
+SPLIT_FLAGS = {"train": ("--do_train", "max_train_samples"), "validation": ("--do_eval", "max_eval_samples"),
+               "test": ("--do_predict", "max_predict_samples")}
+
+
+def requested_splits(
+    corpus: datasets.DatasetDict | dict[str, datasets.Dataset], data_args: DataArguments, training_args: TrainingArguments
+) -> dict[str, datasets.Dataset]:
+    """The splits the flags ask for (``train`` for --do_train, ``validation`` for --do_eval, ``test`` for
+    --do_predict), each cut to its --max_*_samples; a flag whose split is missing or empty fails naming the flag."""
+    wanted = {"train": training_args.do_train, "validation": training_args.do_eval, "test": training_args.do_predict}
+    return {
+        split: select_samples(require_split(corpus, split, SPLIT_FLAGS[split][0]), getattr(data_args, SPLIT_FLAGS[split][1]))
+        for split in wanted
+        if wanted[split]
+    }
+
+
+def train_and_score(
+    trainer: Trainer,
+    training_args: TrainingArguments,
+    splits: dict[str, datasets.Dataset],
+    *,
+    score: Callable[[str, datasets.Dataset], dict[str, float]] | None = None,
+    with_perplexity: bool = False,
+    push: bool = True,
+) -> dict[str, float]:
+    """Train on ``splits["train"]`` when given (`train`), then score ``validation`` and ``test`` when given: with
+    ``score(prefix, dataset)`` (prefix ``eval`` or ``predict``), by default ``trainer.evaluate``; last, with `push`
+    and --push_to_hub, upload the output folder. Returns the metrics `finish` recorded."""
+    results: dict[str, float] = {}
+    if "train" in splits:
+        train(trainer, training_args, len(splits["train"]))
+    for split, name, prefix in (("validation", "eval", "eval"), ("test", "test", "predict")):
+        if split in splits:
+            data = splits[split]
+            metrics = score(prefix, data) if score else trainer.evaluate(data, metric_key_prefix=prefix)
+            results.update(finish(trainer, name, metrics, len(data), with_perplexity=with_perplexity))
+    if push and training_args.push_to_hub:
+        trainer.push_to_hub()
+    return results
+
+
 def package_halves(corpus: datasets.DatasetDict, package: str, *, salt: str = "hf_encdec-adapt") -> datasets.DatasetDict:
     """One gettext package's messages, wherever they are in ``corpus``, cut in two halves by a stable hash of the
     English text: ``train`` is one half, ``validation`` and ``test`` the other (domain adaptation: fine-tune on half of a
