@@ -90,6 +90,10 @@ def test_hf_encdec_average_makes_a_model_folder_from_a_runs_last_checkpoints(
     name = "model.encoder.layers.0.self_attn.q_proj.weight"
     torch.testing.assert_close(model.state_dict()[name], (steps[0][name] + steps[1][name]) / 2, rtol=0, atol=1e-6)
     assert model.config.training_data == "synthetic:reverse"  # what translate() reads, kept from the run
+    # the run's decoding settings (the length penalty chosen on validation), not the checkpoint's in-training ones
+    assert json.loads((output / "generation_config.json").read_text()) == json.loads(
+        (run / "generation_config.json").read_text()
+    )
     assert len(translate(model, tokenizer, ["a b c", "d e"], progress=False)) == 2
 
     report = tmp_path / "report.json"
