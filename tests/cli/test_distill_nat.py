@@ -11,7 +11,7 @@ import pytest
 
 from hf_encdec.cli import main
 from hf_encdec.data import load_corpus
-from hf_encdec.inference import load_translator, translate
+from hf_encdec.inference import load_drafter, load_translator, translate
 from helpers import run_without_hf_encdec
 
 TEACHER = [
@@ -122,6 +122,18 @@ def test_a_nat_run_reports_its_iterations_teacher_speed_and_repetition(nat_run: 
     assert "mask-predict, 4 iterations, length beam 2" in card
     generation = json.loads((nat_run / "generation_config.json").read_text())
     assert generation["num_iterations"] == 4 and generation["length_beam_size"] == 2
+
+
+def test_a_nat_trained_on_a_distilled_corpus_has_its_teachers_tokenizer_and_drafts_for_it(
+    teacher: Path, distilled: Path, nat_run: Path
+) -> None:
+    model, tokenizer = load_translator(teacher)
+    _, student_tokenizer = load_translator(nat_run)
+    assert student_tokenizer.get_vocab() == tokenizer.get_vocab()  # not one trained on the distilled targets
+    drafter = load_drafter(nat_run, model, tokenizer)
+    source = ["1 2 3 4", "7 7 8"]
+    greedy = translate(model, tokenizer, source, num_beams=1, max_new_tokens=16, progress=False)
+    assert translate(model, tokenizer, source, num_beams=1, max_new_tokens=16, progress=False, draft=drafter) == greedy
 
 
 def test_translate_and_evaluate_work_on_a_nat_run(nat_run: Path, tmp_path: Path) -> None:

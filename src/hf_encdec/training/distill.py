@@ -4,8 +4,9 @@ are less varied than human references (one mode per source instead of many).
 
 `distill_corpus` writes a corpus folder that `hf-encdec train --data DIR` reads: `train.jsonl` with the teacher's
 translations as targets (the reference where the teacher wrote nothing, which would otherwise drop the pair),
-`validation.jsonl` and `test.jsonl` with the real references (so scores stay comparable), and `distill.json` saying
-what made it. The training split is translated in chunks, each written atomically, so an
+`validation.jsonl` and `test.jsonl` with the real references (so scores stay comparable), `tokenizer/` (the teacher's
+tokenizer, which `train` then uses instead of training one: the student can draft for its teacher in speculative
+decoding) and `distill.json` saying what made it. The training split is translated in chunks, each written atomically, so an
 interrupted run continues where it stopped.
 
 >>> from hf_encdec.training.distill import distill_corpus                                    # doctest: +SKIP
@@ -30,7 +31,15 @@ from ..inference import load_translator, translate
 logger = logging.getLogger(__name__)
 
 MANIFEST = "distill.json"
+TOKENIZER_DIR = "tokenizer"  # the teacher's tokenizer, which the student trains with
 CHUNKS = ".chunks"
+
+
+def teacher_tokenizer(data: str | os.PathLike[str]) -> Path | None:
+    """The folder of the teacher's tokenizer that a distilled corpus `data` carries, or None (any other corpus, or a
+    distillation written before the corpus carried it)."""
+    folder = Path(data) / TOKENIZER_DIR
+    return folder if distill_settings(data) is not None and (folder / "tokenizer.json").is_file() else None
 
 
 def distill_settings(data: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -87,6 +96,8 @@ def distill_corpus(
     if max_train_samples is not None:
         train = train.select(range(min(max_train_samples, len(train))))
     model, tokenizer = load_translator(teacher)
+    # the student trains on the teacher's vocabulary (`hf-encdec train` uses it): a NAT can then draft for its teacher
+    tokenizer.save_pretrained(output / TOKENIZER_DIR)
     beams = num_beams if num_beams is not None else model.generation_config.num_beams
     settings = {"teacher": str(Path(teacher).resolve()), "data": data, "num_beams": beams,
                 "max_new_tokens": max_new_tokens, "train_pairs": len(train), "chunk_size": chunk_size}

@@ -67,7 +67,7 @@ from ..model_card import ModelCardFacts, write_model_card
 from ..models.transformers_contract import no_hub_kernels
 from ..registration import family_of
 from ..speed import speed_up
-from .distill import distill_settings
+from .distill import distill_settings, teacher_tokenizer
 from .nat_report import compare_decoding, teacher_of
 from .presets import build_config
 from .scheduled_sampling import ScheduledSamplingCallback
@@ -254,10 +254,18 @@ def shareable_options(options: TrainOptions) -> dict[str, Any]:
 
 
 def _tokenizer(corpus: datasets.DatasetDict, options: TrainOptions, folder: Path) -> PreTrainedTokenizerBase:
-    """Stage 2, tokenizer: train it on the train split, or reload the one of the run being resumed."""
+    """Stage 2, tokenizer: train it on the train split, reload the one of the run being resumed, or take the teacher's
+    that a distilled corpus carries."""
     if (folder / "tokenizer.json").is_file():
         logger.info("reusing the tokenizer in %s", folder)
         return AutoTokenizer.from_pretrained(folder)
+    carried = teacher_tokenizer(options.data)
+    if carried is not None:
+        tokenizer = AutoTokenizer.from_pretrained(carried)
+        tokenizer.save_pretrained(folder)
+        logger.info("using the teacher's %d-token tokenizer that the distilled corpus carries (vocab_size is not "
+                    "used), so that this model can draft for its teacher", len(tokenizer))
+        return tokenizer
     started = time.perf_counter()
     tokenizer = train_tokenizer(
         iter_corpus_texts(corpus, splits=("train",)),
