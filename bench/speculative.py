@@ -1,11 +1,16 @@
 """Speculative decoding against plain greedy decoding, batch 1, same process, interleaved: sentences/s, wall time,
 tokens accepted per verification step, and whether every output is identical (it must be).
 
-    python bench/speculative.py RUN_DIR [--every 32] [--draft source] [--draft DRAFTER_RUN] [--out FILE.json]
+    python bench/speculative.py RUN_DIR [--every 32] [--draft source] [--draft DRAFTER_RUN] [--marian] [--out FILE.json]
 
 RUN_DIR is a trained autoregressive run folder (or checkpoint folder with its tokenizer); the sentences are every
 N-th pair of the `gettext:de` test split. Each sentence is translated by every system in turn, in an order that
 alternates sentence by sentence, so that a slow stretch of the machine hits all systems alike.
+
+`--marian` adds transformers' `MarianMTModel` of the run's shapes (bench/pairs.py's matched config: hidden size, heads,
+feed-forward width, layers, vocabulary; random weights, SDPA), decoding greedily with each sentence's output length
+forced to the length of the run's greedy output (it runs after the others on each sentence, which gives that length):
+the same number of decoder steps, so `vs_marian` compares speed at equal work.
 """
 
 from __future__ import annotations
@@ -21,6 +26,20 @@ import torch
 
 from hf_encdec.data import load_corpus
 from hf_encdec.inference import load_drafter, load_translator
+from pairs import Size, build_marian
+
+
+def marian_like(config: object) -> torch.nn.Module:
+    """transformers' Marian with the shapes of `config` (an hf_encdec Transformer or pointer-generator config)."""
+    if config.encoder_layers != config.decoder_layers:
+        raise SystemExit(f"--marian needs as many encoder as decoder layers ({config.encoder_layers} and "
+                         f"{config.decoder_layers}): bench/pairs.py's Marian has one layer count")
+    size = Size(name="run", hidden=config.hidden_size, heads=config.num_attention_heads, ffn=config.intermediate_size,
+                seq2seq_layers=config.encoder_layers, stack_layers=0, vocab=config.vocab_size,
+                max_positions=config.max_position_embeddings, seq2seq_batch=0, seq2seq_length=0, stack_batch=0,
+                stack_length=0, generate_batch=1, new_tokens=0, beams=1, growth_tokens=0)
+    torch.manual_seed(0)
+    return build_marian(size).eval()
 
 
 def main() -> None:
@@ -30,6 +49,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=32)
     parser.add_argument("--draft", action="append", default=[], help="'source' or a NAT drafter run (repeatable)")
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--marian", action="store_true", help="add transformers' Marian of the same shapes")
     parser.add_argument("--out")
     args = parser.parse_args()
     model, tokenizer = load_translator(args.run)
@@ -38,6 +58,8 @@ def main() -> None:
     systems: dict[str, dict] = {"greedy": {}}
     for draft in args.draft or ["source"]:
         systems[f"draft={Path(draft).name}"] = {"assistant_model": load_drafter(draft, model, tokenizer)}
+    marian = marian_like(model.config) if args.marian else None
+    marian_times: list[float] = []
     calls = {"n": 0}
     model.register_forward_pre_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
     times = {name: [] for name in systems}
@@ -55,6 +77,11 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
                 outputs[name].append(out[0].tolist())
                 target_calls[name] += calls["n"]
+            if marian is not None:
+                steps = len(outputs["greedy"][-1]) - 1  # greedy's new tokens on this sentence
+                start = time.perf_counter()
+                marian.generate(**ids, num_beams=1, do_sample=False, min_new_tokens=steps, max_new_tokens=steps)
+                marian_times.append(time.perf_counter() - start)
     tokens = sum(len(ids) - 1 for ids in outputs["greedy"])
     result = {
         "run": Path(args.run).name, "sentences": len(sources), "every": args.every, "generated_tokens": tokens,
@@ -72,6 +99,13 @@ def main() -> None:
             "tokens_per_target_call": round(tokens / target_calls[name], 3),
             "speedup_vs_greedy": round(sum(times["greedy"]) / wall, 3),
             "identical_to_greedy": outputs[name] == outputs["greedy"],
+        }
+        if marian is not None:
+            result["systems"][name]["vs_marian"] = round(sum(marian_times) / wall, 3)
+    if marian is not None:
+        result["marian_greedy_same_lengths"] = {
+            "wall_s": round(sum(marian_times), 2), "sentences_per_s": round(len(sources) / sum(marian_times), 3),
+            "median_sentence_ms": round(1000 * statistics.median(marian_times), 1),
         }
     text = json.dumps(result, indent=2)
     print(text)
