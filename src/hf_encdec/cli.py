@@ -58,6 +58,11 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--lr-scheduler-type", dest="lr_scheduler_type", help=f"(default: {defaults.lr_scheduler_type})")
     train.add_argument("--undistilled", help="NAT runs: a NAT run folder trained on the real references, compared "
                        "with this one on the same test pairs (token repetition with and without distillation)")
+    train.add_argument("--init-from", help="a finished run folder whose weights of the same name and shape start "
+                       "the model (e.g. a NAT from its autoregressive teacher; the tokenizers must be the same)")
+    train.add_argument("--glancing-ratio-end", type=float, dest="glancing_ratio_end",
+                       help="NAT runs with --set glancing_ratio=R: anneal the glancing ratio linearly from R to this "
+                       "value over the run")
     train.add_argument("--tokenizer-model", choices=["bpe", "unigram"], help=f"(default: {defaults.tokenizer_model})")
     train.add_argument("--attn-implementation", choices=["sdpa", "eager", "flex_attention", "flash_attention_2"])
     train.add_argument("--scheduled-sampling", metavar="SCHEDULE",

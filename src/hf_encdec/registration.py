@@ -133,7 +133,14 @@ FAMILIES: tuple[Family, ...] = (
         "target in parallel, its length predicted, refined by mask-predict",
         tiny={**TINY_TRANSFORMER, "encoder_layers": 2, "decoder_layers": 2, "mask_token_id": 4},
         # transformer-small with a non-causal decoder and a length classifier; targets of up to 127 tokens + EOS
-        presets={"nat-small": {**SMALL, "max_position_embeddings": 128}},
+        presets={
+            "nat-small": {**SMALL, "max_position_embeddings": 128},
+            # glancing training (GLAT, Qian et al. 2021) with the CMLM decoder
+            "nat-glat-small": {**SMALL, "max_position_embeddings": 128, "glancing_ratio": 0.5},
+            # CTC over the source upsampled 2x, with glancing through the best alignment (Gu & Kong 2021)
+            "nat-ctc-small": {**SMALL, "max_position_embeddings": 256, "decoder_input_type": "upsampled_source",
+                              "upsample_factor": 2, "glancing_ratio": 0.5},
+        },
     ),
     Family(
         name="encoder",

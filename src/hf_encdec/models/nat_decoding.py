@@ -112,8 +112,9 @@ def decoding_settings(
     length is the classifier's choice above the prefix and the continuation is cut after `max_new_tokens`, as an
     autoregressive model's would be; the rounds and length candidates default to the drafter's own
     `draft_num_iterations` / `draft_length_beam_size` (one pass, one length)."""
+    ctc = config.decoder_input_type == "upsampled_source"
     if prefix_length is None:
-        num_iterations = setting("num_iterations", num_iterations, generation_config, own_config, 10)
+        num_iterations = setting("num_iterations", num_iterations, generation_config, own_config, 1 if ctc else 10)
         length_beam_size = setting("length_beam_size", length_beam_size, generation_config, own_config, 1)
     else:
         # the generation config of a drafting call is the target's: the drafter's own settings come from its config
@@ -129,11 +130,16 @@ def decoding_settings(
         raise ValueError(f"length_beam_size must be an integer >= 1, got {length_beam_size!r}")
     if target_length is not None and fixed_length is not None:
         raise ValueError("give target_length (exact lengths) or fixed_length (cut at the first EOS), not both")
-    if config.decoder_input_type == "copy_source" and (num_iterations > 1 or prefix_length):
+    if config.decoder_input_type != "mask" and (num_iterations > 1 or prefix_length):
         raise ValueError(
-            "mask-predict re-masks tokens and a prefix shows some, which a decoder_input_type='copy_source' model "
-            "never saw in training: use num_iterations=1 without decoder_input_ids, or train with "
-            "decoder_input_type='mask'"
+            "mask-predict re-masks tokens and a prefix shows some, which a "
+            f"decoder_input_type={config.decoder_input_type!r} model never saw in training: use num_iterations=1 "
+            "without decoder_input_ids, or train with decoder_input_type='mask'"
+        )
+    if ctc and (length_beam_size > 1 or target_length is not None or fixed_length is not None):
+        raise ValueError(
+            "a CTC model (decoder_input_type='upsampled_source') finds the length itself in one pass: "
+            f"length_beam_size={length_beam_size}, target_length and fixed_length are not available"
         )
     limit = config.max_position_embeddings
     max_new_tokens = max_new_tokens if max_new_tokens is not None else getattr(generation_config, "max_new_tokens", None)
@@ -162,6 +168,20 @@ def decoding_settings(
         return_dict=bool(setting("return_dict_in_generate", return_dict_in_generate, generation_config, None, False)),
         output_scores=bool(setting("output_scores", output_scores, generation_config, None, False)),
     )
+
+
+def check_rescorer(rescorer: Any, config: Any) -> None:
+    """A re-scorer of noisy parallel decoding must be an autoregressive seq2seq model with the NAT's vocabulary."""
+    other = getattr(rescorer, "config", None)
+    if other is None or not getattr(other, "is_encoder_decoder", False) or other.model_type == config.model_type:
+        kind = getattr(other, "model_type", type(rescorer).__name__)
+        raise ValueError(f"rescorer must be an autoregressive encoder-decoder model (e.g. the NAT's teacher), got {kind}")
+    size = getattr(other, "decoder_vocab_size", None) or other.vocab_size
+    if size != config.decoder_vocab_size:
+        raise ValueError(
+            f"rescorer has a target vocabulary of {size} tokens and this NAT {config.decoder_vocab_size}: it must "
+            "share the NAT's tokenizer (use the teacher the NAT was distilled from)"
+        )
 
 
 def prefix_tokens(decoder_input_ids: torch.Tensor, config: Any) -> torch.Tensor:
@@ -407,3 +427,31 @@ def end_only_draft(decoder_input_ids: torch.Tensor, vocab_size: int, eos_token_i
     scores = torch.full((batch, vocab_size), float("-inf"), device=decoder_input_ids.device)
     scores[:, eos_token_id] = 0.0
     return torch.cat([decoder_input_ids, eos], dim=1), (scores,)
+
+
+def compact(tokens: torch.Tensor, keep: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """(B, W) the kept tokens of each row moved to its front in order, padding after them."""
+    positions = torch.arange(tokens.shape[1], device=tokens.device)[None, :]
+    order = torch.where(keep, positions, positions + tokens.shape[1]).argsort(dim=1)  # kept first, in order
+    moved = tokens.gather(1, order)
+    return moved.masked_fill(positions >= keep.sum(dim=1, keepdim=True), pad_token_id)
+
+
+def drop_repeats(tokens: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """(B, W) tokens with each run of identical consecutive tokens written once (Gu et al. 2018's de-duplication).
+    Only equal ids merge: `%s %s` is two different tokens (the second with its space) and stays."""
+    repeat = F.pad(tokens[:, 1:] == tokens[:, :-1], (1, 0), value=False)
+    return compact(tokens, (tokens != pad_token_id) & ~repeat, pad_token_id)
+
+
+def ctc_collapse(
+    tokens: torch.Tensor, real: torch.Tensor, *, blank: int, eos_token_id: int, pad_token_id: int, longest: int
+) -> torch.Tensor:
+    """The CTC output of (B, U) per-position tokens at the `real` positions: repeats merged, blanks dropped, at most
+    `longest - 1` tokens, then EOS; (B, W) with padding after."""
+    repeat = F.pad(tokens[:, 1:] == tokens[:, :-1], (1, 0), value=False)
+    kept = compact(tokens, real & ~repeat & (tokens != blank), pad_token_id)
+    kept = F.pad(kept, (0, 1), value=pad_token_id)[:, :longest]
+    lengths = (kept != pad_token_id).sum(dim=1).clamp(max=longest - 1)
+    kept = kept.masked_fill(torch.arange(kept.shape[1], device=kept.device)[None, :] >= lengths[:, None], pad_token_id)
+    return kept.scatter(1, lengths[:, None], eos_token_id)

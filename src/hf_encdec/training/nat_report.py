@@ -82,20 +82,38 @@ def compare_decoding(
     num_iterations: int = 10,
 ) -> dict[str, dict[str, Any]]:
     """{system: {BLEU, chrF, token repetition, sentences/s (batch 1), sentences/s (batch 32)}} on the same pairs:
-    the NAT at each of `ITERATIONS` (length beam `length_beam_size`); the teacher folder's greedy and beam-4 output
-    when given; when `undistilled` names a NAT run folder trained on the real references, its output at
+    the NAT at each of `ITERATIONS` (length beam `length_beam_size`), in one pass with repeated tokens merged, and in
+    one pass with its length candidates re-scored by the teacher (noisy parallel decoding), or a CTC model's one
+    pass; the teacher folder's greedy and beam-4 output when given; when `undistilled` names a NAT run folder trained on the real references, its output at
     `num_iterations`; the references themselves (repetition only) and the copy baseline.
 
     Raises:
         ValueError: `undistilled` is not a non-autoregressive run folder.
     """
     rows: dict[str, dict[str, Any]] = {}
-    for iterations in ITERATIONS:
-        logger.info("NAT test translation, %d iteration(s), length beam %d", iterations, length_beam_size)
-        rows[f"NAT, T={iterations}, length beam {length_beam_size}"] = _system(
-            model, tokenizer, sources, references, num_iterations=iterations, length_beam_size=length_beam_size,
-            max_new_tokens=max_new_tokens,
+    teacher_model = load_translator(teacher, device=model.device) if teacher is not None else None
+    if getattr(model.config, "is_ctc", False):
+        logger.info("NAT test translation, one CTC pass")
+        rows["NAT (CTC), one pass"] = _system(model, tokenizer, sources, references, max_new_tokens=max_new_tokens)
+    else:
+        for iterations in ITERATIONS:
+            logger.info("NAT test translation, %d iteration(s), length beam %d", iterations, length_beam_size)
+            rows[f"NAT, T={iterations}, length beam {length_beam_size}"] = _system(
+                model, tokenizer, sources, references, num_iterations=iterations, length_beam_size=length_beam_size,
+                max_new_tokens=max_new_tokens,
+            )
+        logger.info("NAT test translation, one pass, repeated tokens merged")
+        rows[f"NAT, T=1, length beam {length_beam_size}, de-duplicated"] = _system(
+            model, tokenizer, sources, references, num_iterations=1, length_beam_size=length_beam_size,
+            max_new_tokens=max_new_tokens, deduplicate=True,
         )
+        if teacher_model is not None and length_beam_size > 1:
+            logger.info("NAT test translation, one pass, the %d length candidates re-scored by the teacher",
+                        length_beam_size)
+            rows[f"NAT, T=1, length beam {length_beam_size}, AR re-scoring"] = _system(
+                model, tokenizer, sources, references, num_iterations=1, length_beam_size=length_beam_size,
+                max_new_tokens=max_new_tokens, rescorer=teacher_model[0],
+            )
     if undistilled is not None:
         other, other_tokenizer = load_translator(undistilled, device=model.device)
         if is_autoregressive(other):
@@ -108,12 +126,11 @@ def compare_decoding(
             other, other_tokenizer, sources, references, num_iterations=num_iterations,
             length_beam_size=length_beam_size, max_new_tokens=max_new_tokens,
         )
-    if teacher is not None:
-        teacher_model, teacher_tokenizer = load_translator(teacher, device=model.device)
+    if teacher_model is not None:
         for beams in (1, 4):
             logger.info("teacher test translation, beam %d", beams)
             rows[f"AR teacher, {'greedy' if beams == 1 else f'beam {beams}'}"] = _system(
-                teacher_model, teacher_tokenizer, sources, references, num_beams=beams, max_new_tokens=max_new_tokens
+                *teacher_model, sources, references, num_beams=beams, max_new_tokens=max_new_tokens
             )
     baseline = copy_baseline_scores(list(sources), list(references))
     rows["references"] = {"token repetition": round(_text_repetition(tokenizer, references), 4)}

@@ -72,6 +72,7 @@ from .nat_report import compare_decoding, teacher_of
 from .presets import build_config
 from .scheduled_sampling import ScheduledSamplingCallback
 from .trainer import LENGTH_COLUMN, TranslationTrainer, latest_complete_checkpoint
+from .warm_start import warm_start
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ TUNING_SENTENCES = 1000
 OPTIONS_FILE = "train_options.json"
 # the options that name local files or folders: the run folder records them by their base names only (they are
 # uploaded with it), so that no user name or folder layout of the machine goes public
-PATH_OPTIONS = ("data", "output_dir", "config_file", "undistilled")
+PATH_OPTIONS = ("data", "output_dir", "config_file", "undistilled", "init_from")
 
 
 @dataclass
@@ -126,6 +127,10 @@ class TrainOptions:
     comparison_size: int | None = 1000
     # non-autoregressive models: a NAT run trained on the real references, compared on the same pairs
     undistilled: str | None = None
+    # a finished run whose weights of the same name and shape start the model (its tokenizer must be this run's)
+    init_from: str | None = None
+    # glancing training (model config glancing_ratio > 0): anneal the ratio linearly to this value over max_steps
+    glancing_ratio_end: float | None = None
     max_new_tokens: int = 128
     # scheduled sampling on a schedule, `KIND[:NAME=VALUE,...]` (ScheduledSamplingCallback.from_spec); None: off
     scheduled_sampling: str | None = None
@@ -155,12 +160,33 @@ class TrainOptions:
 
 
 class _PrintLossCallback(TrainerCallback):
-    """One readable log line per logging step (the progress bar shows the rest)."""
+    """One readable log line per logging step (the progress bar shows the rest); for a NAT with glancing or CTC also
+    the glancing ratio and the training pairs CTC has left out so far."""
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         if state.is_world_process_zero and logs:
             shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in logs.items() if k != "total_flos"}
+            model = kwargs.get("model")
+            if getattr(model, "glancing_ratio", 0):
+                shown["glancing_ratio"] = round(model.glancing_ratio, 4)
+            if getattr(getattr(model, "config", None), "is_ctc", False):
+                shown["ctc_skipped_pairs"] = model.ctc_skipped_pairs
             logger.info("step %d: %s", state.global_step, shown)
+
+
+class GlancingScheduleCallback(TrainerCallback):
+    """Anneals a NAT's glancing ratio linearly from its config's `glancing_ratio` to `end` over `max_steps` (GLAT
+    anneals 0.5 to 0.3); set before every step from the step count, so a resumed run continues the schedule."""
+
+    def __init__(self, end: float) -> None:
+        if not 0.0 <= end <= 1.0:
+            raise ValueError(f"glancing_ratio_end must lie in [0, 1], got {end}")
+        self.end = end
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        start = model.config.glancing_ratio
+        progress = min(state.global_step / max(state.max_steps, 1), 1.0)
+        model.glancing_ratio = start + (self.end - start) * progress
 
 
 class RunFolderExistsError(FileExistsError):
@@ -570,6 +596,8 @@ def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> P
     check_tokenizer_matches_model(tokenizer, config)
     torch.manual_seed(options.seed)
     model = AutoModelForSeq2SeqLM.from_config(config, attn_implementation=options.attn_implementation)
+    if options.init_from is not None:
+        warm_start(model, options.init_from, tokenizer)
     # Saved with the config: translate() keeps the layout and format directives of software messages by default.
     # A label, not the spec: a local data path would publish the user's folders with the model.
     model.config.training_data = corpus_label(options.data)
@@ -583,6 +611,11 @@ def _check_comparison_options(options: TrainOptions, model: PreTrainedModel) -> 
     """The NAT comparison's options fail now, not after training: they apply to NAT runs only."""
     if options.comparison_size is not None and options.comparison_size < 1:
         raise ValueError(f"comparison_size must be a positive number of test pairs or None, got {options.comparison_size}")
+    if options.glancing_ratio_end is not None and not getattr(model.config, "glancing_ratio", 0):
+        raise ValueError(
+            f"glancing_ratio_end={options.glancing_ratio_end} anneals glancing training, which this "
+            f"{model.config.model_type} model does not do: a NAT preset with --set glancing_ratio=0.5 does"
+        )
     if options.undistilled is None:
         return
     if is_autoregressive(model):
@@ -620,6 +653,7 @@ def _train(
             EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience),
             _PrintLossCallback(),
             *([ScheduledSamplingCallback.from_spec(options.scheduled_sampling)] if options.scheduled_sampling else []),
+            *([GlancingScheduleCallback(options.glancing_ratio_end)] if options.glancing_ratio_end is not None else []),
             *(callbacks or []),
         ],
         max_tokens=options.max_tokens,
@@ -678,6 +712,9 @@ def _choose_decoding(
     """Stage 5, pick the length penalty: tune it on the validation split unless `options` fix it (or decode
     greedily), and give the model its final generation config. Returns the validation trials, if any."""
     tuning: list[dict[str, float]] = []
+    if getattr(model.config, "is_ctc", False):  # one CTC pass: no lengths, no iterations
+        model.generation_config = GenerationConfig(**_special_token_ids(tokenizer), max_new_tokens=options.max_new_tokens)
+        return tuning
     if not is_autoregressive(model):  # parallel decoding: iterations and length beam, nothing to tune
         model.generation_config = GenerationConfig(
             **_special_token_ids(tokenizer), num_iterations=options.num_iterations,
@@ -706,6 +743,8 @@ def _test(
     if is_autoregressive(model):
         logger.info("translating %d test sentences with beam size %d, length penalty %.1f", len(test),
                     options.num_beams, model.generation_config.length_penalty)
+    elif getattr(model.config, "is_ctc", False):
+        logger.info("translating %d test sentences in one CTC pass", len(test))
     else:
         logger.info("translating %d test sentences with %d mask-predict iterations, length beam %d", len(test),
                     options.num_iterations, options.length_beam_size)
@@ -802,6 +841,8 @@ def _card_facts(
 
 
 def _decoding_line(decoding: dict[str, Any]) -> str:
+    if decoding.get("ctc"):
+        return "CTC, one pass"
     if "num_iterations" in decoding:
         return f"mask-predict, {decoding['num_iterations']} iterations, length beam {decoding['length_beam_size']}"
     return f"beam {decoding['num_beams']}, length penalty {decoding['length_penalty']}" + (
@@ -810,6 +851,8 @@ def _decoding_line(decoding: dict[str, Any]) -> str:
 
 
 def _decoding_summary(model: PreTrainedModel, options: TrainOptions, tuning: list[dict[str, float]]) -> dict[str, Any]:
+    if getattr(model.config, "is_ctc", False):
+        return {"ctc": True}
     if not is_autoregressive(model):
         return {"num_iterations": options.num_iterations, "length_beam_size": options.length_beam_size}
     return {"num_beams": options.num_beams, "length_penalty": model.generation_config.length_penalty,
