@@ -272,7 +272,7 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         short for are left out and counted in `ctc_skipped_pairs`."""
         target = labels != IGNORE_INDEX
         loss, feasible = ctc_loss(
-            logits.float().log_softmax(dim=-1), inputs.mask.sum(dim=1),
+            logits.float().transpose(0, 1).contiguous().log_softmax(dim=-1), inputs.mask.sum(dim=1),
             labels.masked_fill(~target, self.config.pad_token_id), target.sum(dim=1) - 1,
             blank=self.config.mask_token_id, label_smoothing=self.config.label_smoothing if self.training else 0.0,
         )

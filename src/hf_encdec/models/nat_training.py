@@ -45,23 +45,23 @@ def ctc_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean over the feasible rows of the CTC loss per target token, and the (B,) booleans of those rows.
 
-    `log_probs` (B, U, V) float, `targets` (B, L). A row whose target needs more positions than it has
-    (`ctc_needed_positions`) has no alignment: it is left out (the loss is 0 when no row is feasible), never an
-    infinite or NaN loss. With `label_smoothing` e, the loss is (1 - e) CTC + e x the mean over the real positions of
-    the cross-entropy to the uniform distribution."""
+    `log_probs` (U, B, V) float, position-major as `torch.nn.functional.ctc_loss` takes them (contiguous, so that
+    the backward pass of the log-softmax before it stays fast), `targets` (B, L). A row whose target needs more
+    positions than it has (`ctc_needed_positions`) has no alignment: it is left out (the loss is 0 when no row is
+    feasible), never an infinite or NaN loss. With `label_smoothing` e, the loss is (1 - e) CTC + e x the mean over
+    the real positions of the cross-entropy to the uniform distribution."""
     feasible = ctc_needed_positions(targets, target_lengths) <= input_lengths
-    if not bool(feasible.any()):
-        return log_probs.sum() * 0.0, feasible
-    rows = feasible.nonzero().squeeze(1)
     per_row = F.ctc_loss(
-        log_probs[rows].transpose(0, 1), targets[rows], input_lengths[rows], target_lengths[rows], blank=blank,
-        reduction="none", zero_infinity=True,
-    )  # (b,)
-    loss = (per_row / target_lengths[rows].clamp(min=1)).mean()
+        log_probs, targets, input_lengths, target_lengths, blank=blank, reduction="none", zero_infinity=True
+    )  # (B,), 0 for the infeasible rows
+    weights = feasible.to(per_row.dtype) / target_lengths.clamp(min=1).to(per_row.dtype)
+    loss = (per_row * weights).sum() / feasible.sum().clamp(min=1)
     if label_smoothing > 0:
-        real = torch.arange(log_probs.shape[1], device=log_probs.device)[None, :] < input_lengths[rows, None]
-        uniform = -log_probs[rows].mean(dim=-1)  # (b, U)
-        loss = (1 - label_smoothing) * loss + label_smoothing * uniform[real].mean()
+        real = torch.arange(log_probs.shape[0], device=log_probs.device)[:, None] < input_lengths[None, :]  # (U, B)
+        real = real & feasible[None, :]
+        uniform = -log_probs.mean(dim=-1)  # (U, B)
+        smoothing = (uniform * real).sum() / real.sum().clamp(min=1)
+        loss = (1 - label_smoothing) * loss + label_smoothing * smoothing
     return loss, feasible
 
 
