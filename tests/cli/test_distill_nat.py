@@ -21,6 +21,8 @@ TEACHER = [
 ]
 NAT_CONFIG = {"model_type": "hf_encdec_nat", "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128,
               "encoder_layers": 2, "decoder_layers": 2, "max_position_embeddings": 64}
+# the CTC variant with glancing, the teacher's shapes (transformer-tiny) so that a warm start takes every layer
+CTC_CONFIG = {**NAT_CONFIG, "intermediate_size": 256, "decoder_input_type": "upsampled_source", "glancing_ratio": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +75,9 @@ def test_an_interrupted_distillation_keeps_its_finished_chunks(teacher: Path, tm
     assert main(_distill_args(teacher, output, "--beams", "1")) == 2  # other settings into the same folder: refused
 
 
-def _nat_args(data: str, folder: Path, *extra: str) -> list[str]:
+def _nat_args(data: str, folder: Path, *extra: str, config_values: dict | None = None) -> list[str]:
     config = folder / "nat.json"
-    config.write_text(json.dumps(NAT_CONFIG))
+    config.write_text(json.dumps(config_values or NAT_CONFIG))
     return ["train", "--data", data, "--config", str(config), "--vocab-size", "300", "--max-tokens", "512",
             "--eval-size", "16", "--test-size", "24", "--max-new-tokens", "16", "--logging-steps", "5",
             "--max-steps", "20", "--eval-steps", "10", "--num-iterations", "4", "--length-beam-size", "2",
@@ -90,6 +92,38 @@ def nat_run(distilled: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(_nat_args(str(distilled), folder, "--undistilled", str(undistilled / "run"),
                           "--comparison-size", "12")) == 0
     return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def ctc_run(teacher: Path, distilled: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ctc")
+    assert main(_nat_args(str(distilled), folder, "--comparison-size", "12", "--init-from", str(teacher),
+                          "--glancing-ratio-end", "0.3", config_values=CTC_CONFIG)) == 0
+    return folder / "run"
+
+
+def test_a_ctc_run_started_from_its_teacher_reports_one_pass_against_the_teacher(ctc_run: Path, teacher: Path) -> None:
+    report = json.loads((ctc_run / "eval_results.json").read_text())
+    assert report["decoding"] == {"ctc": True} and report["options"]["init_from"] == teacher.name  # no local path
+    rows = report["decoding_comparison"]["rows"]
+    assert set(rows) == {"NAT (CTC), one pass", "AR teacher, greedy", "AR teacher, beam 4", "references",
+                         "copy the source"}
+    assert rows["NAT (CTC), one pass"]["sentences/s (batch 1)"] > 0
+    generation = json.loads((ctc_run / "generation_config.json").read_text())
+    assert "num_iterations" not in generation and "length_beam_size" not in generation
+    assert "CTC, one pass" in (ctc_run / "README.md").read_text()
+    config = json.loads((ctc_run / "config.json").read_text())
+    assert config["decoder_input_type"] == "upsampled_source" and config["glancing_ratio"] == 0.5
+
+
+def test_init_from_a_run_with_another_tokenizer_is_refused_before_training(
+    teacher: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    args = _nat_args("synthetic:reverse", tmp_path, "--init-from", str(teacher), "--vocab-size", "200",
+                     config_values=CTC_CONFIG)
+    assert main(args) == 2
+    assert f"{teacher} was trained with another tokenizer" in caplog.text
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_the_nat_comparison_options_fail_before_training(
@@ -110,6 +144,7 @@ def test_a_nat_run_reports_its_iterations_teacher_speed_and_repetition(nat_run: 
     assert report["decoding_comparison"]["test_pairs"] == 12
     rows = report["decoding_comparison"]["rows"]
     expected = {"NAT, T=1, length beam 2", "NAT, T=4, length beam 2", "NAT, T=10, length beam 2",
+                "NAT, T=1, length beam 2, de-duplicated", "NAT, T=1, length beam 2, AR re-scoring",
                 "NAT without distillation, T=4, length beam 2", "AR teacher, greedy", "AR teacher, beam 4",
                 "references", "copy the source"}
     assert set(rows) == expected
@@ -136,7 +171,9 @@ def test_a_nat_trained_on_a_distilled_corpus_has_its_teachers_tokenizer_and_draf
     assert translate(model, tokenizer, source, num_beams=1, max_new_tokens=16, progress=False, draft=drafter) == greedy
 
 
-def test_translate_and_evaluate_work_on_a_nat_run(nat_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("run", ["nat_run", "ctc_run"])
+def test_translate_and_evaluate_work_on_a_nat_run(run: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    nat_run = request.getfixturevalue(run)
     report = tmp_path / "report.json"
     assert main(["evaluate", str(nat_run), "--data", "synthetic:reverse", "--limit", "8", "--report", str(report)]) == 0
     assert json.loads(report.read_text())["sentences"] == 8
@@ -156,7 +193,9 @@ print(json.dumps(tokenizer.batch_decode(model.generate(**inputs), skip_special_t
 """
 
 
-def test_a_nat_run_folder_loads_as_remote_code(nat_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("run", ["nat_run", "ctc_run"])
+def test_a_nat_run_folder_loads_as_remote_code(run: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    nat_run = request.getfixturevalue(run)
     remote = run_without_hf_encdec(REMOTE, str(nat_run), home=tmp_path)
     model, tokenizer = load_translator(nat_run)
     inputs = tokenizer(["1 2 3 4"], return_tensors="pt")

@@ -397,7 +397,8 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
           target's `generate(assistant_model=...)`): its tokens are given, the rest is predicted (one pass by
           default, `draft_num_iterations` in the config), and the continuation is cut after `max_new_tokens`.
         - `deduplicate` (default `generation_config.deduplicate`, False): merge each run of identical neighbouring
-          tokens of the output into one (length-predicting variants; CTC merges repeats by construction).
+          tokens of the output into one, unless the source repeats that token too (length-predicting variants; CTC
+          merges repeats by construction).
         - `rescorer`: an autoregressive seq2seq model with the same vocabulary that scores every length candidate in
           one teacher-forced pass; the candidate it gives the best mean log-probability is kept (noisy parallel
           decoding, Gu et al. 2018). Without it the NAT's own confidence chooses.
@@ -470,7 +471,10 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
             if choices.scores is not None:
                 raise ValueError("output_scores gives one score per decoded position; deduplicate merges positions: "
                                  "use one of them")
-            tokens = drop_repeats(tokens, config.pad_token_id)
+            source = input_ids
+            if source is not None and attention_mask is not None:
+                source = source.masked_fill(attention_mask == 0, -1)  # padding repeats nothing
+            tokens = drop_repeats(tokens, config.pad_token_id, source)
         sequences = as_sequences(tokens, config.decoder_start_token_id, config.pad_token_id)
         scores = None
         if choices.scores is not None:

@@ -437,10 +437,14 @@ def compact(tokens: torch.Tensor, keep: torch.Tensor, pad_token_id: int) -> torc
     return moved.masked_fill(positions >= keep.sum(dim=1, keepdim=True), pad_token_id)
 
 
-def drop_repeats(tokens: torch.Tensor, pad_token_id: int) -> torch.Tensor:
-    """(B, W) tokens with each run of identical consecutive tokens written once (Gu et al. 2018's de-duplication).
-    Only equal ids merge: `%s %s` is two different tokens (the second with its space) and stays."""
+def drop_repeats(tokens: torch.Tensor, pad_token_id: int, source: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, W) tokens with each run of identical consecutive tokens written once (Gu et al. 2018's de-duplication),
+    except a token that the row's `source` (B, S) also repeats: software messages copy `-- --` or `%s%s` from
+    their source. Only equal ids merge: `%s %s` is two different tokens (the second with its space) and stays."""
     repeat = F.pad(tokens[:, 1:] == tokens[:, :-1], (1, 0), value=False)
+    if source is not None:
+        source_repeats = source[:, 1:].masked_fill(source[:, 1:] != source[:, :-1], -1)  # (B, S - 1), -1: no repeat
+        repeat = repeat & ~(tokens[:, :, None] == source_repeats[:, None, :]).any(dim=-1)
     return compact(tokens, (tokens != pad_token_id) & ~repeat, pad_token_id)
 
 
