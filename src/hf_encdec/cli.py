@@ -160,6 +160,7 @@ def _translate(args: argparse.Namespace) -> int:
         model, tokenizer, [lines[i] for i in keep], num_beams=args.beams, length_penalty=args.length_penalty,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, progress=args.output is not None,
         protect=False if args.no_protect else None, draft=args.draft, **_coverage_penalty(args),
+        **_parallel_decoding(args, model, tokenizer),
     )
     output = [""] * len(lines)
     for index, text in zip(keep, translations):
@@ -170,6 +171,26 @@ def _translate(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _parallel_decoding(args: argparse.Namespace, model: Any, tokenizer: Any) -> dict[str, Any]:
+    """The NAT settings given on the command line (iterations, length beam, de-duplication, an AR re-scorer)."""
+    from .inference import is_autoregressive, load_translator
+
+    settings = {name: value for name, value in (("num_iterations", args.iterations),
+                                                  ("length_beam_size", args.length_beam_size)) if value is not None}
+    if args.deduplicate:
+        settings["deduplicate"] = True
+    if args.rescore_with:
+        rescorer, rescorer_tokenizer = load_translator(args.rescore_with, device=model.device)
+        if rescorer_tokenizer.get_vocab() != tokenizer.get_vocab():
+            raise ValueError(f"--rescore-with {args.rescore_with} has another tokenizer than {args.model}: re-score "
+                             "with the teacher the NAT was distilled from")
+        settings["rescorer"] = rescorer
+    if settings and is_autoregressive(model):
+        given = ", ".join("--" + name.replace("_", "-") for name in settings)
+        raise ValueError(f"{given}: settings of non-autoregressive (NAT) models; {args.model} is autoregressive")
+    return settings
 
 
 def _translate_po(args: argparse.Namespace) -> int:
@@ -361,6 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--draft", metavar="DRAFTER_RUN|source",
                            help="lossless speculative decoding (greedy, one sentence at a time, the same output): a NAT "
                                 "drafter's run folder trained on this run's tokenizer, or 'source' (source lookup)")
+    translate.add_argument("--iterations", type=int, help="NAT models: rounds of mask-predict (1: one pass)")
+    translate.add_argument("--length-beam-size", type=int, help="NAT models: target lengths tried per sentence")
+    translate.add_argument("--deduplicate", action="store_true",
+                           help="NAT models: merge repeated neighbouring tokens the source does not repeat")
+    translate.add_argument("--rescore-with", metavar="AR_RUN",
+                           help="NAT models: keep the length candidate this autoregressive run (the NAT's teacher) "
+                                "scores best (noisy parallel decoding; with --length-beam-size > 1)")
     translate.add_argument("--no-protect", action="store_true",
                            help="the best hypothesis as it is, even for a gettext model (whose layout and format "
                                 "directives are otherwise kept)")

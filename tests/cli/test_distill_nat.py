@@ -201,3 +201,21 @@ def test_a_nat_run_folder_loads_as_remote_code(run: str, request: pytest.Fixture
     inputs = tokenizer(["1 2 3 4"], return_tensors="pt")
     expected = tokenizer.batch_decode(model.generate(**inputs), skip_special_tokens=True)
     assert remote == expected
+
+
+def test_translate_takes_the_nat_settings_and_refuses_them_for_an_autoregressive_run(
+    nat_run: Path, teacher: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("1 2 3 4\n5 6\n")
+    out = tmp_path / "out.txt"
+    args = ["translate", str(nat_run), "--input", str(source), "--output", str(out), "--max-new-tokens", "16",
+            "--iterations", "1", "--length-beam-size", "2", "--no-protect"]
+    assert main([*args, "--deduplicate", "--rescore-with", str(teacher)]) == 0
+    model, tokenizer = load_translator(nat_run)
+    teacher_model, _ = load_translator(teacher)
+    expected = translate(model, tokenizer, ["1 2 3 4", "5 6"], max_new_tokens=16, num_iterations=1,
+                         length_beam_size=2, deduplicate=True, rescorer=teacher_model, progress=False, protect=False)
+    assert out.read_text().splitlines() == expected
+    assert main(["translate", str(teacher), "--input", str(source), "--deduplicate"]) == 2
+    assert "--deduplicate: settings of non-autoregressive (NAT) models" in caplog.text

@@ -113,6 +113,8 @@ def test_mismatched_drafters_are_refused_naming_both() -> None:
         target.generate(ids, assistant_model=_drafter(eos_token_id=7), max_new_tokens=4)
     with pytest.raises(ValueError, match=r"hf_encdec drafter.*TransformerForConditionalGeneration"):
         target.generate(ids, assistant_model=build("seq2seq"), max_new_tokens=4)
+    with pytest.raises(ValueError, match=r"decoder_input_type='upsampled_source': only a CMLM NAT"):
+        target.generate(ids, assistant_model=_drafter(decoder_input_type="upsampled_source"), max_new_tokens=4)
 
 
 def test_sampling_and_batches_are_refused() -> None:

@@ -57,6 +57,12 @@ def check_drafter(target: nn.Module, drafter: Any, *, batch: int | None, do_samp
             f"{target_name} drafts with an hf_encdec drafter ({', '.join(DRAFTER_MODEL_TYPES)}), got {name} "
             f"(model_type {model_type!r})"
         )
+    input_type = getattr(drafter.config, "decoder_input_type", "mask")
+    if input_type != "mask":
+        raise ValueError(
+            f"the drafter {name} has decoder_input_type={input_type!r}: only a CMLM NAT (decoder_input_type='mask', "
+            "e.g. --preset nat-small or nat-glat-small) continues a given prefix, which drafting needs"
+        )
     ours, theirs = target_vocab_size(target.config), target_vocab_size(drafter.config)
     if ours != theirs:
         raise ValueError(
