@@ -119,7 +119,7 @@ def test_a_ctc_run_started_from_its_teacher_reports_one_pass_against_the_teacher
 def test_init_from_a_run_with_another_tokenizer_is_refused_before_training(
     teacher: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    args = _nat_args("synthetic:reverse", tmp_path, "--init-from", str(teacher), "--vocab-size", "200",
+    args = _nat_args("synthetic:reverse", tmp_path, "--init-from", str(teacher), "--tokenizer-model", "unigram",
                      config_values=CTC_CONFIG)
     assert main(args) == 2
     assert f"{teacher} was trained with another tokenizer" in caplog.text
