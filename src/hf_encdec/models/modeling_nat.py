@@ -233,8 +233,9 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
             inputs = DecoderInputs(ids=None, embeds=self.copied_source(input_ids, attention_mask, target), mask=target)
         else:
             masked = draw_cmlm_masks(target) if self.training and not self.glancing_ratio else target
-            inputs = DecoderInputs(ids=gold.masked_fill(masked, config.mask_token_id), embeds=None, mask=target)
-            inputs.predicted = masked
+            inputs = DecoderInputs(
+                ids=gold.masked_fill(masked, config.mask_token_id), embeds=None, mask=target, predicted=masked
+            )
         if self.training and self.glancing_ratio > 0:
             inputs = self._glance(inputs, encoder_outputs, attention_mask, gold, target)
         return inputs
