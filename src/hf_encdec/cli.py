@@ -379,9 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="Wu et al.'s coverage penalty beta: beam search's hypotheses re-ranked by how "
                                 "fully their copy attention covers the source (copy models; default: off)")
     translate.add_argument("--batch-size", type=int, default=64)
-    translate.add_argument("--draft", metavar="DRAFTER_RUN|source",
+    translate.add_argument("--draft", metavar="DRAFTER_RUN|lookup:DRAFTER_RUN|source",
                            help="lossless speculative decoding (greedy, one sentence at a time, the same output): a NAT "
-                                "drafter's run folder trained on this run's tokenizer, or 'source' (source lookup)")
+                                "drafter's run folder trained on this run's tokenizer (a CMLM NAT continues each "
+                                "prefix; a CTC NAT, or any with 'lookup:', translates once and its translation is "
+                                "looked up), or 'source' (source lookup)")
     translate.add_argument("--iterations", type=int, help="NAT models: rounds of mask-predict (1: one pass)")
     translate.add_argument("--length-beam-size", type=int, help="NAT models: target lengths tried per sentence")
     translate.add_argument("--deduplicate", action="store_true",

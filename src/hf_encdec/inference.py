@@ -24,7 +24,7 @@ from .evaluation.metrics import mbr_order
 from .localization.catalog import FillReport, fill_catalog_with
 from .localization.layout import split_layout
 from .localization.placeholders import DirectivesBeforeEnd, find_placeholders, keeps_placeholders
-from .models.speculative import SourceLookupDrafter
+from .models.speculative import HypothesisLookupDrafter, SourceLookupDrafter
 from .models.transformers_contract import no_hub_kernels
 from .pipelines import Seq2SeqGenerationPipeline
 from .speed import speed_up
@@ -102,7 +102,11 @@ def load_drafter(
     draft: str | Path | PreTrainedModel, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 ) -> PreTrainedModel:
     """The drafter of speculative decoding for `model`: ``"source"`` (source lookup, no second model), a loaded
-    drafter, or the run folder of a NAT drafter trained with `tokenizer`'s vocabulary (refused otherwise)."""
+    drafter, or the run folder of a NAT drafter trained with `tokenizer`'s vocabulary (refused otherwise).
+
+    A CMLM NAT's run drafts by continuing each accepted prefix in one parallel pass; ``"lookup:RUN"``, and any CTC
+    NAT's run, drafts through the NAT's translation of the source, made once a sentence and looked up like the
+    source (`HypothesisLookupDrafter`)."""
     if not is_autoregressive(model):
         raise ValueError(f"draft={draft!r}: {type(model).__name__} decodes in parallel already; drafting speeds up "
                          "the autoregressive families")
@@ -110,7 +114,8 @@ def load_drafter(
         return draft
     if str(draft) == "source":
         return SourceLookupDrafter.for_target(model).to(model.device)
-    folder = check_model_folder(draft)
+    through_hypothesis = str(draft).startswith("lookup:")
+    folder = check_model_folder(str(draft).removeprefix("lookup:"))
     drafter, drafter_tokenizer = load_translator(folder, device=model.device)
     if drafter_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ValueError(
@@ -118,6 +123,8 @@ def load_drafter(
             f"{type(model).__name__} ({len(drafter_tokenizer)} and {len(tokenizer)} tokens): make the drafter from "
             "the target's run (`hf-encdec distill`, then `hf-encdec train --preset nat-... --data <distilled>`)"
         )
+    if through_hypothesis or getattr(drafter.config, "is_ctc", False):
+        return HypothesisLookupDrafter.for_target(model, drafter).to(model.device)
     return drafter
 
 

@@ -12,6 +12,7 @@ import pytest
 from hf_encdec.cli import main
 from hf_encdec.data import load_corpus
 from hf_encdec.inference import load_drafter, load_translator, translate
+from hf_encdec.models.speculative import HypothesisLookupDrafter
 from helpers import run_without_hf_encdec
 
 TEACHER = [
@@ -167,6 +168,22 @@ def test_a_nat_trained_on_a_distilled_corpus_has_its_teachers_tokenizer_and_draf
     assert student_tokenizer.get_vocab() == tokenizer.get_vocab()  # not one trained on the distilled targets
     drafter = load_drafter(nat_run, model, tokenizer)
     source = ["1 2 3 4", "7 7 8"]
+    greedy = translate(model, tokenizer, source, num_beams=1, max_new_tokens=16, progress=False)
+    assert translate(model, tokenizer, source, num_beams=1, max_new_tokens=16, progress=False, draft=drafter) == greedy
+
+
+@pytest.mark.parametrize("draft", ["ctc_run", "lookup:nat_run"])
+def test_a_nats_translation_drafts_for_its_teacher_through_lookup(
+    draft: str, teacher: Path, request: pytest.FixtureRequest
+) -> None:
+    """A CTC NAT's run, or any NAT's with `lookup:`, drafts through its translation of each source
+    (HypothesisLookupDrafter); the output is still the teacher's greedy output."""
+    prefix, _, name = draft.rpartition(":")
+    folder = request.getfixturevalue(name)
+    model, tokenizer = load_translator(teacher)
+    drafter = load_drafter(f"{prefix}:{folder}" if prefix else folder, model, tokenizer)
+    assert isinstance(drafter, HypothesisLookupDrafter)
+    source = ["1 2 3 4", "7 7 8", "5 6 5 6 9"]
     greedy = translate(model, tokenizer, source, num_beams=1, max_new_tokens=16, progress=False)
     assert translate(model, tokenizer, source, num_beams=1, max_new_tokens=16, progress=False, draft=drafter) == greedy
 

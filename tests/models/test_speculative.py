@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers.modeling_outputs import BaseModelOutput
 
 from hf_encdec import apply_speed_paths
 from hf_encdec.models.configuration_nat import NATConfig
 from hf_encdec.models.modeling_nat import NATForConditionalGeneration
-from hf_encdec.models.speculative import SourceLookupDrafter, lookup
+from hf_encdec.models.speculative import HypothesisLookupDrafter, SourceLookupDrafter, lookup
 from helpers import build
 from variants import TINY_TRANSFORMER, VOCAB
 
 #: the specials a random tiny target would otherwise repeat forever (start, pad, unk, mask): suppressed so that
 #: outputs hold varied tokens and EOS; the target applies the same processor when it checks a draft
 SUPPRESS = [0, 1, 3, 4]
+CTC = {"decoder_input_type": "upsampled_source"}
 
 
 def _drafter(**overrides: object) -> NATForConditionalGeneration:
@@ -46,10 +48,15 @@ def _sources(count: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 @pytest.mark.parametrize("speed", [False, True], ids=["plain-cache", "speed-paths"])
 @pytest.mark.parametrize("family", ["seq2seq", "pointer_generator"])
-@pytest.mark.parametrize("draft", ["nat", "source"])
+@pytest.mark.parametrize("draft", ["nat", "source", "ctc-hypothesis"])
 def test_speculative_ids_equal_greedy_ids(family: str, speed: bool, draft: str) -> None:
     target = _target(family, speed)
-    drafter = _drafter() if draft == "nat" else SourceLookupDrafter.for_target(target)
+    drafters = {
+        "nat": _drafter,
+        "source": lambda: SourceLookupDrafter.for_target(target),
+        "ctc-hypothesis": lambda: HypothesisLookupDrafter.for_target(target, _drafter(**CTC)),
+    }
+    drafter = drafters[draft]()
     lengths = set()
     for ids, mask in _sources():
         for max_new in (7, 30):  # the limit reached inside a draft, and outputs that end with EOS
@@ -104,6 +111,44 @@ def test_lookup_proposes_what_follows_the_latest_match_of_the_longest_suffix() -
     assert lookup(source, [99, 98], max_ngram=3, count=2) == [12, 13]  # no match: the aligned position
 
 
+def test_the_hypothesis_drafter_proposes_what_follows_in_the_nats_translation_and_its_end() -> None:
+    """The NAT's translation (here a given one: 9 10 11 9 12 EOS, then padding) is looked up like the source: after
+    the latest match of the generated suffix, at the position reached when nothing matches, and EOS is proposed too
+    (the source lookup drops it), so that a draft can end the sentence."""
+    target = build("seq2seq")
+    drafter = HypothesisLookupDrafter.for_target(target, _drafter(**CTC), num_assistant_tokens=3)
+    translation = BaseModelOutput(last_hidden_state=torch.tensor([[9, 10, 11, 9, 12, 2, 0, 0]])[..., None])
+
+    def draft(*prefix: int) -> list[int]:
+        start = target.config.decoder_start_token_id
+        out = drafter.generate(decoder_input_ids=torch.tensor([[start, *prefix]]), encoder_outputs=translation)
+        assert len(out.scores) == out.sequences.shape[1] - 1 - len(prefix)  # one score row a proposed token
+        return out.sequences[0, 1 + len(prefix):].tolist()
+
+    assert draft() == [9, 10, 11]
+    assert draft(5, 9) == [12, 2]  # the latest "9" is followed by 12 and EOS
+    assert draft(10, 11) == [9, 12, 2]
+    assert draft(7, 7) == [11, 9, 12]  # no match: from the position reached
+    assert draft(9, 10, 11, 9, 12, 2) == [2]  # used up: the end
+
+
+def test_the_hypothesis_drafter_translates_once_a_call_with_its_nat() -> None:
+    """The drafter's encoder is the NAT's translation of the source; transformers runs it once per generate(), so the
+    NAT encodes the source once however many drafts follow."""
+    target, nat = build("seq2seq"), _drafter(**CTC)
+    ids, mask = _sources(1)[0]
+    drafter = HypothesisLookupDrafter.for_target(target, nat)
+    encoded = drafter.get_encoder()(input_ids=ids, attention_mask=mask)
+    assert encoded.last_hidden_state[..., 0].tolist() == nat.generate(ids, attention_mask=mask)[:, 1:].tolist()
+    passes = []
+    hook = nat.model.encoder.register_forward_hook(lambda *args: passes.append(1))
+    try:
+        target.generate(ids, attention_mask=mask, assistant_model=drafter, max_new_tokens=20, suppress_tokens=SUPPRESS)
+    finally:
+        hook.remove()
+    assert len(passes) == 1
+
+
 def test_mismatched_drafters_are_refused_naming_both() -> None:
     target = build("seq2seq")
     ids = _sources(1)[0][0]
@@ -113,8 +158,12 @@ def test_mismatched_drafters_are_refused_naming_both() -> None:
         target.generate(ids, assistant_model=_drafter(eos_token_id=7), max_new_tokens=4)
     with pytest.raises(ValueError, match=r"hf_encdec drafter.*TransformerForConditionalGeneration"):
         target.generate(ids, assistant_model=build("seq2seq"), max_new_tokens=4)
-    with pytest.raises(ValueError, match=r"decoder_input_type='upsampled_source': only a CMLM NAT"):
-        target.generate(ids, assistant_model=_drafter(decoder_input_type="upsampled_source"), max_new_tokens=4)
+    with pytest.raises(ValueError, match=r"decoder_input_type='upsampled_source': only a CMLM NAT.*Hypothesis"):
+        target.generate(ids, assistant_model=_drafter(**CTC), max_new_tokens=4)
+    with pytest.raises(ValueError, match=r"NATForConditionalGeneration.*vocabulary of 57.*TransformerForConditional"):
+        HypothesisLookupDrafter.for_target(target, _drafter(**CTC, vocab_size=57))
+    with pytest.raises(ValueError, match=r"translates with an hf_encdec_nat model, got TransformerForConditional"):
+        HypothesisLookupDrafter.for_target(target, build("seq2seq"))
 
 
 def test_sampling_and_batches_are_refused() -> None:

@@ -9,7 +9,10 @@ a poor drafter only makes decoding slower. Two drafters:
 - an `hf_encdec_nat` model with the target's vocabulary: one parallel pass over the prefix and masked positions
   after it (`NATForConditionalGeneration.generate(decoder_input_ids=...)`);
 - `SourceLookupDrafter`, no second model: when the last generated tokens match an n-gram of the source, it proposes
-  the source tokens that follow (messages copy option names, placeholders, paths).
+  the source tokens that follow (messages copy option names, placeholders, paths);
+- `HypothesisLookupDrafter`: a NAT (any variant, the one-pass CTC one included) translates the source once, and that
+  translation is looked up like the source: after the last generated n-gram, or at the position reached. One NAT
+  pass a sentence instead of one a draft.
 
 >>> import torch
 >>> from hf_encdec.models.configuration_transformer import TransformerConfig
@@ -36,7 +39,7 @@ from transformers.generation import GenerateEncoderDecoderOutput, GenerationMixi
 from transformers.modeling_outputs import BaseModelOutput
 
 #: the model types a target accepts as `assistant_model`: a draft must come from the target's own vocabulary
-DRAFTER_MODEL_TYPES = ("hf_encdec_nat", "hf_encdec_source_lookup")
+DRAFTER_MODEL_TYPES = ("hf_encdec_nat", "hf_encdec_source_lookup", "hf_encdec_hypothesis_lookup")
 #: the ids a drafter and its target must agree on, besides the vocabulary size
 SHARED_TOKEN_IDS = ("pad_token_id", "eos_token_id", "decoder_start_token_id")
 
@@ -61,8 +64,25 @@ def check_drafter(target: nn.Module, drafter: Any, *, batch: int | None, do_samp
     if input_type != "mask":
         raise ValueError(
             f"the drafter {name} has decoder_input_type={input_type!r}: only a CMLM NAT (decoder_input_type='mask', "
-            "e.g. --preset nat-small or nat-glat-small) continues a given prefix, which drafting needs"
+            "e.g. --preset nat-small or nat-glat-small) continues a given prefix; draft with this one through its "
+            "translation instead: HypothesisLookupDrafter.for_target(target, drafter)"
         )
+    check_shared_vocabulary(target, drafter)
+    if do_sample:
+        raise ValueError(
+            f"speculative decoding with {name} is lossless for greedy search only (do_sample=False): its drafts are "
+            "argmax choices, not samples, so speculative sampling would change the target's distribution"
+        )
+    if batch is not None and batch != 1:
+        raise ValueError(
+            f"speculative decoding with {name} takes one source at a time (transformers' assisted generation), got a "
+            f"batch of {batch}: loop over the sources, or decode the batch without assistant_model"
+        )
+
+
+def check_shared_vocabulary(target: nn.Module, drafter: Any) -> None:
+    """Refuse a drafter (or the NAT behind one) whose vocabulary size or special ids differ from the target's."""
+    name, target_name = type(drafter).__name__, type(target).__name__
     ours, theirs = target_vocab_size(target.config), target_vocab_size(drafter.config)
     if ours != theirs:
         raise ValueError(
@@ -75,16 +95,6 @@ def check_drafter(target: nn.Module, drafter: Any, *, batch: int | None, do_samp
                 f"the drafter {name} has {key}={getattr(drafter.config, key, None)} and the target {target_name} "
                 f"{key}={getattr(target.config, key, None)}: a drafter must use the target's tokenizer"
             )
-    if do_sample:
-        raise ValueError(
-            f"speculative decoding with {name} is lossless for greedy search only (do_sample=False): its drafts are "
-            "argmax choices, not samples, so speculative sampling would change the target's distribution"
-        )
-    if batch is not None and batch != 1:
-        raise ValueError(
-            f"speculative decoding with {name} takes one source at a time (transformers' assisted generation), got a "
-            f"batch of {batch}: loop over the sources, or decode the batch without assistant_model"
-        )
 
 
 class SourceLookupConfig(PretrainedConfig):
@@ -201,23 +211,16 @@ class SourceLookupDrafter(PreTrainedModel, GenerationMixin):
         the target's to apply when it checks the draft."""
         if decoder_input_ids is None:
             raise ValueError("SourceLookupDrafter continues a prefix: pass decoder_input_ids (it is a drafter)")
-        if source_ids is None:
-            source_ids = encoder_outputs.last_hidden_state[..., 0] if encoder_outputs is not None else input_ids
-        if source_ids is None:
-            raise ValueError("source lookup needs the source: input_ids, encoder_outputs or source_ids")
-        if source_ids.shape[0] != 1 or decoder_input_ids.shape[0] != 1:
-            raise ValueError(f"source lookup drafts for one source at a time, got {source_ids.shape[0]}")
-        source = source_ids[0]
-        if attention_mask is not None:
-            source = source[attention_mask[0].bool()]
-        eos, pad = self.config.eos_token_id, self.config.pad_token_id
-        source_list = [int(t) for t in source if int(t) not in (eos, pad)]
+        if decoder_input_ids.shape[0] != 1:
+            raise ValueError(f"{type(self).__name__} drafts for one source at a time, got {decoder_input_ids.shape[0]}")
+        reference = self.reference(input_ids, encoder_outputs, attention_mask, source_ids)
         count = max_new_tokens or int(self.generation_config.num_assistant_tokens)
         proposal = lookup(
-            source_list, [int(t) for t in decoder_input_ids[0, 1:]], max_ngram=self.config.max_ngram_size, count=count
+            reference, [int(t) for t in decoder_input_ids[0, 1:]], max_ngram=self.config.max_ngram_size, count=count
         )
+        eos = self.config.eos_token_id
         if not proposal:
-            proposal = [eos]  # the source is used up: propose the end (transformers needs one token a draft)
+            proposal = [eos]  # the reference is used up: propose the end (transformers needs one token a draft)
         tokens = torch.tensor([proposal], dtype=decoder_input_ids.dtype, device=decoder_input_ids.device)
         width = max(self.config.vocab_size + int(num_source_oovs), max(proposal) + 1)
         scores = torch.full((len(proposal), width), float("-inf"), device=decoder_input_ids.device)
@@ -227,5 +230,114 @@ class SourceLookupDrafter(PreTrainedModel, GenerationMixin):
             scores=tuple(scores[i : i + 1] for i in range(len(proposal))),
         )  # no cache field set (`past_key_values` in transformers 5.23, `cache` from 5.25): it reads as None
 
+    def reference(
+        self,
+        input_ids: torch.Tensor | None,
+        encoder_outputs: BaseModelOutput | None,
+        attention_mask: torch.Tensor | None,
+        source_ids: torch.Tensor | None,
+    ) -> list[int]:
+        """The token ids drafts are looked up in: the source (a pointer-generator's extended `source_ids` when
+        given), without padding and EOS."""
+        if source_ids is None:
+            source_ids = encoder_outputs.last_hidden_state[..., 0] if encoder_outputs is not None else input_ids
+        if source_ids is None:
+            raise ValueError("source lookup needs the source: input_ids, encoder_outputs or source_ids")
+        if source_ids.shape[0] != 1:
+            raise ValueError(f"source lookup drafts for one source at a time, got {source_ids.shape[0]}")
+        source = source_ids[0]
+        if attention_mask is not None:
+            source = source[attention_mask[0].bool()]
+        eos, pad = self.config.eos_token_id, self.config.pad_token_id
+        return [int(t) for t in source if int(t) not in (eos, pad)]
 
-__all__ = ["SourceLookupConfig", "SourceLookupDrafter", "check_drafter", "lookup"]
+
+class HypothesisLookupConfig(SourceLookupConfig):
+    """The settings of `HypothesisLookupDrafter` (those of `SourceLookupConfig`); the NAT it holds has its own."""
+
+    model_type = "hf_encdec_hypothesis_lookup"
+
+    def __init__(self, **kwargs: Any) -> None:
+        # transformers wraps each config class's __init__: an inherited one would lose the encoder-decoder default
+        super().__init__(**{"is_encoder_decoder": True, **kwargs})
+
+
+class HypothesisEncoder(nn.Module):
+    """The hypothesis drafter's "encoder": the NAT's translation of the source (its own generation settings), made
+    once per `generate` call of the target, as transformers runs an assistant's encoder once."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, nat: nn.Module) -> None:
+        super().__init__()
+        self.nat = nat
+
+    def forward(
+        self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs: Any
+    ) -> BaseModelOutput:
+        if input_ids is None:
+            raise ValueError("the hypothesis drafter translates the source: pass input_ids")
+        hypothesis = self.nat.generate(input_ids, attention_mask=attention_mask)  # (B, 1 + L): start, tokens, EOS
+        return BaseModelOutput(last_hidden_state=hypothesis[:, 1:, None])
+
+
+class HypothesisLookupDrafter(SourceLookupDrafter):
+    """A drafter that translates each source once with a NAT and proposes, at every step, what follows the last
+    generated n-gram in that translation (or, with no match, its tokens from the position reached). The NAT's
+    one pass is paid once a sentence, not once a draft, and any NAT variant serves, the CTC one included, since
+    nothing has to continue a prefix. `for_target(target, nat)` builds one."""
+
+    config_class = HypothesisLookupConfig
+
+    def __init__(self, config: HypothesisLookupConfig, nat: nn.Module | None = None) -> None:
+        super().__init__(config)
+        if nat is None:
+            raise ValueError("HypothesisLookupDrafter needs the NAT that translates: HypothesisLookupDrafter.for_target("
+                             "target, nat)")
+        self.encoder = HypothesisEncoder(nat)
+
+    @classmethod
+    def for_target(  # type: ignore[override]
+        cls, target: nn.Module, nat: nn.Module, *, max_ngram_size: int = 3, num_assistant_tokens: int = 10
+    ) -> HypothesisLookupDrafter:
+        """A drafter with `target`'s vocabulary and special ids over `nat`'s translations; `nat` is refused when it
+        is not an hf_encdec NAT of the target's vocabulary and special ids."""
+        if getattr(getattr(nat, "config", None), "model_type", None) != "hf_encdec_nat":
+            raise ValueError(f"HypothesisLookupDrafter translates with an hf_encdec_nat model, got {type(nat).__name__}")
+        check_shared_vocabulary(target, nat)
+        config = target.config
+        drafter = cls(
+            HypothesisLookupConfig(
+                vocab_size=target_vocab_size(config), max_ngram_size=max_ngram_size, pad_token_id=config.pad_token_id,
+                eos_token_id=config.eos_token_id, decoder_start_token_id=config.decoder_start_token_id,
+            ),
+            nat=nat.eval(),
+        )
+        drafter.generation_config.num_assistant_tokens = num_assistant_tokens
+        return drafter
+
+    def reference(
+        self,
+        input_ids: torch.Tensor | None,
+        encoder_outputs: BaseModelOutput | None,
+        attention_mask: torch.Tensor | None,
+        source_ids: torch.Tensor | None,
+    ) -> list[int]:
+        """The NAT's translation up to and with its EOS (so that a draft can end the sentence); a pointer-generator's
+        `source_ids` are not read."""
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("the hypothesis drafter needs the source (input_ids) or its encoder_outputs")
+            encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
+        hypothesis = encoder_outputs.last_hidden_state[..., 0]
+        if hypothesis.shape[0] != 1:
+            raise ValueError(f"the hypothesis drafter drafts for one source at a time, got {hypothesis.shape[0]}")
+        tokens = [int(t) for t in hypothesis[0] if int(t) != self.config.pad_token_id]
+        eos = self.config.eos_token_id
+        return tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
+
+
+__all__ = [
+    "HypothesisLookupConfig", "HypothesisLookupDrafter", "SourceLookupConfig", "SourceLookupDrafter", "check_drafter",
+    "check_shared_vocabulary", "lookup",
+]
