@@ -1,7 +1,8 @@
 """Speculative decoding against plain greedy decoding, batch 1, same process, interleaved: sentences/s, wall time,
 tokens accepted per verification step, and whether every output is identical (it must be).
 
-    python bench/speculative.py RUN_DIR [--every 32] [--draft source] [--draft DRAFTER_RUN] [--marian] [--out FILE.json]
+    python bench/speculative.py RUN_DIR [--every 32] [--draft source] [--draft [lookup:]DRAFTER_RUN] [--oracle] [--marian]
+                                [--out FILE.json]
 
 RUN_DIR is a trained autoregressive run folder (or checkpoint folder with its tokenizer); the sentences are every
 N-th pair of the `gettext:de` test split. Each sentence is translated by every system in turn, in an order that
@@ -11,6 +12,10 @@ alternates sentence by sentence, so that a slow stretch of the machine hits all 
 feed-forward width, layers, vocabulary; random weights, SDPA), decoding greedily with each sentence's output length
 forced to the length of the run's greedy output (it runs after the others on each sentence, which gives that length):
 the same number of decoder steps, so `vs_marian` compares speed at equal work.
+
+`--oracle` adds the ceiling of any drafter in this loop: a `HypothesisLookupDrafter` whose "translation" is the run's
+own greedy output of the sentence (taken before, untimed), so that every draft is right; what is left is the cost of
+transformers' verification loop.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ import time
 from pathlib import Path
 
 import torch
+from transformers.modeling_outputs import BaseModelOutput
 
 from hf_encdec.data import load_corpus
 from hf_encdec.inference import load_drafter, load_translator
+from hf_encdec.models.speculative import HypothesisLookupDrafter
 from pairs import Size, build_marian
 
 
@@ -42,6 +49,27 @@ def marian_like(config: object) -> torch.nn.Module:
     return build_marian(size).eval()
 
 
+class GreedyOutput(torch.nn.Module):
+    """The oracle drafter's "encoder": the target's greedy output of the current sentence, set before each call."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: torch.Tensor | None = None
+
+    def forward(self, input_ids: torch.Tensor | None = None, **kwargs: object) -> BaseModelOutput:
+        return BaseModelOutput(last_hidden_state=self.ids[:, 1:, None])
+
+
+def oracle_drafter(model: torch.nn.Module, tokenizer: object, nat_config_source: str) -> HypothesisLookupDrafter:
+    """A hypothesis drafter over the target's own greedy output (its NAT is never run: the encoder is replaced)."""
+    nat, _ = load_translator(nat_config_source)
+    drafter = HypothesisLookupDrafter.for_target(model, nat)
+    drafter.encoder = GreedyOutput()
+    return drafter
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run")
@@ -50,6 +78,9 @@ def main() -> None:
     parser.add_argument("--draft", action="append", default=[], help="'source' or a NAT drafter run (repeatable)")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--marian", action="store_true", help="add transformers' Marian of the same shapes")
+    parser.add_argument("--oracle", metavar="NAT_RUN",
+                        help="add the ceiling: drafts from the run's own greedy output (NAT_RUN: any NAT run of the "
+                             "run's tokenizer, only to build the drafter; it is not run)")
     parser.add_argument("--out")
     args = parser.parse_args()
     model, tokenizer = load_translator(args.run)
@@ -57,7 +88,12 @@ def main() -> None:
     sources = list(test["source"])[:: args.every]
     systems: dict[str, dict] = {"greedy": {}}
     for draft in args.draft or ["source"]:
-        systems[f"draft={Path(draft).name}"] = {"assistant_model": load_drafter(draft, model, tokenizer)}
+        prefix, _, path = draft.rpartition(":")
+        name = f"draft={prefix + ':' if prefix else ''}{Path(path).name}"
+        systems[name] = {"assistant_model": load_drafter(draft, model, tokenizer)}
+    oracle = oracle_drafter(model, tokenizer, args.oracle) if args.oracle else None
+    if oracle is not None:
+        systems["oracle (greedy output as the draft)"] = {"assistant_model": oracle}
     marian = marian_like(model.config) if args.marian else None
     marian_times: list[float] = []
     calls = {"n": 0}
@@ -68,6 +104,9 @@ def main() -> None:
     with torch.inference_mode():
         for index, source in enumerate(sources):
             ids = tokenizer(source, return_tensors="pt")
+            if oracle is not None:  # untimed: the output the oracle drafts from
+                oracle.encoder.ids = model.generate(**ids, num_beams=1, do_sample=False,
+                                                    max_new_tokens=args.max_new_tokens)
             order = list(systems) if index % 2 == 0 else list(systems)[::-1]
             for name in order:
                 calls["n"] = 0
