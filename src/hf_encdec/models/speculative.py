@@ -172,15 +172,18 @@ class SourceLookupDrafter(PreTrainedModel, GenerationMixin):
     @classmethod
     def for_target(cls, target: nn.Module, *, max_ngram_size: int = 3, num_assistant_tokens: int = 10) -> SourceLookupDrafter:
         """A drafter with `target`'s vocabulary and special ids."""
-        config = target.config
-        drafter = cls(
-            SourceLookupConfig(
-                vocab_size=target_vocab_size(config), max_ngram_size=max_ngram_size, pad_token_id=config.pad_token_id,
-                eos_token_id=config.eos_token_id, decoder_start_token_id=config.decoder_start_token_id,
-            )
-        )
+        drafter = cls(cls.lookup_config(target, max_ngram_size))
         drafter.generation_config.num_assistant_tokens = num_assistant_tokens
         return drafter
+
+    @classmethod
+    def lookup_config(cls, target: nn.Module, max_ngram_size: int) -> SourceLookupConfig:
+        """The drafter's config (of `cls.config_class`) with `target`'s vocabulary and special ids."""
+        config = target.config
+        return cls.config_class(
+            vocab_size=target_vocab_size(config), max_ngram_size=max_ngram_size, pad_token_id=config.pad_token_id,
+            eos_token_id=config.eos_token_id, decoder_start_token_id=config.decoder_start_token_id,
+        )
 
     @property
     def device(self) -> torch.device:
@@ -305,14 +308,7 @@ class HypothesisLookupDrafter(SourceLookupDrafter):
         if getattr(getattr(nat, "config", None), "model_type", None) != "hf_encdec_nat":
             raise ValueError(f"HypothesisLookupDrafter translates with an hf_encdec_nat model, got {type(nat).__name__}")
         check_shared_vocabulary(target, nat)
-        config = target.config
-        drafter = cls(
-            HypothesisLookupConfig(
-                vocab_size=target_vocab_size(config), max_ngram_size=max_ngram_size, pad_token_id=config.pad_token_id,
-                eos_token_id=config.eos_token_id, decoder_start_token_id=config.decoder_start_token_id,
-            ),
-            nat=nat.eval(),
-        )
+        drafter = cls(cls.lookup_config(target, max_ngram_size), nat=nat.eval())
         drafter.generation_config.num_assistant_tokens = num_assistant_tokens
         return drafter
 
