@@ -77,6 +77,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=32)
     parser.add_argument("--draft", action="append", default=[], help="'source' or a NAT drafter run (repeatable)")
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--num-assistant-tokens", type=int, action="append", default=[],
+                        help="the most tokens a draft proposes (repeatable: one system per value for each drafter; "
+                             "default: the drafter's own, 10 for the lookup drafters)")
     parser.add_argument("--marian", action="store_true", help="add transformers' Marian of the same shapes")
     parser.add_argument("--oracle", metavar="NAT_RUN",
                         help="add the ceiling: drafts from the run's own greedy output (NAT_RUN: any NAT run of the "
@@ -90,7 +93,11 @@ def main() -> None:
     for draft in args.draft or ["source"]:
         prefix, _, path = draft.rpartition(":")
         name = f"draft={prefix + ':' if prefix else ''}{Path(path).name}"
-        systems[name] = {"assistant_model": load_drafter(draft, model, tokenizer)}
+        for count in args.num_assistant_tokens or [None]:
+            drafter = load_drafter(draft, model, tokenizer)
+            if count is not None:
+                drafter.generation_config.num_assistant_tokens = count
+            systems[name if count is None else f"{name}, k={count}"] = {"assistant_model": drafter}
     oracle = oracle_drafter(model, tokenizer, args.oracle) if args.oracle else None
     if oracle is not None:
         systems["oracle (greedy output as the draft)"] = {"assistant_model": oracle}
