@@ -12,6 +12,8 @@
     hf-encdec average runs/gettext-de --last 2 --output-dir runs/gettext-de-avg   # checkpoint averaging
     hf-encdec distill runs/gettext-de --data gettext:de --output-dir runs/distilled-de   # teacher outputs as targets
     hf-encdec train --preset nat-small --data runs/distilled-de --output-dir runs/nat-de  # a NAT on them
+    hf-encdec pretrain --output-dir runs/pretrained-de          # denoising pre-training on the machine's own text
+    hf-encdec train --init-from runs/pretrained-de --output-dir runs/gettext-de   # fine-tuned from it
 """
 
 from __future__ import annotations
@@ -87,7 +89,19 @@ def _parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def _train(args: argparse.Namespace) -> int:
     """Train a translation model: corpus, tokenizer, model, evaluation, model card, Hub-ready folder."""
-    from .training.recipe import RunFolderExistsError, TrainOptions, run_training
+    from .training.recipe import run_training
+
+    options = _train_options(args)
+    report = _in_run_folder(options, lambda: run_training(options))
+    if report:
+        _print_report(report, options.output_dir)
+    return 0
+
+
+def _train_options(args: argparse.Namespace, **defaults: Any) -> Any:
+    """The TrainOptions the arguments give (over `defaults`, over the recipe's); a resumed run's recorded options
+    for those not given."""
+    from .training.recipe import TrainOptions
 
     fields = {f.name for f in dataclasses.fields(TrainOptions)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None and v is not False}  # 0 is a value
@@ -97,14 +111,65 @@ def _train(args: argparse.Namespace) -> int:
         given["preset"] = None
     if args.resume:
         given = {**_recorded_train_options(args.output_dir, given), **given}
-    options = TrainOptions.quick(**given) if args.quick else TrainOptions(**given)
+    given = {**defaults, **given}
+    return TrainOptions.quick(**given) if args.quick else TrainOptions(**given)
+
+
+def _in_run_folder(options: Any, run: Any) -> dict[str, Any]:
+    from .training.recipe import RunFolderExistsError
+
     try:
-        report = run_training(options)
+        return run()
     except RunFolderExistsError as error:
         raise FileExistsError(
             f"{error.path} already holds a run; pass --resume to continue it, --overwrite to start over "
             "(deletes it), or choose another --output-dir"
         ) from error
+
+
+def _pretrain_parser(sub: argparse._SubParsersAction) -> None:
+    from .training.presets import preset_names
+    from .training.recipe import TrainOptions
+
+    defaults = TrainOptions()
+    pretrain = sub.add_parser("pretrain", help="denoising pre-training on the machine's own text, for --init-from",
+                              description=_pretrain.__doc__)
+    pretrain.add_argument("--lang", default="de", help="the target language of the translation model to come "
+                          "(its catalogs and its manual pages under <man root>/LANG; default: %(default)s)")
+    pretrain.add_argument("--output-dir", default="runs/pretrained-de", help="run folder (default: %(default)s)")
+    pretrain.add_argument("--corpus-dir", help="the denoising corpus folder (default: OUTPUT_DIR-corpus)")
+    pretrain.add_argument("--mask-ratio", type=float, default=0.3, help="share of words hidden (default: %(default)s)")
+    pretrain.add_argument("--man-dir", action="append", dest="man_dirs", metavar="DIR",
+                          help="a manual page root, repeatable (default: the machine's manpath)")
+    model = pretrain.add_mutually_exclusive_group()
+    model.add_argument("--preset", choices=preset_names(), help=f"model size (default: {defaults.preset})")
+    model.add_argument("--config", dest="config_file", help="JSON model config with model_type and fields")
+    pretrain.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config override")
+    pretrain.add_argument("--quick", action="store_true", help="a smoke run (600 steps, 4000-token vocabulary: "
+                          "fine-tune it with `train --quick`)")
+    pretrain.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    pretrain.add_argument("--overwrite", action="store_true", help="delete an existing run in --output-dir first")
+    for option in ("vocab_size", "max_steps", "max_tokens", "warmup_steps", "eval_steps", "eval_size", "test_size",
+                   "seed", "logging_steps"):
+        pretrain.add_argument(f"--{option.replace('_', '-')}", type=int, dest=option,
+                              help=f"(default: {getattr(defaults, option)})")
+    pretrain.add_argument("--learning-rate", type=float, help=f"(default: {defaults.learning_rate})")
+    pretrain.set_defaults(func=_pretrain)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    """Denoising pre-training (BART's text infilling, Lewis et al. 2020): about 30% of the words of each text hidden in
+    spans, the model writes the text back. The texts: the --lang messages of the translation corpus's training
+    packages and the --lang manual pages, and as much English (the training packages' messages, the English manual
+    pages); never a validation or test package. Writes the corpus to --corpus-dir and the run to --output-dir;
+    fine-tune with `hf-encdec train --init-from OUTPUT_DIR` (the same tokenizer options)."""
+    from .training.pretrain import pretrain
+
+    args.data = args.corpus_dir or f"{args.output_dir}-corpus"
+    # greedy reconstruction for the run's own test report: the length penalty is the fine-tuning's business
+    options = _train_options(args, num_beams=1)
+    report = _in_run_folder(options, lambda: pretrain(options, lang=args.lang, corpus_dir=args.data,
+                                                      mask_ratio=args.mask_ratio, man_dirs=args.man_dirs))
     if report:
         _print_report(report, options.output_dir)
     return 0
@@ -364,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    _pretrain_parser(sub)
 
     translate = sub.add_parser("translate", help="translate lines from stdin or a file")
     translate.add_argument("model", help="a trained model folder")

@@ -23,7 +23,10 @@ import datasets
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DATA_FILE_EXTENSIONS", "find_split_files", "load_parallel_files"]
+__all__ = ["DATA_FILE_EXTENSIONS", "TOKENIZER_DIR", "carried_tokenizer", "find_split_files", "load_parallel_files"]
+
+TOKENIZER_DIR = "tokenizer"
+"""The subfolder in which a corpus folder carries the tokenizer to train on it with (see :func:`carried_tokenizer`)."""
 
 DATA_FILE_EXTENSIONS: dict[str, str] = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv"}
 """File extension -> ``datasets`` builder that reads it."""
@@ -366,3 +369,12 @@ def find_split_files(directory: str | os.PathLike[str]) -> dict[str, Path]:
             f"{present or 'none'}"
         )
     return found
+
+
+def carried_tokenizer(data: str | os.PathLike[str]) -> Path | None:
+    """The tokenizer folder that the corpus folder `data` carries (``tokenizer/tokenizer.json``), or None (any other
+    corpus). `hf-encdec train` uses it instead of training one: `hf-encdec distill` writes its teacher's there (the
+    student can then draft for its teacher), `hf-encdec pretrain` the translation corpus's (the pre-trained model
+    can then be fine-tuned on the translation corpus)."""
+    folder = Path(data) / TOKENIZER_DIR
+    return folder if (folder / "tokenizer.json").is_file() else None

@@ -26,20 +26,13 @@ import datasets
 from tqdm.auto import tqdm
 
 from ..data import load_corpus
+from ..data.files import TOKENIZER_DIR
 from ..inference import load_translator, translate
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "distill.json"
-TOKENIZER_DIR = "tokenizer"  # the teacher's tokenizer, which the student trains with
 CHUNKS = ".chunks"
-
-
-def teacher_tokenizer(data: str | os.PathLike[str]) -> Path | None:
-    """The folder of the teacher's tokenizer that a distilled corpus `data` carries, or None (any other corpus, or a
-    distillation written before the corpus carried it)."""
-    folder = Path(data) / TOKENIZER_DIR
-    return folder if distill_settings(data) is not None and (folder / "tokenizer.json").is_file() else None
 
 
 def distill_settings(data: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -49,7 +42,7 @@ def distill_settings(data: str | os.PathLike[str]) -> dict[str, Any] | None:
     return json.loads(manifest.read_text())["settings"] if manifest.is_file() else None
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
+def write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
     """Write rows as JSON Lines through a temporary file, so a reader never sees half a file."""
     temporary = path.with_name(f".{path.name}.tmp")
     with temporary.open("w", encoding="utf-8") as handle:
@@ -126,7 +119,7 @@ def distill_corpus(
         sources = train["source"][start : start + chunk_size]
         outputs = translate(model, tokenizer, sources, num_beams=beams, max_new_tokens=max_new_tokens,
                             batch_size=batch_size, progress=False, protect=False)  # the teacher as it is
-        _write_jsonl(path, [{"source": s, "target": t} for s, t in zip(sources, outputs)])
+        write_jsonl(path, [{"source": s, "target": t} for s, t in zip(sources, outputs)])
         bar.update(len(sources))
     bar.close()
 
@@ -136,9 +129,9 @@ def distill_corpus(
         if not row["target"].strip():
             row["target"], empty = reference, empty + 1
     unchanged = sum(row["target"] == reference for row, reference in zip(distilled, train["target"]))
-    _write_jsonl(output / "train.jsonl", distilled)
-    _write_jsonl(output / "validation.jsonl", _pairs(corpus["validation"]))
-    _write_jsonl(output / "test.jsonl", _pairs(corpus["test"]))
+    write_jsonl(output / "train.jsonl", distilled)
+    write_jsonl(output / "validation.jsonl", _pairs(corpus["validation"]))
+    write_jsonl(output / "test.jsonl", _pairs(corpus["test"]))
     manifest = {
         "settings": settings,
         "complete": True,

@@ -51,6 +51,7 @@ from ..data import (
     tokenize_pairs,
     train_tokenizer,
 )
+from ..data.files import carried_tokenizer
 from ..data.gettext_corpus import gettext_corpus_summary
 from ..evaluation import (
     build_compute_metrics,
@@ -67,7 +68,7 @@ from ..model_card import ModelCardFacts, write_model_card
 from ..models.transformers_contract import no_hub_kernels
 from ..registration import family_of
 from ..speed import speed_up
-from .distill import distill_settings, teacher_tokenizer
+from .distill import distill_settings
 from .nat_report import compare_decoding, teacher_of
 from .presets import build_config
 from .scheduled_sampling import ScheduledSamplingCallback
@@ -280,28 +281,35 @@ def shareable_options(options: TrainOptions) -> dict[str, Any]:
 
 
 def _tokenizer(corpus: datasets.DatasetDict, options: TrainOptions, folder: Path) -> PreTrainedTokenizerBase:
-    """Stage 2, tokenizer: train it on the train split, reload the one of the run being resumed, or take the teacher's
-    that a distilled corpus carries."""
+    """Stage 2, tokenizer: reload the one of the run being resumed; take the one the corpus carries (a distilled
+    corpus its teacher's, a denoising corpus its translation corpus's); or train one on the train split (the same
+    corpus and options give the same tokenizer, which is what lets a run start from a pre-trained one)."""
     if (folder / "tokenizer.json").is_file():
         logger.info("reusing the tokenizer in %s", folder)
         return AutoTokenizer.from_pretrained(folder)
-    carried = teacher_tokenizer(options.data)
+    carried = carried_tokenizer(options.data) if _is_file_data(options.data) else None
     if carried is not None:
         tokenizer = AutoTokenizer.from_pretrained(carried)
-        tokenizer.save_pretrained(folder)
-        logger.info("using the teacher's %d-token tokenizer that the distilled corpus carries (vocab_size is not "
-                    "used), so that this model can draft for its teacher", len(tokenizer))
-        return tokenizer
-    started = time.perf_counter()
-    tokenizer = train_tokenizer(
+        logger.info("using the %d-token tokenizer that the corpus carries in %s (vocab_size is not used)",
+                    len(tokenizer), carried)
+    else:
+        started = time.perf_counter()
+        tokenizer = corpus_tokenizer(corpus, options)
+        logger.info("trained a %d-token %s tokenizer in %.1fs", len(tokenizer), options.tokenizer_model,
+                    time.perf_counter() - started)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def corpus_tokenizer(corpus: datasets.DatasetDict, options: TrainOptions) -> PreTrainedTokenizerBase:
+    """The tokenizer `hf-encdec train` trains for a corpus: `options.tokenizer_model` with `options.vocab_size` on the
+    texts of both sides of the train split."""
+    return train_tokenizer(
         iter_corpus_texts(corpus, splits=("train",)),
         vocab_size=options.vocab_size,
         model=options.tokenizer_model,
         model_max_length=max(options.max_source_length, options.max_target_length),
     )
-    tokenizer.save_pretrained(folder)
-    logger.info("trained a %d-token %s tokenizer in %.1fs", len(tokenizer), options.tokenizer_model, time.perf_counter() - started)
-    return tokenizer
 
 
 def _evenly_spaced(dataset: datasets.Dataset, count: int | None) -> datasets.Dataset:
