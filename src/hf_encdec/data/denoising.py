@@ -126,7 +126,7 @@ def _noised_rows(texts: list[str], language: str, seed: int, mask_ratio: float) 
 def build_denoising_corpus(
     lang: str = "de",
     *,
-    locale_dirs: Sequence[str | os.PathLike[str]] | None = None,
+    translation: datasets.DatasetDict | None = None,
     man_dirs: Sequence[str | os.PathLike[str]] | None = None,
     max_words: int = 32,
     mask_ratio: float = 0.3,
@@ -140,7 +140,8 @@ def build_denoising_corpus(
     Args:
         lang: The target language: its gettext catalogs (the training packages of ``gettext:<lang>``, split as
             `hf-encdec train` splits them) and its manual pages under ``<man root>/<lang>``.
-        locale_dirs: Where the catalogs are (default: the system's, as for the translation corpus).
+        translation: The translation corpus whose training packages give the messages (default: ``gettext:<lang>``
+            as `hf-encdec train` builds it); only its train and validation splits are read.
         man_dirs: Manual page roots (default: the machine's ``manpath``); the English pages are read from them, the
             `lang` pages from their ``<lang>`` subfolders. Roots without pages are skipped with a warning.
         max_words: The longest segment cut from a manual page, in words.
@@ -154,7 +155,8 @@ def build_denoising_corpus(
         GettextCatalogNotFoundError: No catalogs for `lang`.
         ValueError: Nothing to pre-train on in the target language.
     """
-    translation = build_gettext_corpus(lang=lang, **({"locale_dirs": locale_dirs} if locale_dirs is not None else {}))
+    if translation is None:
+        translation = build_gettext_corpus(lang=lang)
     roots = [Path(path) for path in (man_dirs if man_dirs is not None else default_man_dirs())]
     cache = os.fspath(cache_dir) if cache_dir is not None else None
     pages = {lang: _manual_pages([root / lang for root in roots], max_words, cache),
