@@ -92,7 +92,7 @@ def _train(args: argparse.Namespace) -> int:
     from .training.recipe import run_training
 
     options = _train_options(args)
-    report = _in_run_folder(options, lambda: run_training(options))
+    report = _in_run_folder(lambda: run_training(options))
     if report:
         _print_report(report, options.output_dir)
     return 0
@@ -115,7 +115,8 @@ def _train_options(args: argparse.Namespace, **defaults: Any) -> Any:
     return TrainOptions.quick(**given) if args.quick else TrainOptions(**given)
 
 
-def _in_run_folder(options: Any, run: Any) -> dict[str, Any]:
+def _in_run_folder(run: Any) -> dict[str, Any]:
+    """`run()`, with a run folder that already holds a run reported as what to do about it."""
     from .training.recipe import RunFolderExistsError
 
     try:
@@ -168,8 +169,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     args.data = args.corpus_dir or f"{args.output_dir}-corpus"
     # greedy reconstruction for the run's own test report: the length penalty is the fine-tuning's business
     options = _train_options(args, num_beams=1)
-    report = _in_run_folder(options, lambda: pretrain(options, lang=args.lang, corpus_dir=args.data,
-                                                      mask_ratio=args.mask_ratio, man_dirs=args.man_dirs))
+    report = _in_run_folder(lambda: pretrain(options, lang=args.lang, corpus_dir=args.data,
+                                             mask_ratio=args.mask_ratio, man_dirs=args.man_dirs))
     if report:
         _print_report(report, options.output_dir)
     return 0
