@@ -8,6 +8,7 @@ msgids, so that tests on real catalogs take seconds wherever they run.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -48,6 +49,25 @@ def smallest_catalogs(*, max_entries: int = 60, scan: int = 4000, plural_forms: 
         if len(chosen) == len(PROPERTIES):
             break
     return chosen
+
+
+def every_kind_of_catalog() -> list[Path]:
+    """The machine's catalogs that differ in what wrote them and in what their language needs: the largest of each
+    text domain (one program's conventions, the most entries) and the smallest of each language (its charset and
+    plural rule), about 280 of the ~3,700 on a desktop. ``HF_ENCDEC_ALL_CATALOGS=1`` gives every catalog instead."""
+    files = sorted(path for root in DEFAULT_LOCALE_DIRS for path in Path(root).glob("*/LC_MESSAGES/*.mo"))
+    if os.environ.get("HF_ENCDEC_ALL_CATALOGS") == "1":
+        return files
+    by_domain: dict[str, Path] = {}
+    by_language: dict[str, Path] = {}
+    for path in files:
+        size = path.stat().st_size
+        domain, language = path.stem, path.parent.parent.name
+        if domain not in by_domain or size > by_domain[domain].stat().st_size:
+            by_domain[domain] = path
+        if language not in by_language or size < by_language[language].stat().st_size:
+            by_language[language] = path
+    return sorted({*by_domain.values(), *by_language.values()})
 
 
 def msgunfmt(mo_path: Path, output: Path, *, untranslated: bool = False) -> Path:

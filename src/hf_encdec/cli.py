@@ -140,6 +140,8 @@ def _pretrain_parser(sub: argparse._SubParsersAction) -> None:
     pretrain.add_argument("--output-dir", default="runs/pretrained-de", help="run folder (default: %(default)s)")
     pretrain.add_argument("--corpus-dir", help="the denoising corpus folder (default: OUTPUT_DIR-corpus)")
     pretrain.add_argument("--mask-ratio", type=float, default=0.3, help="share of words hidden (default: %(default)s)")
+    pretrain.add_argument("--english-share", type=float, default=1.0,
+                          help="English texts per --lang text (0: the target language only; default: %(default)s)")
     pretrain.add_argument("--man-dir", action="append", dest="man_dirs", metavar="DIR",
                           help="a manual page root, repeatable (default: the machine's manpath)")
     model = pretrain.add_mutually_exclusive_group()
@@ -170,7 +172,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     # greedy reconstruction for the run's own test report: the length penalty is the fine-tuning's business
     options = _train_options(args, num_beams=1)
     report = _in_run_folder(lambda: pretrain(options, lang=args.lang, corpus_dir=args.data,
-                                             mask_ratio=args.mask_ratio, man_dirs=args.man_dirs))
+                                             mask_ratio=args.mask_ratio, english_share=args.english_share,
+                                             man_dirs=args.man_dirs))
     if report:
         _print_report(report, options.output_dir)
     return 0

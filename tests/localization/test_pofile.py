@@ -21,7 +21,7 @@ from hf_encdec.localization.pofile import (
     read_catalog,
     render_catalog,
 )
-from machine_catalogs import assert_read_as_compiled, have_gettext_tools, msgunfmt, smallest_catalogs
+from machine_catalogs import assert_read_as_compiled, every_kind_of_catalog, have_gettext_tools, msgunfmt, smallest_catalogs
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "po"
 needs_msgfmt = pytest.mark.skipif(shutil.which("msgfmt") is None, reason="gettext-tools (msgfmt) is not installed")
@@ -257,11 +257,10 @@ def test_catalog_changes_names_every_kind_of_damage() -> None:
 @pytest.mark.slow
 @needs_gettext_tools
 def test_every_catalog_of_the_machine_reads_as_compiled_and_survives_a_rewrite() -> None:
-    """Every .mo of the machine written back by msgunfmt: read with the values msgfmt compiled, and every entry
+    """Every kind of .mo of the machine (each text domain's largest, each language's smallest; all of them with
+    ``HF_ENCDEC_ALL_CATALOGS=1``) written back by msgunfmt: read with the values msgfmt compiled, and every entry
     filled, flagged fuzzy and the header changed by the writer, with nothing else changed."""
-    from hf_encdec.data.gettext_corpus import DEFAULT_LOCALE_DIRS
-
-    files = sorted(path for root in DEFAULT_LOCALE_DIRS for path in Path(root).glob("*/LC_MESSAGES/*.mo"))
+    files = every_kind_of_catalog()
     if not files:
         pytest.skip("no compiled gettext catalog (.mo) on this machine")
     header = {"Language": "xx", "Content-Type": "text/plain; charset=UTF-8"}

@@ -130,6 +130,7 @@ def build_denoising_corpus(
     man_dirs: Sequence[str | os.PathLike[str]] | None = None,
     max_words: int = 32,
     mask_ratio: float = 0.3,
+    english_share: float = 1.0,
     eval_size: int = 300,
     seed: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -146,6 +147,9 @@ def build_denoising_corpus(
             `lang` pages from their ``<lang>`` subfolders. Roots without pages are skipped with a warning.
         max_words: The longest segment cut from a manual page, in words.
         mask_ratio: The share of words hidden.
+        english_share: English texts per `lang` text (the training packages' msgids first, then English manual
+            pages): 1.0 as many, 0.0 none (the model then learns to write only `lang` back, and does not learn to
+            copy English, which a translation model should not do).
         eval_size: Segments per language in the validation and test splits (from the validation and test pages and
             the validation packages; never a test package of the translation corpus).
         seed: The noise; the same seed gives the same corpus.
@@ -153,8 +157,10 @@ def build_denoising_corpus(
 
     Raises:
         GettextCatalogNotFoundError: No catalogs for `lang`.
-        ValueError: Nothing to pre-train on in the target language.
+        ValueError: Nothing to pre-train on in the target language, or `english_share` is negative.
     """
+    if not english_share >= 0:
+        raise ValueError(f"english_share must be 0 or more (English texts per {lang!r} text), not {english_share!r}")
     if translation is None:
         translation = build_gettext_corpus(lang=lang)
     roots = [Path(path) for path in (man_dirs if man_dirs is not None else default_man_dirs())]
@@ -162,7 +168,8 @@ def build_denoising_corpus(
     pages = {lang: _manual_pages([root / lang for root in roots], max_words, cache),
              "en": _manual_pages(roots, max_words, cache)}
     splits: dict[str, list[dict[str, str]]] = {}
-    report: dict[str, Any] = {"lang": lang, "mask_ratio": mask_ratio, "max_words": max_words, "seed": seed}
+    report: dict[str, Any] = {"lang": lang, "mask_ratio": mask_ratio, "english_share": english_share,
+                              "max_words": max_words, "seed": seed}
     for split, messages_split in (("train", "train"), ("validation", "validation"), ("test", "validation")):
         target_messages = _unique(translation[messages_split]["target"])
         source_messages = _unique(translation[messages_split]["source"])
@@ -172,7 +179,7 @@ def build_denoising_corpus(
             target_messages = target_messages[:half] if split == "validation" else target_messages[half:]
             source_messages = source_messages[:half] if split == "validation" else source_messages[half:]
         target_texts = _unique(target_messages + target_pages)
-        source_texts = _unique(source_messages + source_pages)[: len(target_texts)]
+        source_texts = _unique(source_messages + source_pages)[: round(english_share * len(target_texts))]
         if split != "train":
             target_texts, source_texts = target_texts[:eval_size], source_texts[:eval_size]
         if not target_texts:

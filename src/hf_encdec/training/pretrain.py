@@ -45,6 +45,7 @@ def write_denoising_corpus(
     *,
     lang: str = "de",
     mask_ratio: float = 0.3,
+    english_share: float = 1.0,
     man_dirs: list[str] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -55,21 +56,24 @@ def write_denoising_corpus(
         ValueError: `output_dir` holds a denoising corpus made with other settings.
     """
     output = Path(output_dir)
-    settings = {"lang": lang, "mask_ratio": mask_ratio, "seed": seed, "man_dirs": man_dirs,
+    settings = {"lang": lang, "mask_ratio": mask_ratio, "english_share": english_share, "seed": seed, "man_dirs": man_dirs,
                 **{name: getattr(options, name) for name in TOKENIZER_OPTIONS}}
     manifest_path = output / MANIFEST
     if manifest_path.is_file():
         previous = json.loads(manifest_path.read_text())
-        if previous.get("settings") == settings and previous.get("complete"):
+        # a corpus written before english_share was a setting had as much English as target text
+        previous["settings"] = {"english_share": 1.0, **previous.get("settings", {})}
+        if previous["settings"] == settings and previous.get("complete"):
             logger.info("reusing the denoising corpus in %s", output)
             return previous
-        if previous.get("settings") != settings:
-            raise ValueError(f"{output} holds a denoising corpus made with other settings ({previous.get('settings')}); "
+        if previous["settings"] != settings:
+            raise ValueError(f"{output} holds a denoising corpus made with other settings ({previous['settings']}); "
                              "choose another corpus folder or delete it")
     started = time.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps({"settings": settings, "complete": False}, indent=2))
-    corpus, report = build_denoising_corpus(lang, man_dirs=man_dirs, mask_ratio=mask_ratio, seed=seed)
+    corpus, report = build_denoising_corpus(lang, man_dirs=man_dirs, mask_ratio=mask_ratio,
+                                            english_share=english_share, seed=seed)
     corpus_tokenizer(load_corpus(f"gettext:{lang}"), options).save_pretrained(output / TOKENIZER_DIR)
     for split, rows in corpus.items():
         write_jsonl(output / f"{split}.jsonl", rows.to_list())
@@ -86,11 +90,13 @@ def pretrain(
     lang: str = "de",
     corpus_dir: str | os.PathLike[str] | None = None,
     mask_ratio: float = 0.3,
+    english_share: float = 1.0,
     man_dirs: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write (or reuse) the denoising corpus in `corpus_dir` (default: ``<output_dir>-corpus``) and train
     `options`' model on it into `options.output_dir`; return the run's report. `options.data` is not read: the
     corpus is the denoising one."""
     folder = Path(corpus_dir) if corpus_dir is not None else Path(f"{options.output_dir}-corpus")
-    write_denoising_corpus(folder, options, lang=lang, mask_ratio=mask_ratio, man_dirs=man_dirs, seed=options.seed)
+    write_denoising_corpus(folder, options, lang=lang, mask_ratio=mask_ratio, english_share=english_share,
+                           man_dirs=man_dirs, seed=options.seed)
     return run_training(dataclasses.replace(options, data=str(folder)))
