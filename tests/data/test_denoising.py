@@ -91,3 +91,11 @@ def test_the_corpus_mixes_training_packages_and_pages_and_never_reads_a_held_out
     assert len(english) <= len(german) == report["train"]["de"]
     again, _ = build_denoising_corpus("de", translation=translation, man_dirs=[man], eval_size=50)
     assert again["train"].to_list() == train.to_list()
+    german_only, report = build_denoising_corpus("de", translation=translation, man_dirs=[man], eval_size=50,
+                                                 english_share=0.0)
+    assert set(german_only["train"]["language"]) == {"de"} and report["train"]["en"] == 0
+    assert sorted(german_only["train"]["target"]) == sorted(german)
+    half, report = build_denoising_corpus("de", translation=translation, man_dirs=[man], eval_size=50, english_share=0.5)
+    assert report["train"]["en"] == min(round(len(german) / 2), len(english)) == half["train"]["language"].count("en")
+    with pytest.raises(ValueError, match="english_share must be 0 or more"):
+        build_denoising_corpus("de", translation=translation, man_dirs=[man], english_share=-1.0)
