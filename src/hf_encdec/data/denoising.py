@@ -148,8 +148,8 @@ def build_denoising_corpus(
         max_words: The longest segment cut from a manual page, in words.
         mask_ratio: The share of words hidden.
         english_share: English texts per `lang` text (the training packages' msgids first, then English manual
-            pages): 1.0 as many, 0.0 none (the model then learns to write only `lang` back, and does not learn to
-            copy English, which a translation model should not do).
+            pages): 1.0 as many, 0.0 none (the model then learns to write only `lang` back). The evaluation splits
+            keep the same share.
         eval_size: Segments per language in the validation and test splits (from the validation and test pages and
             the validation packages; never a test package of the translation corpus).
         seed: The noise; the same seed gives the same corpus.
@@ -179,9 +179,9 @@ def build_denoising_corpus(
             target_messages = target_messages[:half] if split == "validation" else target_messages[half:]
             source_messages = source_messages[:half] if split == "validation" else source_messages[half:]
         target_texts = _unique(target_messages + target_pages)
-        source_texts = _unique(source_messages + source_pages)[: round(english_share * len(target_texts))]
         if split != "train":
-            target_texts, source_texts = target_texts[:eval_size], source_texts[:eval_size]
+            target_texts = target_texts[:eval_size]
+        source_texts = _unique(source_messages + source_pages)[: round(english_share * len(target_texts))]
         if not target_texts:
             raise ValueError(f"no {lang!r} text of 3 words or more for the {split} split of the denoising corpus")
         report[split] = {
