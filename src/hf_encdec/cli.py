@@ -57,6 +57,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                        help="beam length penalty for the test set and the saved model (default: picked on validation)")
     for option in ("learning_rate", "label_smoothing", "weight_decay"):
         train.add_argument(f"--{option.replace('_', '-')}", type=float, dest=option, help=f"(default: {getattr(defaults, option)})")
+    train.add_argument("--bpe-dropout", type=float, dest="bpe_dropout", metavar="P",
+                       help="BPE-dropout: skip each merge with probability P when segmenting the training pairs, a "
+                       "new segmentation each epoch (Provilkov et al. 2020 use 0.1; default: off)")
     train.add_argument("--lr-scheduler-type", dest="lr_scheduler_type", help=f"(default: {defaults.lr_scheduler_type})")
     train.add_argument("--undistilled", help="NAT runs: a NAT run folder trained on the real references, compared "
                        "with this one on the same test pairs (token repetition with and without distillation)")

@@ -281,6 +281,34 @@ def test_an_interrupted_run_resumes_exactly_where_it_stopped(
     assert not (checkpoints / "checkpoint-13").exists()
 
 
+def test_bpe_dropout_segmentations_are_made_once_and_a_resumed_run_trains_on_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="hf_encdec.training.recipe"):
+        report = run_training(_options(run, bpe_dropout=0.5))
+    assert report["global_step"] == 12 and "BPE-dropout 0.50:" in caplog.text
+    segmentations = datasets.load_from_disk(str(run / "checkpoints" / recipe.SEGMENTATIONS))
+    model, tokenizer = load_translator(run)
+    usual = [tokenizer(text)["input_ids"] for text in segmentations["target"]]
+    assert sum(ids != plain for ids, plain in zip(segmentations["labels"], usual)) > len(usual) // 10
+    assert json.loads((run / "tokenizer.json").read_text())["model"]["dropout"] is None  # translation segments as usual
+    # stopped after step 8: the resumed run reads the same segmentations, so it ends with the same weights
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "checkpoint-12")
+    (resumed / "eval_results.json").unlink()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="hf_encdec.training.recipe"):
+        again = run_training(_options(resumed, bpe_dropout=0.5, resume=True))
+    assert again["global_step"] == 12
+    final = load_file(run / "checkpoints" / "checkpoint-12" / "model.safetensors")
+    final_resumed = load_file(resumed / "checkpoints" / "checkpoint-12" / "model.safetensors")
+    for name, tensor in final.items():
+        torch.testing.assert_close(final_resumed[name], tensor, rtol=0, atol=0, msg=name)
+    assert "reusing the BPE-dropout segmentations" in caplog.text
+
+
 def test_resuming_a_run_on_data_files_asks_for_them_again(tmp_path: Path) -> None:
     """A run folder records local paths by their base names only, so the command line cannot find them by itself."""
     run = tmp_path / "run"

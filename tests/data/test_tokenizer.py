@@ -16,6 +16,7 @@ from hf_encdec.data.tokenizer import (
     SPECIAL_TOKENS,
     check_tokenizer_matches_model,
     iter_corpus_texts,
+    segment_with_bpe_dropout,
     tokenize_pairs,
     train_tokenizer,
 )
@@ -177,6 +178,47 @@ def test_tokenize_pairs_limits_count_eos_and_keep_columns(bpe: PreTrainedTokeniz
     assert exact.num_rows == 1 and exact["package"] == ["x"]
     with pytest.raises(ValueError, match="all 1 pairs are longer than max_source_length"):
         tokenize_pairs(data, bpe, max_source_length=source_length - 1, max_target_length=64)
+
+
+def test_bpe_dropout_segments_each_copy_anew_and_keeps_the_pairs(
+    catalog_corpus: datasets.DatasetDict, bpe: PreTrainedTokenizerBase
+) -> None:
+    pairs = tokenize_pairs(catalog_corpus["train"].select(range(300)), bpe, max_source_length=40,
+                           max_target_length=40, keep_columns=("source", "target"))
+    before = bpe(TRICKY)["input_ids"]
+    noisy = segment_with_bpe_dropout(pairs, bpe, dropout=0.1, copies=3, max_source_length=40, max_target_length=40)
+    assert noisy.num_rows == 3 * pairs.num_rows and noisy.column_names == pairs.column_names
+    copies = [noisy.select(range(i * pairs.num_rows, (i + 1) * pairs.num_rows)).to_dict() for i in range(3)]
+    pairs = pairs.to_dict()
+    rows = len(pairs["labels"])
+    for segmented in copies:
+        assert segmented["source"] == pairs["source"] and segmented["target"] == pairs["target"]
+        # other pieces, the same text, and never over the limits
+        assert [bpe.decode(ids, skip_special_tokens=True) for ids in segmented["labels"]] == pairs["target"]
+        assert [bpe.decode(ids, skip_special_tokens=True) for ids in segmented["input_ids"]] == pairs["source"]
+        assert all(len(ids) <= 40 for ids in segmented["input_ids"] + segmented["labels"])
+        assert all(ids[-1] == bpe.eos_token_id for ids in segmented["labels"])
+        assert all(mask == [1] * len(ids) for mask, ids in zip(segmented["attention_mask"], segmented["input_ids"]))
+        changed = sum(new != old for new, old in zip(segmented["labels"], pairs["labels"]))
+        assert changed > rows // 4, changed
+    assert copies[0]["labels"] != copies[1]["labels"]  # a new segmentation per copy
+    # the tokenizer itself still segments as it was trained to
+    assert bpe.backend_tokenizer.model.dropout is None and bpe(TRICKY)["input_ids"] == before
+
+
+def test_bpe_dropout_refuses_what_it_cannot_do(bpe: PreTrainedTokenizerBase, unigram: PreTrainedTokenizerBase) -> None:
+    data = datasets.Dataset.from_dict({"source": ["Open file"], "target": ["Datei öffnen"]})
+    pairs = tokenize_pairs(data, bpe, max_source_length=20, max_target_length=20, keep_columns=("source", "target"))
+    limits = {"max_source_length": 20, "max_target_length": 20}
+    for dropout in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match=f"between 0 and 1.*got {dropout}"):
+            segment_with_bpe_dropout(pairs, bpe, dropout=dropout, copies=1, **limits)
+    with pytest.raises(ValueError, match="copies=0"):
+        segment_with_bpe_dropout(pairs, bpe, dropout=0.1, copies=0, **limits)
+    with pytest.raises(ValueError, match="model is Unigram.*--tokenizer-model bpe"):
+        segment_with_bpe_dropout(pairs, unigram, dropout=0.1, copies=1, **limits)
+    with pytest.raises(ValueError, match=r"\['source', 'target'\] not found"):
+        segment_with_bpe_dropout(pairs.remove_columns(["source", "target"]), bpe, dropout=0.1, copies=1, **limits)
 
 
 def test_check_tokenizer_matches_model(bpe: PreTrainedTokenizerBase) -> None:

@@ -48,7 +48,14 @@ from .manpages import (
     manpages_summary,
 )
 from .synthetic import SYNTHETIC_TASKS, load_synthetic
-from .tokenizer import SPECIAL_TOKENS, check_tokenizer_matches_model, iter_corpus_texts, tokenize_pairs, train_tokenizer
+from .tokenizer import (
+    SPECIAL_TOKENS,
+    check_tokenizer_matches_model,
+    iter_corpus_texts,
+    segment_with_bpe_dropout,
+    tokenize_pairs,
+    train_tokenizer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +79,7 @@ __all__ = [
     "load_synthetic",
     "manpages_summary",
     "read_mo_file",
+    "segment_with_bpe_dropout",
     "tokenize_pairs",
     "train_tokenizer",
 ]

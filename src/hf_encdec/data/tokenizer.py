@@ -32,6 +32,7 @@ Hugging Face tokenizers (``fill-mask`` relies on it); the gettext corpus contain
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -52,6 +53,7 @@ __all__ = [
     "UNK_TOKEN",
     "check_tokenizer_matches_model",
     "iter_corpus_texts",
+    "segment_with_bpe_dropout",
     "tokenize_pairs",
     "train_tokenizer",
 ]
@@ -325,6 +327,70 @@ def tokenize_pairs(
             {split: _tokenize_split(part, tokenizer, split=split, **options) for split, part in dataset.items()}
         )
     return _tokenize_split(dataset, tokenizer, split="dataset", **options)
+
+
+def segment_with_bpe_dropout(
+    pairs: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    dropout: float,
+    copies: int,
+    max_source_length: int,
+    max_target_length: int,
+    source_column: str = "source",
+    target_column: str = "target",
+) -> datasets.Dataset:
+    """BPE-dropout (Provilkov et al. 2020, arXiv 1910.13267): `copies` segmentations of the tokenized `pairs`, one
+    after the other, each made with every BPE merge skipped with probability `dropout`, so that a model trained on
+    them sees a word in many splits and learns how pieces make words. Translation still uses the tokenizer as it is.
+
+    `pairs` is the output of :func:`tokenize_pairs` with the text columns kept. Each copy has the same pairs in the
+    same order; where a noisy segmentation is longer than the limits, that side keeps its usual ids. `tokenizer` is
+    not changed. The merges skipped come from the tokenizers library's own random generator, which takes no seed.
+
+    >>> tokenizer = train_tokenizer(["the configuration file", "die Konfigurationsdatei"] * 20, vocab_size=300)
+    >>> pairs = tokenize_pairs(datasets.Dataset.from_dict({"source": ["the configuration file"],
+    ...     "target": ["die Konfigurationsdatei"]}), tokenizer, max_source_length=64, max_target_length=64,
+    ...     keep_columns=("source", "target"))
+    >>> noisy = segment_with_bpe_dropout(pairs, tokenizer, dropout=0.5, copies=3, max_source_length=64,
+    ...                                  max_target_length=64)
+    >>> noisy.num_rows, {tokenizer.decode(ids, skip_special_tokens=True) for ids in noisy["labels"]}
+    (3, {'die Konfigurationsdatei'})
+
+    Raises:
+        ValueError: `dropout` is not in (0, 1), `copies` is below 1, `tokenizer` is not a BPE tokenizer, or `pairs`
+            lacks the text columns.
+    """
+    if not 0.0 < dropout < 1.0:
+        raise ValueError(f"BPE-dropout must be a probability between 0 and 1 (0.1 in the paper), got {dropout}")
+    if copies < 1:
+        raise ValueError(f"BPE-dropout needs at least one segmentation of the training pairs, got copies={copies}")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not isinstance(backend.model, models.BPE):
+        kind = type(backend.model).__name__ if backend is not None else type(tokenizer).__name__
+        raise ValueError(f"BPE-dropout skips BPE merges, and this tokenizer's model is {kind}; train a BPE tokenizer "
+                         "(tokenizer_model='bpe', `--tokenizer-model bpe`) or leave BPE-dropout off")
+    missing = [column for column in (source_column, target_column) if column not in pairs.column_names]
+    if missing:
+        raise ValueError(f"BPE-dropout re-tokenizes the text: column(s) {missing} not found in {pairs.column_names}; "
+                         "tokenize with keep_columns=('source', 'target')")
+    noisy = copy.deepcopy(tokenizer)
+    noisy.backend_tokenizer.model.dropout = dropout
+
+    def resegment(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        sources = noisy(batch[source_column])["input_ids"]
+        targets = noisy(batch[target_column])["input_ids"]
+        batch["input_ids"] = [new if len(new) <= max_source_length else old
+                              for new, old in zip(sources, batch["input_ids"])]
+        batch["labels"] = [new if len(new) <= max_target_length else old for new, old in zip(targets, batch["labels"])]
+        batch["attention_mask"] = [[1] * len(ids) for ids in batch["input_ids"]]
+        return batch
+
+    segmentations = [
+        pairs.map(resegment, batched=True, load_from_cache_file=False, desc=f"BPE-dropout {index + 1}/{copies}")
+        for index in range(copies)
+    ]
+    return datasets.concatenate_datasets(segmentations)
 
 
 def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, config: Any) -> None:

@@ -48,6 +48,7 @@ from ..data import (
     corpus_label,
     iter_corpus_texts,
     load_corpus,
+    segment_with_bpe_dropout,
     tokenize_pairs,
     train_tokenizer,
 )
@@ -78,6 +79,11 @@ from .warm_start import warm_start
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
+# the training pairs in their BPE-dropout segmentations, made once by the main process (in the checkpoints folder,
+# which is never published)
+SEGMENTATIONS = "bpe-dropout-segmentations"
+# at most this many segmentations of the training pairs are made, however many epochs the run takes
+MAX_SEGMENTATIONS = 32
 TOKENIZER_DIR = "tokenizer"
 REPORT_FILE = "eval_results.json"
 TRANSLATIONS_FILE = "test_translations.jsonl"
@@ -117,6 +123,8 @@ class TrainOptions:
     lr_scheduler_type: str = "cosine"
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
+    # BPE-dropout (Provilkov et al. 2020): the probability of skipping each merge in the training pairs' segmentations
+    bpe_dropout: float = 0.0
     eval_steps: int = 1000
     eval_size: int = 400
     test_size: int | None = None
@@ -561,7 +569,10 @@ def _prepare_data(
             max_target_length=options.max_target_length,
             keep_columns=("source", "target"),
         )
-    train = tokenized["train"].map(
+        train = tokenized["train"]
+        if options.bpe_dropout:
+            train = _bpe_dropout_segmentations(train, tokenizer, options, args)
+    train = train.map(
         lambda batch: {LENGTH_COLUMN: [max(len(s), len(t)) for s, t in zip(batch["input_ids"], batch["labels"])]},
         batched=True,
     )
@@ -573,6 +584,33 @@ def _prepare_data(
         test=_evenly_spaced(corpus["test"], options.test_size),
     )
     return data, tokenizer
+
+
+def _bpe_dropout_segmentations(
+    train: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, options: TrainOptions, args: Seq2SeqTrainingArguments
+) -> datasets.Dataset:
+    """The training pairs in as many BPE-dropout segmentations as the run has epochs (at most MAX_SEGMENTATIONS),
+    one after the other, so that each pass over a pair sees a new one. They are made once, by the main process, and
+    kept in the checkpoints folder: the other processes of a multi-process run and a resumed run read the same ones,
+    so every process agrees on the batches and a resumed run continues where it stopped."""
+    folder = Path(args.output_dir) / SEGMENTATIONS
+    if (folder / "dataset_info.json").is_file():
+        logger.info("reusing the BPE-dropout segmentations in %s", folder)
+        return datasets.load_from_disk(str(folder))
+    tokens = sum(max(len(s), len(t)) for s, t in zip(train["input_ids"], train["labels"]))
+    seen = options.max_steps * options.gradient_accumulation_steps * args.world_size * options.max_tokens
+    copies = min(MAX_SEGMENTATIONS, max(1, -(-seen // tokens)))
+    started = time.perf_counter()
+    noisy = segment_with_bpe_dropout(train, tokenizer, dropout=options.bpe_dropout, copies=copies,
+                                     max_source_length=options.max_source_length,
+                                     max_target_length=options.max_target_length)
+    staging = folder.with_name(f".{SEGMENTATIONS}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    noisy.save_to_disk(str(staging))
+    os.replace(staging, folder)  # a run stopped while writing leaves no half-written segmentations to reuse
+    logger.info("BPE-dropout %.2f: %d segmentations of the %d training pairs (about one per epoch) in %.1fs",
+                options.bpe_dropout, copies, train.num_rows, time.perf_counter() - started)
+    return datasets.load_from_disk(str(folder))
 
 
 def _special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int | None]:
