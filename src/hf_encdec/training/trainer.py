@@ -39,9 +39,9 @@ class TranslationTrainer(Seq2SeqTrainer):
             return super().get_train_dataloader()
         if LENGTH_COLUMN not in self.train_dataset.column_names:
             raise ValueError(f"token batching needs a '{LENGTH_COLUMN}' column in the train dataset")
-        sampler = TokenBatchSampler(
-            self.train_dataset[LENGTH_COLUMN], max_tokens=self.max_tokens, shuffle=True, seed=self.args.seed
-        )
+        # a plain list: indexing the datasets Column one row at a time costs minutes for a few 100,000 rows
+        lengths = self.train_dataset.select_columns([LENGTH_COLUMN]).to_dict()[LENGTH_COLUMN]
+        sampler = TokenBatchSampler(lengths, max_tokens=self.max_tokens, shuffle=True, seed=self.args.seed)
         dataset = self._remove_unused_columns(self.train_dataset, description="Training")
         loader = DataLoader(
             dataset,
