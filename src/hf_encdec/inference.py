@@ -432,9 +432,10 @@ def _mbr_nbest(
 
 
 def gettext_target_language(model: PreTrainedModel) -> str | None:
-    """The language a model trained on ``gettext:<lang>`` translates into, else ``None``."""
+    """The language a model trained on ``gettext:<lang>`` (or ``gettext+man:<lang>``) translates into, else ``None``."""
     data = str(getattr(model.config, "training_data", "") or "")
-    return data.split(":", 1)[1] if data.startswith("gettext:") else None
+    kind, _, lang = data.partition(":")
+    return lang if kind in ("gettext", "gettext+man") and lang else None
 
 
 def fill_catalog(

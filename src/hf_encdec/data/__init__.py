@@ -4,6 +4,9 @@ One entry point, :func:`load_corpus`, turns a short spec into a corpus:
 
 * ``"gettext"`` or ``"gettext:<lang>"`` - English -> ``<lang>`` pairs from the machine's gettext catalogs
   (:func:`~hf_encdec.data.gettext_corpus.build_gettext_corpus`, default language ``de``);
+* ``"gettext+man:<lang>"`` - the same, its training split joined by the English -> ``<lang>`` pairs of the machine's
+  translated manual pages (:func:`~hf_encdec.data.manpages_parallel.build_manpages_parallel`; the pages of the
+  validation and test packages left out);
 * ``"synthetic:<task>"`` - a generated toy task (:func:`~hf_encdec.data.synthetic.load_synthetic`): ``copy``,
   ``reverse``, ``sort``, ``shift``, ``duplicate``;
 * a path to a ``.json``/``.jsonl``/``.csv``/``.tsv`` file, or to a folder with ``train.<ext>`` (and optionally
@@ -47,6 +50,7 @@ from .manpages import (
     build_manpages_corpus,
     manpages_summary,
 )
+from .manpages_parallel import build_manpages_parallel
 from .synthetic import SYNTHETIC_TASKS, load_synthetic
 from .tokenizer import (
     SPECIAL_TOKENS,
@@ -74,6 +78,7 @@ __all__ = [
     "corpus_label",
     "gettext_corpus_summary",
     "iter_corpus_texts",
+    "build_manpages_parallel",
     "load_corpus",
     "load_parallel_files",
     "load_synthetic",
@@ -88,13 +93,14 @@ __all__ = [
 def _valid_forms() -> str:
     """Describe the specs :func:`load_corpus` accepts."""
     return (
-        "'gettext' (German), 'gettext:<lang>' (e.g. 'gettext:fr'), "
+        "'gettext' (German), 'gettext:<lang>' (e.g. 'gettext:fr'), 'gettext+man:<lang>' (with manual pages), "
         f"'synthetic:<task>' with task in {', '.join(sorted(SYNTHETIC_TASKS))}, "
         f"or a path to a data file ({', '.join(DATA_FILE_EXTENSIONS)}) or to a folder with train.<ext>"
     )
 
 
 FILES_LABEL = "files"
+GETTEXT_WITH_MAN_PAGES = "gettext+man"
 
 
 def corpus_label(spec: str | os.PathLike[str]) -> str:
@@ -105,26 +111,38 @@ def corpus_label(spec: str | os.PathLike[str]) -> str:
     a toy task, and ``files`` stands for any local data file or folder, whose path is the user's business. The spec
     is parsed as :func:`load_corpus` parses it, so a file named ``gettext-pairs.tsv`` is ``files``.
 
-    >>> corpus_label("gettext"), corpus_label("gettext:fr"), corpus_label("synthetic:reverse")
-    ('gettext:de', 'gettext:fr', 'synthetic:reverse')
+    >>> corpus_label("gettext"), corpus_label("gettext:fr"), corpus_label("gettext+man:de"), corpus_label("synthetic:copy")
+    ('gettext:de', 'gettext:fr', 'gettext+man:de', 'synthetic:copy')
     >>> corpus_label("/home/alice/work/heldout"), corpus_label("gettext-pairs.tsv")
     ('files', 'files')
     """
     text = os.fspath(spec)
     kind, _, argument = text.partition(":")
-    if kind == "gettext":
+    if kind in ("gettext", GETTEXT_WITH_MAN_PAGES):
         # the language build_gettext_corpus reads when the spec names none
-        return f"gettext:{argument or inspect.signature(build_gettext_corpus).parameters['lang'].default}"
+        return f"{kind}:{argument or inspect.signature(build_gettext_corpus).parameters['lang'].default}"
     if kind == "synthetic":
         return text
     return FILES_LABEL
+
+
+def _with_man_pages(
+    corpus: datasets.DatasetDict, lang: str, man_dirs: list[str | os.PathLike[str]] | None = None
+) -> datasets.DatasetDict:
+    """`corpus` (gettext) with the translated manual pages' pairs after its training pairs; the pages named like a
+    validation or test package are left out."""
+    held_out = {name for split in ("validation", "test") for name in corpus[split]["package"]}
+    pages = build_manpages_parallel(lang, man_dirs=man_dirs, exclude=held_out).cast(corpus["train"].features)
+    train = datasets.concatenate_datasets([corpus["train"], pages], info=corpus["train"].info)
+    return datasets.DatasetDict({**corpus, "train": train})
 
 
 def load_corpus(spec: str | os.PathLike[str], **kwargs: Any) -> datasets.DatasetDict:
     """Load a corpus from a spec string (see the module docstring for the forms).
 
     Args:
-        spec: ``"gettext"``, ``"gettext:<lang>"``, ``"synthetic:<task>"``, or a file or folder path.
+        spec: ``"gettext"``, ``"gettext:<lang>"``, ``"gettext+man:<lang>"``, ``"synthetic:<task>"``, or a file or
+            folder path.
         **kwargs: Passed to the loader: :func:`build_gettext_corpus` (``num_test_packages``, ...),
             :func:`load_synthetic` (``vocab``, ``train_size``, ``seed``, ...) or :func:`load_parallel_files`
             (``source_column``, ``validation_file``, ...).
@@ -138,12 +156,13 @@ def load_corpus(spec: str | os.PathLike[str], **kwargs: Any) -> datasets.Dataset
     """
     text = os.fspath(spec)
     kind, _, argument = text.partition(":")
-    if kind == "gettext":
+    if kind in ("gettext", GETTEXT_WITH_MAN_PAGES):
         if argument:
             if "lang" in kwargs and kwargs["lang"] != argument:
                 raise ValueError(f"spec {text!r} names language {argument!r} but lang={kwargs['lang']!r} was passed")
             kwargs["lang"] = argument
-        return build_gettext_corpus(**kwargs)
+        corpus = build_gettext_corpus(**kwargs)
+        return corpus if kind == "gettext" else _with_man_pages(corpus, kwargs.get("lang", "de"))
     if kind == "synthetic":
         if not argument:
             raise ValueError(f"spec 'synthetic' needs a task: {', '.join(f'synthetic:{n}' for n in SYNTHETIC_TASKS)}")

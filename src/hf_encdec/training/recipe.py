@@ -519,6 +519,9 @@ def _data_description(options: TrainOptions, corpus: datasets.DatasetDict, token
     if options.data.startswith("gettext"):
         summary = gettext_corpus_summary(corpus)
         description["source"] = "gettext catalogs of the machine (/usr/share/locale/<lang>/LC_MESSAGES/*.mo)"
+        if options.data.startswith("gettext+man"):
+            description["source"] += (", and in training the machine's translated manual pages "
+                                      "(/usr/share/man/<lang>/man<N>/ beside their English originals), aligned by line")
         description["split"] = "by software package: test packages never seen in training"
         description["test packages"] = ", ".join(summary["test_packages"])
         description["validation packages"] = ", ".join(summary["validation_packages"])
