@@ -102,8 +102,13 @@ def test_gettext_with_man_pages_adds_training_pairs_only_and_keeps_held_out_page
                                            "package": [package], "context": [""]}, features=features)
         for split, package in (("train", "coreutils"), ("validation", "heldout"), ("test", "grep"))
     })
+    # a test message that a manual page also has: the page's pair is left out, the test pair kept
+    corpus["test"] = datasets.Dataset.from_dict({"source": ["tool copies files."], "target": ["tool kopiert."],
+                                                 "package": ["grep"], "context": [""]}, features=features)
     joined = _with_man_pages(corpus, "de", man_dirs=[man_root])
-    assert joined["validation"]["source"] == ["validation text"] and joined["test"]["source"] == ["test text"]
+    assert joined["validation"]["source"] == ["validation text"] and joined["test"]["source"] == ["tool copies files."]
+    assert "tool copies files." not in joined["train"]["source"]
+    assert "With --force it overwrites files in /tmp." in joined["train"]["source"]
     assert joined["train"]["package"][0] == "coreutils" and set(joined["train"]["package"][1:]) == {"man:tool(1)"}
     assert corpus_label("gettext+man:de") == "gettext+man:de"
     with pytest.raises(ValueError, match="names language 'de' but lang='fr'"):

@@ -130,9 +130,16 @@ def _with_man_pages(
     corpus: datasets.DatasetDict, lang: str, man_dirs: list[str | os.PathLike[str]] | None = None
 ) -> datasets.DatasetDict:
     """`corpus` (gettext) with the translated manual pages' pairs after its training pairs; the pages named like a
-    validation or test package are left out."""
+    validation or test package are left out, and so is a pair whose English is a validation or test message (the
+    held-out splits stay as they are, unseen)."""
     held_out = {name for split in ("validation", "test") for name in corpus[split]["package"]}
     pages = build_manpages_parallel(lang, man_dirs=man_dirs, exclude=held_out).cast(corpus["train"].features)
+    unseen = {source for split in ("validation", "test") for source in corpus[split]["source"]}
+    kept = pages.filter(lambda row: row["source"] not in unseen)
+    if kept.num_rows < pages.num_rows:
+        logger.info("left out %d manual page pairs whose English is a validation or test message",
+                    pages.num_rows - kept.num_rows)
+    pages = kept
     train = datasets.concatenate_datasets([corpus["train"], pages], info=corpus["train"].info)
     return datasets.DatasetDict({**corpus, "train": train})
 
