@@ -601,7 +601,8 @@ def _bpe_dropout_segmentations(
         logger.info("reusing the BPE-dropout segmentations in %s", folder)
         return datasets.load_from_disk(str(folder))
     tokens = sum(max(len(s), len(t)) for s, t in zip(train["input_ids"], train["labels"]))
-    seen = options.max_steps * options.gradient_accumulation_steps * args.world_size * options.max_tokens
+    per_batch = options.max_tokens or args.per_device_train_batch_size * options.max_target_length
+    seen = options.max_steps * options.gradient_accumulation_steps * args.world_size * per_batch
     copies = min(MAX_SEGMENTATIONS, max(1, -(-seen // tokens)))
     started = time.perf_counter()
     noisy = segment_with_bpe_dropout(train, tokenizer, dropout=options.bpe_dropout, copies=copies,
