@@ -161,7 +161,7 @@ def _lines(path: Path, root: Path, groff: str) -> list[str] | None:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _page_pairs(original: Path, translation: Path, lang: str, groff: str) -> list[tuple[str, str]]:
+def _page_pairs(original: Path, translation: Path, groff: str) -> list[tuple[str, str]]:
     english = _lines(original, original.parent.parent, groff)
     translated = _lines(translation, translation.parent.parent, groff)
     if not english or not translated:
@@ -193,13 +193,14 @@ def build_manpages_parallel(
         GroffNotFoundError: groff is not installed.
     """
     excluded = set(exclude)
-    pages = [page for page in find_translated_pages(lang, man_dirs)
+    found = find_translated_pages(lang, man_dirs)
+    pages = [page for page in found
              if page[0].partition("(")[0] not in excluded
              and re.split(r"[-_.]", page[0].partition("(")[0])[0] not in excluded]
     groff = find_groff()
     workers = max(1, min(len(pages), num_proc or os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:  # each thread waits on its own groff
-        per_page = list(pool.map(lambda page: _page_pairs(page[1], page[2], lang, groff), pages))
+        per_page = list(pool.map(lambda page: _page_pairs(page[1], page[2], groff), pages))
     rows: dict[str, list[str]] = {"source": [], "target": [], "package": [], "context": []}
     seen: set[tuple[str, str]] = set()
     for (key, _, _), pairs in zip(pages, per_page):
@@ -213,5 +214,5 @@ def build_manpages_parallel(
             rows["context"].append("")
     logger.info("translated manual pages (%s): %d pairs from %d of %d pages (%d left out as held-out packages)",
                 lang, len(rows["source"]), sum(bool(p) for p in per_page), len(pages),
-                len(find_translated_pages(lang, man_dirs)) - len(pages))
+                len(found) - len(pages))
     return datasets.Dataset.from_dict(rows)
