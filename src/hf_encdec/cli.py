@@ -51,8 +51,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config override (JSON value), repeatable")
     for option in ("vocab_size", "max_steps", "max_tokens", "warmup_steps", "eval_steps", "eval_size", "test_size",
                    "num_beams", "max_new_tokens", "max_source_length", "max_target_length", "seed",
-                   "gradient_accumulation_steps", "early_stopping_patience", "num_samples", "logging_steps",
-                   "num_iterations", "length_beam_size", "comparison_size"):
+                   "gradient_accumulation_steps", "early_stopping_patience", "save_total_limit", "num_samples",
+                   "logging_steps", "num_iterations", "length_beam_size", "comparison_size"):
         train.add_argument(f"--{option.replace('_', '-')}", type=int, dest=option, help=f"(default: {getattr(defaults, option)})")
     train.add_argument("--length-penalty", type=float, dest="length_penalty",
                        help="beam length penalty for the test set and the saved model (default: picked on validation)")
@@ -458,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "drafter's run folder trained on this run's tokenizer (a CMLM NAT continues each "
                                 "prefix; a CTC NAT, or any with 'lookup:', translates once and its translation is "
                                 "looked up), or 'source' (source lookup)")
-    translate.add_argument("--iterations", type=int, help="NAT models: rounds of mask-predict (1: one pass)")
+    translate.add_argument("--iterations", type=int, help="NAT models: rounds of mask-predict (1: one pass); for a "
+                           "CTC model trained with glancing, rounds of refinement")
     translate.add_argument("--length-beam-size", type=int, help="NAT models: target lengths tried per sentence")
     translate.add_argument("--deduplicate", action="store_true",
                            help="NAT models: merge repeated neighbouring tokens the source does not repeat")

@@ -15,7 +15,7 @@ from hf_encdec.models.configuration_nat import NATConfig
 from hf_encdec.models.configuration_transformer import TransformerConfig
 from hf_encdec.models.modeling_nat import NATForConditionalGeneration
 from hf_encdec.models.modeling_transformer import TransformerForConditionalGeneration
-from hf_encdec.models.nat_decoding import ctc_collapse, drop_repeats
+from hf_encdec.models.nat_decoding import ctc_collapse, ctc_shown_positions, drop_repeats
 from hf_encdec.models.nat_training import ctc_best_alignment, ctc_loss, ctc_needed_positions, draw_glimpses
 from variants import TINY_TRANSFORMER
 
@@ -134,10 +134,57 @@ def test_ctc_decoding_takes_the_best_token_of_each_position_merges_repeats_and_d
     assert generated[:, 1:].tolist() == expected[:, : generated.shape[1] - 1].tolist()
 
 
+def test_a_ctc_refinement_round_keeps_what_was_shown_and_adds_the_most_confident_real_positions() -> None:
+    confidence = torch.tensor([[-0.1, -3.0, -0.5, -2.0, -0.2, -9.0], [-0.3, -0.1, -4.0, -0.2, -0.0, -0.0]])
+    real = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    shown = torch.tensor([[False, True, False, False, False, False], [False] * 6])
+    chosen = ctc_shown_positions(confidence, real, shown, torch.tensor([3, 2]))
+    # row 0: position 1 stays shown although unsure, then the two most confident; row 1: never the padding
+    assert chosen.tolist() == [[True, True, False, False, True, False], [False, True, False, True, False, False]]
+
+
+def test_a_glancing_trained_ctc_model_refines_its_own_most_confident_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    source, mask, _ = _batch()
+    # untied: a random model with a tied output layer predicts the token it reads, and shows nothing new
+    model = _model(**CTC, glancing_ratio=0.5, tie_word_embeddings=False, share_encoder_decoder_embeddings=False)
+    one_pass = model.generate(source, attention_mask=mask)
+    assert torch.equal(model.generate(source, attention_mask=mask, num_iterations=1), one_pass)
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    decoder = model.model.forward
+
+    def recording(**kwargs: Any) -> Any:
+        out = decoder(**kwargs)
+        logits = model.lm_head(out.last_hidden_state).float()
+        logits[..., [PAD, START, EOS]] = float("-inf")
+        calls.append((kwargs["decoder_inputs_embeds"], logits.log_softmax(-1)))
+        return out
+
+    monkeypatch.setattr(model.model, "forward", recording)
+    refined = model.generate(source, attention_mask=mask, num_iterations=3)
+    assert len(calls) == 3
+    inputs = model.upsampled_source(source, mask)
+    confidence, tokens = calls[0][1].max(-1)
+    torch.testing.assert_close(calls[0][0], inputs.embeds)
+    real = inputs.mask
+    shown = torch.zeros_like(real)
+    for round_, (embeds, log_probs) in enumerate(calls[1:], start=1):
+        count = real.sum(1) * round_ // 3  # 21 positions: 7 then 14 shown; the 3-token row: 2 then 4
+        shown = ctc_shown_positions(confidence, real, shown, count)
+        assert shown.sum(1).tolist() == count.tolist()
+        torch.testing.assert_close(embeds[shown], model.model.decoder.embed_tokens(tokens)[shown])
+        torch.testing.assert_close(embeds[~shown], inputs.embeds[~shown])
+        new_confidence, new_tokens = log_probs.max(-1)
+        tokens, confidence = torch.where(shown, tokens, new_tokens), torch.where(shown, confidence, new_confidence)
+    expected = ctc_collapse(tokens, real, blank=MASK, eos_token_id=EOS, pad_token_id=PAD, longest=32)
+    assert refined[:, 1:].tolist() == expected[:, : refined.shape[1] - 1].tolist()
+    with pytest.raises(ValueError, match="never saw in training"):
+        model.generate(source, attention_mask=mask, decoder_input_ids=torch.tensor([[START, 5]] * 3))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"num_iterations": 4}, "never saw in training"),
+        ({"num_iterations": 4}, "never saw in training.*glancing_ratio > 0 to refine"),
         ({"length_beam_size": 2}, "finds the length itself in one pass"),
         ({"target_length": 4}, "finds the length itself in one pass"),
         ({"deduplicate": True}, "merges repeats itself"),

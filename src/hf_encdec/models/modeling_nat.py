@@ -21,7 +21,9 @@ the n = T (N - t) / N least confident tokens are masked again and re-predicted (
 candidate with the best mean log-probability is kept (or, given an autoregressive `rescorer`, the candidate it
 scores best in one teacher-forced pass: noisy parallel decoding, Gu et al. 2018). N = 1 is one-pass NAT;
 `deduplicate` merges repeated neighbouring tokens. The CTC variant decodes in one pass: the most likely token at each
-position, repeats merged, blanks dropped.
+position, repeats merged, blanks dropped. Trained with glancing, it can also refine: round t of N shows the decoder
+its own tokens at the U t / N most confident positions, as glancing showed it the best alignment's (in the spirit of
+the Imputer, Chan et al. 2020, arXiv 2002.08926), and predicts the others again.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from .nat_decoding import (
     check_rescorer,
     choose_tokens,
     ctc_collapse,
+    ctc_shown_positions,
     cut_at_first_eos,
     decoding_settings,
     drop_repeats,
@@ -404,8 +407,9 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
           one teacher-forced pass; the candidate it gives the best mean log-probability is kept (noisy parallel
           decoding, Gu et al. 2018). Without it the NAT's own confidence chooses.
 
-        The CTC variant (`decoder_input_type="upsampled_source"`) decodes in one pass and takes none of the length or
-        iteration settings.
+        The CTC variant (`decoder_input_type="upsampled_source"`) decodes in one pass and takes none of the length
+        settings; trained with glancing (`glancing_ratio` > 0), it takes `num_iterations` (default 1) to refine its
+        output, showing the decoder its most confident tokens.
 
         Returns (B, 1 + L): the decoder start token, the tokens, EOS, then padding, as the autoregressive families'
         `generate()`; with `return_dict_in_generate`, an output with `sequences` (and `scores`, the log-probabilities
@@ -491,8 +495,11 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         deduplicate: bool,
         rescorer: Any,
     ) -> torch.LongTensor | GenerateEncoderDecoderOutput:
-        """One pass of the CTC variant: the most likely token or blank at each upsampled position, repeats merged,
-        blanks dropped, EOS appended."""
+        """The CTC variant: the most likely token or blank at each upsampled position, repeats merged, blanks
+        dropped, EOS appended. With N > 1 iterations (a model trained with glancing only), round t = 1 .. N - 1 shows
+        the decoder its own tokens (or blanks) at the floor(U t / N) most confident of its U positions, in place of
+        the source embeddings there, as glancing training showed it the best alignment's, and predicts the others
+        again; shown positions keep their tokens."""
         config = self.config
         if deduplicate or rescorer is not None or settings.output_scores:
             raise ValueError(
@@ -500,11 +507,31 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
                 "per source: deduplicate, rescorer and output_scores are not available"
             )
         inputs = self.upsampled_source(input_ids, attention_mask)
-        logits = self.lm_head(self._decode(inputs, encoder_outputs, attention_mask).last_hidden_state).float()
-        forbidden = {config.pad_token_id, config.decoder_start_token_id, config.bos_token_id, config.eos_token_id}
-        logits[..., [i for i in forbidden if i is not None and i != config.mask_token_id]] = float("-inf")
+        forbidden = [i for i in {config.pad_token_id, config.decoder_start_token_id, config.bos_token_id,
+                                 config.eos_token_id} if i is not None and i != config.mask_token_id]
+        # the cross-attention keys/values of the encoder states, projected in the first pass and reused by the others
+        cross_cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+
+        def predict(embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            hidden = self.model(
+                attention_mask=attention_mask, decoder_inputs_embeds=embeds, decoder_attention_mask=inputs.mask.long(),
+                encoder_outputs=encoder_outputs, cache=cross_cache, use_cache=True,
+            ).last_hidden_state
+            logits = self.lm_head(hidden).float()
+            logits[..., forbidden] = float("-inf")
+            return logits.log_softmax(dim=-1).max(dim=-1)  # (B, U) confidence and token
+
+        confidence, tokens = predict(inputs.embeds)
+        shown = torch.zeros_like(inputs.mask)
+        positions = inputs.mask.sum(dim=1)  # (B,)
+        for t in range(1, settings.num_iterations):
+            shown = ctc_shown_positions(confidence, inputs.mask, shown, positions * t // settings.num_iterations)
+            embeds = torch.where(shown[..., None], self.model.decoder.embed_tokens(tokens), inputs.embeds)
+            new_confidence, new_tokens = predict(embeds)
+            tokens = torch.where(shown, tokens, new_tokens)
+            confidence = torch.where(shown, confidence, new_confidence)
         tokens = ctc_collapse(
-            logits.argmax(dim=-1), inputs.mask, blank=config.mask_token_id, eos_token_id=config.eos_token_id,
+            tokens, inputs.mask, blank=config.mask_token_id, eos_token_id=config.eos_token_id,
             pad_token_id=config.pad_token_id, longest=settings.longest,
         )
         return self._generate_output(as_sequences(tokens, config.decoder_start_token_id, config.pad_token_id), None, settings)

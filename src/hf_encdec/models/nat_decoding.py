@@ -130,11 +130,14 @@ def decoding_settings(
         raise ValueError(f"length_beam_size must be an integer >= 1, got {length_beam_size!r}")
     if target_length is not None and fixed_length is not None:
         raise ValueError("give target_length (exact lengths) or fixed_length (cut at the first EOS), not both")
-    if config.decoder_input_type != "mask" and (num_iterations > 1 or prefix_length):
+    # a CTC model trained with glancing saw tokens of its best alignment in its input: it can refine its own output
+    refines_ctc = ctc and getattr(config, "glancing_ratio", 0) > 0 and not prefix_length
+    if config.decoder_input_type != "mask" and (num_iterations > 1 or prefix_length) and not refines_ctc:
         raise ValueError(
             "mask-predict re-masks tokens and a prefix shows some, which a "
             f"decoder_input_type={config.decoder_input_type!r} model never saw in training: use num_iterations=1 "
             "without decoder_input_ids, or train with decoder_input_type='mask'"
+            + (" (or, for CTC, with glancing_ratio > 0 to refine over several iterations)" if ctc else "")
         )
     if ctc and (length_beam_size > 1 or target_length is not None or fixed_length is not None):
         raise ValueError(
@@ -446,6 +449,14 @@ def drop_repeats(tokens: torch.Tensor, pad_token_id: int, source: torch.Tensor |
         source_repeats = source[:, 1:].masked_fill(source[:, 1:] != source[:, :-1], -1)  # (B, S - 1), -1: no repeat
         repeat = repeat & ~(tokens[:, :, None] == source_repeats[:, None, :]).any(dim=-1)
     return compact(tokens, (tokens != pad_token_id) & ~repeat, pad_token_id)
+
+
+def ctc_shown_positions(confidence: torch.Tensor, real: torch.Tensor, shown: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """(B, U) the positions a CTC refinement round shows the decoder: those shown before, then the most confident of
+    the other `real` positions, `count` (B,) in all per row (never fewer than shown before)."""
+    rank_score = confidence.masked_fill(shown, float("inf")).masked_fill(~real, float("-inf"))
+    ranks = rank_score.argsort(dim=1, descending=True, stable=True).argsort(dim=1, stable=True)
+    return shown | ((ranks < count[:, None]) & real)
 
 
 def ctc_collapse(

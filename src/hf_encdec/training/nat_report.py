@@ -23,6 +23,7 @@ from .distill import distill_settings
 logger = logging.getLogger(__name__)
 
 ITERATIONS = (1, 4, 10)
+CTC_ITERATIONS = (2, 4)  # a CTC model trained with glancing, refined (one pass is its first row)
 SPEED_SENTENCES = 64
 
 
@@ -84,7 +85,7 @@ def compare_decoding(
     """{system: {BLEU, chrF, token repetition, sentences/s (batch 1), sentences/s (batch 32)}} on the same pairs:
     the NAT at each of `ITERATIONS` (length beam `length_beam_size`), in one pass with repeated tokens merged, and in
     one pass with its length candidates re-scored by the teacher (noisy parallel decoding), or a CTC model's one
-    pass; the teacher folder's greedy and beam-4 output when given; when `undistilled` names a NAT run folder trained on the real references, its output at
+    pass (and, trained with glancing, its refinement over each of `CTC_ITERATIONS`); the teacher folder's greedy and beam-4 output when given; when `undistilled` names a NAT run folder trained on the real references, its output at
     `num_iterations`; the references themselves (repetition only) and the copy baseline.
 
     Raises:
@@ -95,6 +96,12 @@ def compare_decoding(
     if getattr(model.config, "is_ctc", False):
         logger.info("NAT test translation, one CTC pass")
         rows["NAT (CTC), one pass"] = _system(model, tokenizer, sources, references, max_new_tokens=max_new_tokens)
+        if getattr(model.config, "glancing_ratio", 0) > 0:  # it saw its own alignment's tokens: it can refine
+            for iterations in CTC_ITERATIONS:
+                logger.info("NAT test translation, CTC refined over %d iterations", iterations)
+                rows[f"NAT (CTC), T={iterations}"] = _system(
+                    model, tokenizer, sources, references, num_iterations=iterations, max_new_tokens=max_new_tokens
+                )
     else:
         for iterations in ITERATIONS:
             logger.info("NAT test translation, %d iteration(s), length beam %d", iterations, length_beam_size)
