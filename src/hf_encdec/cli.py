@@ -35,7 +35,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
     defaults = TrainOptions()
     train = sub.add_parser("train", help="train a translation model end to end", description=_train.__doc__)
-    train.add_argument("--data", help=f"gettext[:LANG], gettext+man:LANG (with the translated manual pages), synthetic:TASK, or a data "
+    train.add_argument("--data", help=f"gettext[:LANG], gettext+man:LANG (with the translated manual pages), "
+                       "gettext+vim:LANG (with vim's catalog), gettext+man+vim:LANG, synthetic:TASK, or a data "
                        f"file/folder (default: {defaults.data})")
     train.add_argument("--output-dir", default=defaults.output_dir, help="run folder (default: %(default)s)")
     train.add_argument("--source-lang", help="data files: source language (key of a 'translation' column, or a "

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
+from .data import gettext_extras
 from .data.tokenizer import check_tokenizer_matches_model
 from .evaluation.metrics import mbr_order
 from .localization.catalog import FillReport, fill_catalog_with
@@ -432,10 +433,11 @@ def _mbr_nbest(
 
 
 def gettext_target_language(model: PreTrainedModel) -> str | None:
-    """The language a model trained on ``gettext:<lang>`` (or ``gettext+man:<lang>``) translates into, else ``None``."""
+    """The language a model trained on ``gettext:<lang>`` (or ``gettext+man:<lang>``, ...) translates into, else
+    ``None``."""
     data = str(getattr(model.config, "training_data", "") or "")
     kind, _, lang = data.partition(":")
-    return lang if kind in ("gettext", "gettext+man") and lang else None
+    return lang if gettext_extras(kind) is not None and lang else None
 
 
 def fill_catalog(

@@ -7,6 +7,10 @@ One entry point, :func:`load_corpus`, turns a short spec into a corpus:
 * ``"gettext+man:<lang>"`` - the same, its training split joined by the English -> ``<lang>`` pairs of the machine's
   translated manual pages (:func:`~hf_encdec.data.manpages_parallel.build_manpages_parallel`; the pages of the
   validation and test packages left out);
+* ``"gettext+vim:<lang>"`` - the gettext corpus, its training split joined by vim's own catalog, which vim keeps
+  outside share/locale (:func:`~hf_encdec.data.gettext_corpus.build_extra_catalog_pairs`); ``"gettext+man+vim:<lang>"``
+  joins both. A joined pair whose English is a validation or test message is left out: the held-out splits are
+  those of ``"gettext:<lang>"``;
 * ``"synthetic:<task>"`` - a generated toy task (:func:`~hf_encdec.data.synthetic.load_synthetic`): ``copy``,
   ``reverse``, ``sort``, ``shift``, ``duplicate``;
 * a path to a ``.json``/``.jsonl``/``.csv``/``.tsv`` file, or to a folder with ``train.<ext>`` (and optionally
@@ -39,9 +43,11 @@ from .files import DATA_FILE_EXTENSIONS, find_split_files, load_parallel_files
 from .gettext_corpus import (
     GettextCatalogNotFoundError,
     available_gettext_languages,
+    build_extra_catalog_pairs,
     build_gettext_corpus,
     gettext_corpus_summary,
     read_mo_file,
+    vim_locale_dirs,
 )
 from .manpages import (
     GroffNotFoundError,
@@ -77,6 +83,7 @@ __all__ = [
     "check_tokenizer_matches_model",
     "corpus_label",
     "gettext_corpus_summary",
+    "gettext_extras",
     "iter_corpus_texts",
     "build_manpages_parallel",
     "load_corpus",
@@ -94,13 +101,28 @@ def _valid_forms() -> str:
     """Describe the specs :func:`load_corpus` accepts."""
     return (
         "'gettext' (German), 'gettext:<lang>' (e.g. 'gettext:fr'), 'gettext+man:<lang>' (with manual pages), "
+        "'gettext+vim:<lang>' (with vim's catalog), 'gettext+man+vim:<lang>', "
         f"'synthetic:<task>' with task in {', '.join(sorted(SYNTHETIC_TASKS))}, "
         f"or a path to a data file ({', '.join(DATA_FILE_EXTENSIONS)}) or to a folder with train.<ext>"
     )
 
 
 FILES_LABEL = "files"
-GETTEXT_WITH_MAN_PAGES = "gettext+man"
+#: what a gettext spec can join to its training split, after "gettext+": the translated manual pages, vim's catalog
+GETTEXT_EXTRAS = ("man", "vim")
+
+
+def gettext_extras(kind: str) -> tuple[str, ...] | None:
+    """The joins of a gettext spec's kind, the part before ':' (``"gettext+man+vim"`` -> ``("man", "vim")``,
+    ``"gettext"`` -> ``()``); None where `kind` is no gettext spec (a file name, an unknown or repeated join).
+
+    >>> gettext_extras("gettext+man"), gettext_extras("gettext"), gettext_extras("gettext+man+man"), gettext_extras("gettext-pairs.tsv")
+    (('man',), (), None, None)
+    """
+    first, *extras = kind.split("+")
+    if first != "gettext" or any(extra not in GETTEXT_EXTRAS for extra in extras) or len(set(extras)) < len(extras):
+        return None
+    return tuple(extras)
 
 
 def corpus_label(spec: str | os.PathLike[str]) -> str:
@@ -111,14 +133,14 @@ def corpus_label(spec: str | os.PathLike[str]) -> str:
     a toy task, and ``files`` stands for any local data file or folder, whose path is the user's business. The spec
     is parsed as :func:`load_corpus` parses it, so a file named ``gettext-pairs.tsv`` is ``files``.
 
-    >>> corpus_label("gettext"), corpus_label("gettext:fr"), corpus_label("gettext+man:de"), corpus_label("synthetic:copy")
-    ('gettext:de', 'gettext:fr', 'gettext+man:de', 'synthetic:copy')
+    >>> corpus_label("gettext"), corpus_label("gettext:fr"), corpus_label("gettext+man+vim:de"), corpus_label("synthetic:copy")
+    ('gettext:de', 'gettext:fr', 'gettext+man+vim:de', 'synthetic:copy')
     >>> corpus_label("/home/alice/work/heldout"), corpus_label("gettext-pairs.tsv")
     ('files', 'files')
     """
     text = os.fspath(spec)
     kind, _, argument = text.partition(":")
-    if kind in ("gettext", GETTEXT_WITH_MAN_PAGES):
+    if gettext_extras(kind) is not None:
         # the language build_gettext_corpus reads when the spec names none
         return f"{kind}:{argument or inspect.signature(build_gettext_corpus).parameters['lang'].default}"
     if kind == "synthetic":
@@ -126,30 +148,43 @@ def corpus_label(spec: str | os.PathLike[str]) -> str:
     return FILES_LABEL
 
 
+def _joined_to_training(corpus: datasets.DatasetDict, pairs: datasets.Dataset, what: str) -> datasets.DatasetDict:
+    """`corpus` (gettext) with `pairs` after its training pairs, less those of a package named like a validation or
+    test package and those whose English is a validation or test message: the held-out splits stay unseen."""
+    held_out = {name for split in ("validation", "test") for name in corpus[split]["package"]}
+    unseen = {source for split in ("validation", "test") for source in corpus[split]["source"]}
+    pairs = pairs.cast(corpus["train"].features)
+    kept = pairs.filter(lambda row: row["source"] not in unseen and row["package"] not in held_out)
+    if kept.num_rows < pairs.num_rows:
+        logger.info("left out %d %s pairs of a held-out package or whose English is a validation or test message",
+                    pairs.num_rows - kept.num_rows, what)
+    train = datasets.concatenate_datasets([corpus["train"], kept], info=corpus["train"].info)
+    return datasets.DatasetDict({**corpus, "train": train})
+
+
 def _with_man_pages(
     corpus: datasets.DatasetDict, lang: str, man_dirs: list[str | os.PathLike[str]] | None = None
 ) -> datasets.DatasetDict:
     """`corpus` (gettext) with the translated manual pages' pairs after its training pairs; the pages named like a
-    validation or test package are left out, and so is a pair whose English is a validation or test message (the
-    held-out splits stay as they are, unseen)."""
+    validation or test package are left out, and so is a pair whose English is a validation or test message."""
     held_out = {name for split in ("validation", "test") for name in corpus[split]["package"]}
-    pages = build_manpages_parallel(lang, man_dirs=man_dirs, exclude=held_out).cast(corpus["train"].features)
-    unseen = {source for split in ("validation", "test") for source in corpus[split]["source"]}
-    kept = pages.filter(lambda row: row["source"] not in unseen)
-    if kept.num_rows < pages.num_rows:
-        logger.info("left out %d manual page pairs whose English is a validation or test message",
-                    pages.num_rows - kept.num_rows)
-    pages = kept
-    train = datasets.concatenate_datasets([corpus["train"], pages], info=corpus["train"].info)
-    return datasets.DatasetDict({**corpus, "train": train})
+    return _joined_to_training(corpus, build_manpages_parallel(lang, man_dirs=man_dirs, exclude=held_out), "manual page")
+
+
+def _with_vim_catalog(
+    corpus: datasets.DatasetDict, lang: str, locale_dirs: list[str | os.PathLike[str]] | None = None
+) -> datasets.DatasetDict:
+    """`corpus` (gettext) with the pairs of vim's own catalog after its training pairs (see `_joined_to_training`)."""
+    roots = vim_locale_dirs() if locale_dirs is None else locale_dirs
+    return _joined_to_training(corpus, build_extra_catalog_pairs(lang, roots), "vim catalog")
 
 
 def load_corpus(spec: str | os.PathLike[str], **kwargs: Any) -> datasets.DatasetDict:
     """Load a corpus from a spec string (see the module docstring for the forms).
 
     Args:
-        spec: ``"gettext"``, ``"gettext:<lang>"``, ``"gettext+man:<lang>"``, ``"synthetic:<task>"``, or a file or
-            folder path.
+        spec: ``"gettext"``, ``"gettext:<lang>"``, ``"gettext+man:<lang>"``, ``"gettext+vim:<lang>"``,
+            ``"gettext+man+vim:<lang>"``, ``"synthetic:<task>"``, or a file or folder path.
         **kwargs: Passed to the loader: :func:`build_gettext_corpus` (``num_test_packages``, ...),
             :func:`load_synthetic` (``vocab``, ``train_size``, ``seed``, ...) or :func:`load_parallel_files`
             (``source_column``, ``validation_file``, ...).
@@ -163,13 +198,19 @@ def load_corpus(spec: str | os.PathLike[str], **kwargs: Any) -> datasets.Dataset
     """
     text = os.fspath(spec)
     kind, _, argument = text.partition(":")
-    if kind in ("gettext", GETTEXT_WITH_MAN_PAGES):
+    extras = gettext_extras(kind)
+    if extras is not None:
         if argument:
             if "lang" in kwargs and kwargs["lang"] != argument:
                 raise ValueError(f"spec {text!r} names language {argument!r} but lang={kwargs['lang']!r} was passed")
             kwargs["lang"] = argument
         corpus = build_gettext_corpus(**kwargs)
-        return corpus if kind == "gettext" else _with_man_pages(corpus, kwargs.get("lang", "de"))
+        lang = kwargs.get("lang", "de")
+        if "man" in extras:
+            corpus = _with_man_pages(corpus, lang)
+        if "vim" in extras:
+            corpus = _with_vim_catalog(corpus, lang)
+        return corpus
     if kind == "synthetic":
         if not argument:
             raise ValueError(f"spec 'synthetic' needs a task: {', '.join(f'synthetic:{n}' for n in SYNTHETIC_TASKS)}")

@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 DEFAULT_LOCALE_DIRS: tuple[str, ...] = ("/usr/share/locale",)
+#: where vim keeps its own catalogs, outside share/locale: ``<root>/<lang>/LC_MESSAGES/vim.mo``, a root per version
+VIM_LOCALE_GLOB = "/usr/share/vim/vim*/lang"
 """Where Debian and its derivatives install compiled message catalogs."""
 
 # ASCII whitespace only: str.split() and \s would also eat no-break spaces.
@@ -449,3 +451,43 @@ def gettext_corpus_summary(corpus: datasets.DatasetDict) -> dict[str, Any]:
         "validation_packages": splits.get("validation", {}).get("package_names", []),
         "description": description,
     }
+
+
+def vim_locale_dirs(pattern: str = VIM_LOCALE_GLOB) -> list[Path]:
+    """The catalog roots of the installed vim versions (newest name last); empty where vim has none."""
+    return sorted(path for path in Path("/").glob(pattern.lstrip("/")) if path.is_dir())
+
+
+def build_extra_catalog_pairs(
+    lang: str,
+    locale_dirs: Sequence[str | os.PathLike[str]],
+    *,
+    max_length_chars: int | None = 256,
+    require_letters: bool = True,
+) -> datasets.Dataset:
+    """The cleaned pairs of the catalogs under `locale_dirs` (e.g. :func:`vim_locale_dirs`) as one training set:
+    columns ``source``, ``target``, ``package`` (the catalog domain) and ``context``, each pair once, filtered as
+    :func:`build_gettext_corpus` filters (rule 2). A program that keeps its catalogs outside share/locale, as vim
+    does, is no package of the gettext corpus: its pairs can join the corpus's training split.
+
+    Raises:
+        GettextCatalogNotFoundError: `lang` has no catalog under `locale_dirs`.
+    """
+    catalogs = find_catalogs(lang, locale_dirs)
+    if not catalogs:
+        raise GettextCatalogNotFoundError(_missing_language_message(lang, locale_dirs, "no .mo files were found"))
+    report = _BuildReport()
+    columns: dict[str, list[str]] = {"source": [], "target": [], "package": [], "context": []}
+    seen: set[tuple[str, str]] = set()
+    for package, paths in catalogs.items():
+        for source, target, context in _package_rows(
+            paths, max_length_chars=max_length_chars, require_letters=require_letters, report=report
+        ):
+            if (source, target) not in seen:
+                seen.add((source, target))
+                for name, value in zip(("source", "target", "package", "context"), (source, target, package, context)):
+                    columns[name].append(value)
+    logger.info("%d pairs from %d catalogs under %s (dropped: %s)", len(columns["source"]), report.catalogs,
+                ", ".join(str(root) for root in locale_dirs), report.dropped_text())
+    features = datasets.Features({name: datasets.Value("string") for name in columns})
+    return datasets.Dataset.from_dict(columns, features=features)

@@ -46,6 +46,7 @@ from ..data import (
     FILES_LABEL,
     check_tokenizer_matches_model,
     corpus_label,
+    gettext_extras,
     iter_corpus_texts,
     load_corpus,
     segment_with_bpe_dropout,
@@ -519,9 +520,12 @@ def _data_description(options: TrainOptions, corpus: datasets.DatasetDict, token
     if options.data.startswith("gettext"):
         summary = gettext_corpus_summary(corpus)
         description["source"] = "gettext catalogs of the machine (/usr/share/locale/<lang>/LC_MESSAGES/*.mo)"
-        if options.data.startswith("gettext+man"):
+        extras = gettext_extras(options.data.partition(":")[0]) or ()
+        if "man" in extras:
             description["source"] += (", and in training the machine's translated manual pages "
                                       "(/usr/share/man/<lang>/man<N>/ beside their English originals), aligned by line")
+        if "vim" in extras:
+            description["source"] += ", and in training vim's own catalog (/usr/share/vim/vim<N>/lang/<lang>/LC_MESSAGES)"
         description["split"] = "by software package: test packages never seen in training"
         description["test packages"] = ", ".join(summary["test_packages"])
         description["validation packages"] = ", ".join(summary["validation_packages"])
