@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: English->German software messages from this machine's gettext catalogs, the
-# training split joined by the pairs of its translated manual pages (gettext+man:de) where it has them and groff.
+# training split joined by the pairs of its translated manual pages and by vim's own catalog (gettext+man+vim:de),
+# each where the machine has it (the manual pages also need groff).
 # Builds the corpus, trains a BPE tokenizer and a Transformer, reports BLEU/chrF on held-out packages next to the
 # copy-the-source baseline, prints sample translations and writes a Hub-ready folder (runs/main-<date>-<time> unless --output-dir is given).
-#   bash scripts/main.sh                 # the full run (26.4 min of training on 2 AMD EPYC cores, 2026-12-05)
+#   bash scripts/main.sh                 # the full run (21.3 min of training on 2 AMD EPYC cores, 2026-12-06)
 #   bash scripts/main.sh --quick         # a smoke run of a few minutes
 #   bash scripts/main.sh --data gettext:de               # the catalogs alone (the default before 2026-12-05)
 #   bash scripts/main.sh --data gettext:fr --output-dir runs/gettext-fr
@@ -16,14 +17,22 @@ if [[ ! " ${args[*]} " =~ " --output-dir " ]]; then
     args+=(--output-dir "runs/main-$(date +%Y%m%d-%H%M%S)")
 fi
 if [[ ! " ${args[*]} " =~ " --data "|" --data=" ]]; then
+    data=gettext
     if .venv/bin/python -c "from hf_encdec.data.manpages_parallel import find_translated_pages
 from hf_encdec.data.roff import find_groff
 find_groff(); find_translated_pages('de')" 2>/dev/null; then
-        args+=(--data gettext+man:de)
+        data+=+man
     else
         echo "main.sh: this machine has no German manual pages beside their English originals (or no groff);" \
-             "training on the gettext catalogs alone (--data gettext:de)" >&2
-        args+=(--data gettext:de)
+             "training without them" >&2
     fi
+    if .venv/bin/python -c "from hf_encdec.data.gettext_corpus import find_catalogs, vim_locale_dirs
+assert find_catalogs('de', vim_locale_dirs())" 2>/dev/null; then
+        data+=+vim
+    else
+        echo "main.sh: this machine's vim has no German catalog (/usr/share/vim/vim*/lang); training without it" >&2
+    fi
+    echo "main.sh: --data $data:de" >&2
+    args+=(--data "$data:de")
 fi
 exec .venv/bin/hf-encdec train "${args[@]}"
