@@ -260,7 +260,7 @@ def test_an_over_long_source_with_learned_positions_is_a_clear_error() -> None:
 
 @pytest.mark.slow
 def test_mask_predict_learns_to_copy_four_to_ten_tokens() -> None:
-    scores = learn_from_scratch("copy")
+    scores = learn_from_scratch("copy", 500)
     assert scores["exact"] >= 0.95, scores
 
 
@@ -269,8 +269,9 @@ def test_mask_predict_learns_to_reverse_four_to_ten_tokens(record_property: Any)
     """Reversal should be harder for a parallel decoder (the token at each target position depends on the length);
     issue 12 asks for the number, not a bar. It is recorded in the test report as `reversal` (measured: 98.7% exact,
     99.8% of tokens, every length right, the same budget as copying). The assertion keeps the length and the tokens
-    far above chance (1/19)."""
-    scores = learn_from_scratch("reverse")
+    far above chance (1/19). 500 steps: at 350 an Intel Xeon (2026-12-06) reached 26% exact, 94% of lengths, where the
+    AMD EPYC had reached 98.7%; at 500 both tasks are 100% exact there, with one thread and with two."""
+    scores = learn_from_scratch("reverse", 500)
     record_property("reversal", scores)
     print(f"reversal, T=4: {scores}")
     assert scores["length"] >= 0.95 and scores["tokens"] >= 0.9, scores
