@@ -2,6 +2,7 @@
 
     hf-encdec train                         # the main job: gettext en->de (27.6 min on 2 AMD EPYC cores, 2026-11-21)
     hf-encdec train --quick                 # a smoke run of a few minutes
+    hf-encdec train --time-budget 28 --max-steps 10000   # as many steps as fit in 28 minutes on this machine
     hf-encdec train --data gettext:fr --preset transformer-small --output-dir runs/fr
     hf-encdec train --data pairs.tsv --config my_model.json
     torchrun --nproc_per_node 2 -m hf_encdec train ...     # data-parallel (gloo on CPU, NCCL on GPUs)
@@ -55,6 +56,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                    "gradient_accumulation_steps", "early_stopping_patience", "save_total_limit", "num_samples",
                    "logging_steps", "num_iterations", "length_beam_size", "comparison_size"):
         train.add_argument(f"--{option.replace('_', '-')}", type=int, dest=option, help=f"(default: {getattr(defaults, option)})")
+    train.add_argument("--time-budget", type=float, dest="time_budget", metavar="MINUTES",
+                       help="train as many steps as fit in MINUTES (data preparation and validations included), "
+                       "measured at the end of the warm-up; --max-steps is then an upper bound (default: off)")
     train.add_argument("--length-penalty", type=float, dest="length_penalty",
                        help="beam length penalty for the test set and the saved model (default: picked on validation)")
     for option in ("learning_rate", "label_smoothing", "weight_decay"):

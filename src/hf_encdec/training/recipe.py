@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -74,6 +75,7 @@ from .distill import distill_settings
 from .nat_report import compare_decoding, teacher_of
 from .presets import build_config
 from .scheduled_sampling import ScheduledSamplingCallback
+from .time_budget import BudgetedSchedule, TimeBudgetCallback, calibration_step, read_record
 from .trainer import LENGTH_COLUMN, TranslationTrainer, latest_complete_checkpoint
 from .warm_start import warm_start
 
@@ -117,6 +119,9 @@ class TrainOptions:
     max_source_length: int = 96
     max_target_length: int = 96
     max_steps: int = 4000
+    # minutes the run may train (data preparation and validations included); max_steps is then only an upper bound,
+    # the step count is fixed at the end of the warm-up from the measured speed (time_budget.py); None: max_steps
+    time_budget: float | None = None
     max_tokens: int = 1024
     gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-3
@@ -687,9 +692,10 @@ def _train(
     options: TrainOptions,
     args: Seq2SeqTrainingArguments,
     callbacks: list[TrainerCallback] | None,
+    budget: TimeBudgetCallback | None = None,
 ) -> tuple[TranslationTrainer, TrainOutput]:
     """Stage 4, train: the Trainer with validation, early stopping and checkpoints; resumes the last complete
-    checkpoint when `options.resume` is set."""
+    checkpoint when `options.resume` is set. With a `budget`, the step count is fixed at the end of the warm-up."""
     logger.info(
         "%s with %.1fM parameters; %d training pairs, %d validation (in-training eval), %d test; %d process(es)",
         type(model).__name__, model.num_parameters() / 1e6, len(data.train), len(data.validation), len(data.test),
@@ -708,9 +714,11 @@ def _train(
             _PrintLossCallback(),
             *([ScheduledSamplingCallback.from_spec(options.scheduled_sampling)] if options.scheduled_sampling else []),
             *([GlancingScheduleCallback(options.glancing_ratio_end)] if options.glancing_ratio_end is not None else []),
+            *([budget] if budget is not None else []),
             *(callbacks or []),
         ],
         max_tokens=options.max_tokens,
+        lr_schedule=budget.schedule if budget is not None else None,
     )
     resume_from = latest_complete_checkpoint(Path(options.output_dir) / CHECKPOINTS) if options.resume else None
     if options.resume:
@@ -949,6 +957,7 @@ def _package(
         "processes": trainer.args.world_size,
         "train_loss": train_result.training_loss,
         "train_minutes": round(train_seconds / 60, 2),
+        "time_budget": read_record(output_dir) if options.time_budget is not None else None,
         "test_translation_minutes": round(result.seconds / 60, 2),
         "total_minutes": round((time.perf_counter() - started) / 60, 2),
         "hardware": _hardware(),
@@ -974,6 +983,43 @@ def _package(
     return report
 
 
+def _check_time_budget(options: TrainOptions) -> None:
+    """A time budget's settings fail before any work."""
+    if options.time_budget is None:
+        return
+    if not math.isfinite(options.time_budget) or options.time_budget <= 0:
+        raise ValueError(f"time_budget is minutes of training and must be positive, got {options.time_budget}")
+    BudgetedSchedule(options.lr_scheduler_type, warmup_steps=options.warmup_steps, total_steps=options.max_steps)
+    if options.glancing_ratio_end is not None:
+        raise ValueError(
+            "a time budget fixes the step count only at the end of the warm-up, but the glancing ratio anneals over "
+            "the step count from the first step: give --max-steps instead of --time-budget"
+        )
+    if calibration_step(options.warmup_steps) >= options.max_steps:
+        raise ValueError(
+            f"a time budget measures the speed over the warm-up ({calibration_step(options.warmup_steps)} steps), which must "
+            f"end before max_steps={options.max_steps}, the budget's upper bound: raise --max-steps"
+        )
+
+
+def _time_budget(
+    options: TrainOptions, output_dir: Path, started: float, *, is_main: bool
+) -> tuple[TrainOptions, TimeBudgetCallback | None]:
+    """The options and callback of a budgeted run: a run resumed after its step count was fixed trains to that
+    count as a plain run does (the same schedule); otherwise the callback fixes it at the end of the warm-up."""
+    if options.time_budget is None:
+        return options, None
+    record = read_record(output_dir) if options.resume else None
+    if record is not None:
+        logger.info("time budget: training to step %d, the count fixed when the run started (%s)",
+                    record["max_steps"], output_dir / "time_budget.json")
+        return dataclasses.replace(options, max_steps=int(record["max_steps"])), None
+    schedule = BudgetedSchedule(options.lr_scheduler_type, warmup_steps=options.warmup_steps,
+                                total_steps=options.max_steps)
+    return options, TimeBudgetCallback(options.time_budget, started=started, schedule=schedule,
+                                       record_dir=output_dir if is_main else None)
+
+
 def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | None = None) -> dict[str, Any]:
     """Run the whole job and return its report (also written to `<output_dir>/eval_results.json`).
 
@@ -988,12 +1034,15 @@ def run_training(options: TrainOptions, *, callbacks: list[TrainerCallback] | No
     output_dir = Path(options.output_dir)
     if options.scheduled_sampling:
         ScheduledSamplingCallback.from_spec(options.scheduled_sampling)  # a bad schedule fails before any work
+    _check_time_budget(options)
     args = _training_arguments(options, output_dir)
     if args.process_index == 0:
         _start_run_folder(output_dir, options)
+    options, budget = _time_budget(options, output_dir, started, is_main=args.process_index == 0)
+    args = _training_arguments(options, output_dir)
     data, tokenizer = _prepare_data(options, args, output_dir / TOKENIZER_DIR)
     model = _build_model(options, tokenizer)
-    trainer, train_result = _train(model, tokenizer, data, options, args, callbacks)
+    trainer, train_result = _train(model, tokenizer, data, options, args, callbacks, budget)
     train_seconds = time.perf_counter() - started
     if not trainer.is_world_process_zero():
         return {}

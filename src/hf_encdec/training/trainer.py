@@ -19,6 +19,7 @@ from transformers import Seq2SeqTrainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from .batching import TokenBatchSampler
+from .time_budget import BudgetedSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +31,20 @@ class TranslationTrainer(Seq2SeqTrainer):
     """A `Seq2SeqTrainer` that batches training examples by `max_tokens` (padded source or target tokens per
     device batch) when given, and marks finished checkpoints. The train dataset needs a `length` column."""
 
-    def __init__(self, *args: Any, max_tokens: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, max_tokens: int | None = None, lr_schedule: BudgetedSchedule | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.max_tokens = max_tokens
+        self.lr_schedule = lr_schedule
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        """transformers' schedule, or with `lr_schedule` (a time budget) that schedule, whose step count is fixed
+        during the run."""
+        if self.lr_schedule is None or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        self.lr_scheduler = self.lr_schedule.scheduler(optimizer if optimizer is not None else self.optimizer)
+        return self.lr_scheduler
 
     def get_train_dataloader(self) -> DataLoader:
         if self.max_tokens is None:

@@ -1,0 +1,196 @@
+"""Training to a time budget (`--time-budget`): the step count fixed at the end of the warm-up, the learning-rate
+schedule ending at that step, the record a resumed run trains on.
+
+Tests never time things: the runs here take budgets whose step count does not depend on the machine's speed (one
+spent before the warm-up ends, one no run reaches before `max_steps`); `budgeted_steps` is checked on its own."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback, get_scheduler
+
+from hf_encdec.cli import main
+from hf_encdec.training import TrainOptions, run_training
+from hf_encdec.training.time_budget import (
+    BUDGETED_SCHEDULES,
+    RECORD_FILE,
+    BudgetedSchedule,
+    budgeted_steps,
+    calibration_step,
+)
+
+
+@pytest.mark.parametrize("name", BUDGETED_SCHEDULES)
+def test_the_schedule_is_transformers_own_for_the_step_count_set_later(name: str) -> None:
+    schedule = BudgetedSchedule(name, warmup_steps=30, total_steps=5000)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    before = get_scheduler(name, optimizer, num_warmup_steps=30, num_training_steps=5000).lr_lambdas[0]
+    assert [schedule(step) for step in range(0, 5001, 7)] == [before(step) for step in range(0, 5001, 7)]
+    schedule.set_total(400)
+    after = get_scheduler(name, optimizer, num_warmup_steps=30, num_training_steps=400).lr_lambdas[0]
+    assert [schedule(step) for step in range(401)] == [after(step) for step in range(401)]
+    trained = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
+    scheduler = schedule.scheduler(trained)
+    schedule.set_total(100)  # the scheduler made before follows the new count
+    for _ in range(60):
+        trained.step()
+        scheduler.step()
+    expected = get_scheduler(name, optimizer, num_warmup_steps=30, num_training_steps=100).lr_lambdas[0](60)
+    assert scheduler.get_last_lr() == [pytest.approx(2.0 * expected)]
+
+
+def test_a_schedule_whose_shape_ignores_the_step_count_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"schedules linear, cosine, constant_with_warmup, not 'inverse_sqrt'"):
+        BudgetedSchedule("inverse_sqrt", warmup_steps=10, total_steps=100)
+
+
+@pytest.mark.parametrize(
+    ("speed", "validation", "eval_steps", "left"),
+    [(2.0, 10.0, 500, 900.0), (3.1, 16.0, 1000, 1500.0), (0.5, 1.0, 7, 333.0), (10.0, 0.0, 1000, 60.0)],
+)
+def test_budgeted_steps_are_the_most_that_fit(speed: float, validation: float, eval_steps: int, left: float) -> None:
+    def cost(total: int) -> float:  # steps after 300, and a validation at each multiple of eval_steps and at the end
+        ends = {s for s in range(301, total + 1) if s % eval_steps == 0} | {total}
+        return (total - 300) / speed + validation * len(ends)
+
+    steps = budgeted_steps(budget_seconds=100 + left, elapsed_seconds=100, step=300, steps_per_second=speed,
+                           validation_seconds=validation, eval_steps=eval_steps, max_steps=100_000)
+    assert cost(steps) <= left < cost(steps + 1)
+
+
+def test_budgeted_steps_stop_at_max_steps_and_take_a_step_when_the_budget_is_spent() -> None:
+    common = {"step": 300, "steps_per_second": 2.0, "validation_seconds": 5.0, "eval_steps": 100}
+    assert budgeted_steps(budget_seconds=1e6, elapsed_seconds=10, max_steps=4000, **common) == 4000
+    assert budgeted_steps(budget_seconds=60, elapsed_seconds=90, max_steps=4000, **common) == 301
+
+
+def _options(output: Path, **extra: Any) -> TrainOptions:
+    values: dict[str, Any] = {
+        "data": "synthetic:reverse", "output_dir": str(output), "preset": "transformer-tiny", "vocab_size": 300,
+        "max_tokens": 256, "warmup_steps": 20, "max_steps": 30, "eval_steps": 8, "eval_size": 8, "test_size": 8,
+        "num_beams": 1, "max_new_tokens": 12, "early_stopping_patience": 100, "save_total_limit": 10,
+        "logging_steps": 1,
+    }
+    values.update(extra)
+    return TrainOptions(**values)
+
+
+def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
+    return load_file(run / "checkpoints" / f"checkpoint-{step}" / "model.safetensors")
+
+
+def _learning_rates(report_folder: Path, step: int) -> dict[int, float]:
+    state = json.loads((report_folder / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json").read_text())
+    return {entry["step"]: entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry}
+
+
+def test_a_spent_budget_ends_the_run_one_step_after_the_warm_up_as_a_plain_run_of_that_many_steps(
+    tmp_path: Path,
+) -> None:
+    budgeted = run_training(_options(tmp_path / "budgeted", time_budget=1e-6))
+    fixed = calibration_step(20) + 1
+    record = json.loads((tmp_path / "budgeted" / RECORD_FILE).read_text())
+    assert record["max_steps"] == budgeted["global_step"] == fixed and not record["capped_by_max_steps"]
+    assert record["fixed_at_step"] == 20 and record["steps_per_second"] > 0 and record["budget_minutes"] == 1e-6
+    assert budgeted["time_budget"] == record
+    plain = run_training(_options(tmp_path / "plain", max_steps=fixed))
+    assert plain["global_step"] == fixed and plain["time_budget"] is None
+    # the same schedule, batches and dropout masks (the timed validation draws none): the same weights, bit for bit
+    for name, tensor in _weights(tmp_path / "plain", fixed).items():
+        torch.testing.assert_close(_weights(tmp_path / "budgeted", fixed)[name], tensor, rtol=0, atol=0, msg=name)
+    assert _learning_rates(tmp_path / "budgeted", fixed) == _learning_rates(tmp_path / "plain", fixed)
+
+
+class _Crash(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+        if state.global_step == 26:
+            raise KeyboardInterrupt("simulated crash at step 26")
+
+
+def test_a_budgeted_run_resumed_after_the_warm_up_trains_to_its_recorded_step(tmp_path: Path) -> None:
+    """A budget no run spends stops at max_steps; the crashed copy resumes from step 24 and must not measure again
+    (its new process has used almost nothing of the budget) but train to the step it recorded."""
+    straight = run_training(_options(tmp_path / "straight", time_budget=1e4))
+    assert straight["global_step"] == 30 and straight["time_budget"]["capped_by_max_steps"]
+    crashed = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_options(crashed, time_budget=1e4), callbacks=[_Crash()])
+    assert json.loads((crashed / RECORD_FILE).read_text())["max_steps"] == 30
+    # the record is what the resumed run trains to, not a new measurement: changed, it moves the run's end
+    record = json.loads((crashed / RECORD_FILE).read_text())
+    spare = tmp_path / "spare"
+    shutil.copytree(crashed, spare)
+    (spare / RECORD_FILE).write_text(json.dumps({**record, "max_steps": 28}))
+    assert run_training(_options(spare, time_budget=1e4, resume=True))["global_step"] == 28
+    assert main(["train", "--output-dir", str(crashed), "--resume"]) == 0
+    resumed = json.loads((crashed / "eval_results.json").read_text())
+    assert resumed["global_step"] == 30
+    for name, tensor in _weights(tmp_path / "straight", 30).items():
+        torch.testing.assert_close(_weights(crashed, 30)[name], tensor, rtol=0, atol=0, msg=name)
+
+
+def test_a_budgeted_run_resumed_without_its_record_says_how_to_go_on(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_options(run, time_budget=1e4), callbacks=[_Crash()])
+    (run / RECORD_FILE).unlink()
+    with pytest.raises(ValueError, match=r"resumes at step 24.*time_budget.json is missing.*--max-steps"):
+        run_training(_options(run, time_budget=1e4, resume=True))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"time_budget": 0.0}, "must be positive, got 0.0"),
+        ({"time_budget": math.inf}, "must be positive, got inf"),
+        ({"time_budget": 5.0, "lr_scheduler_type": "inverse_sqrt"}, "not 'inverse_sqrt'"),
+        ({"time_budget": 5.0, "glancing_ratio_end": 0.3}, "give --max-steps instead of --time-budget"),
+        ({"time_budget": 5.0, "warmup_steps": 40}, r"warm-up \(40 steps\).*max_steps=30.*raise --max-steps"),
+    ],
+)
+def test_bad_budget_settings_fail_before_any_work(tmp_path: Path, extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run_training(_options(tmp_path / "run", **extra))
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_command_line_takes_a_budget_in_minutes(tmp_path: Path) -> None:
+    assert main(["train", "--data", "synthetic:reverse", "--output-dir", str(tmp_path / "run"), "--preset",
+                 "transformer-tiny", "--vocab-size", "300", "--max-tokens", "256", "--warmup-steps", "20",
+                 "--max-steps", "30", "--eval-steps", "8", "--eval-size", "8", "--test-size", "8", "--num-beams", "1",
+                 "--max-new-tokens", "12", "--time-budget", "0.000001"]) == 0
+    options = json.loads((tmp_path / "run" / "train_options.json").read_text())
+    assert options["time_budget"] == 1e-6 and options["max_steps"] == 30
+    assert json.loads((tmp_path / "run" / "eval_results.json").read_text())["global_step"] == 21
+    assert dataclasses.asdict(TrainOptions())["time_budget"] is None
+
+
+@pytest.mark.slow
+def test_two_processes_stop_at_the_step_count_of_the_main_process(tmp_path: Path) -> None:
+    """Each process measures its own speed; the main process's step count is broadcast (gloo), so both stop at the
+    recorded step instead of one waiting for the other's next gradient."""
+    command = ["torchrun", "--nproc_per_node", "2", "--master_port", "29547", "-m", "hf_encdec"]
+    command[0] = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    completed = subprocess.run(
+        [*command, "train", "--data", "synthetic:reverse", "--preset", "transformer-tiny", "--vocab-size", "300",
+         "--max-tokens", "256", "--warmup-steps", "20", "--max-steps", "60", "--eval-steps", "8", "--eval-size", "8",
+         "--test-size", "8", "--num-beams", "1", "--max-new-tokens", "12", "--time-budget", "0.5",
+         "--output-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "eval_results.json").read_text())
+    assert report["processes"] == 2
+    assert 21 <= report["global_step"] == report["time_budget"]["max_steps"] <= 60
