@@ -37,6 +37,7 @@ from transformers import (
     GenerationConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    ProgressCallback,
     Seq2SeqTrainingArguments,
     TrainerCallback,
     TrainerState,
@@ -720,6 +721,8 @@ def _train(
         max_tokens=options.max_tokens,
         lr_schedule=budget.schedule if budget is not None else None,
     )
+    if budget is not None:
+        budget.progress_callbacks = [c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)]
     resume_from = latest_complete_checkpoint(Path(options.output_dir) / CHECKPOINTS) if options.resume else None
     if options.resume:
         logger.info("resuming from %s", resume_from or "the start (no complete checkpoint yet)")

@@ -160,6 +160,8 @@ class TimeBudgetCallback(TrainerCallback):
         self._times: dict[int, float] = {}
         self._fixed = False
         self._random_state: tuple[torch.Tensor, list[torch.Tensor]] | None = None
+        #: the Trainer's `ProgressCallback`s, whose bars are given the fixed step count (set by the recipe)
+        self.progress_callbacks: list[Any] = []
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not self._fixed and state.global_step >= self.calibration_step:
@@ -207,6 +209,11 @@ class TimeBudgetCallback(TrainerCallback):
         state.max_steps = steps
         self.schedule.set_total(steps)
         self._fixed = True
+        for callback in self.progress_callbacks:  # the progress bar was started with the upper bound
+            bar = getattr(callback, "training_bar", None)
+            if bar is not None:
+                bar.total = steps
+                bar.refresh()
         if not is_main:
             return
         logger.info(
