@@ -186,7 +186,8 @@ def test_two_processes_stop_at_the_step_count_of_the_main_process(tmp_path: Path
     completed = subprocess.run(
         [*command, "train", "--data", "synthetic:reverse", "--preset", "transformer-tiny", "--vocab-size", "300",
          "--max-tokens", "256", "--warmup-steps", "20", "--max-steps", "60", "--eval-steps", "8", "--eval-size", "8",
-         "--test-size", "8", "--num-beams", "1", "--max-new-tokens", "12", "--time-budget", "0.5",
+         "--test-size", "8", "--num-beams", "1", "--max-new-tokens", "12", "--early-stopping-patience", "100",
+         "--time-budget", "0.15",
          "--output-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
