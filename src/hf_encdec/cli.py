@@ -56,6 +56,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                    "gradient_accumulation_steps", "early_stopping_patience", "save_total_limit", "num_samples",
                    "logging_steps", "num_iterations", "length_beam_size", "comparison_size"):
         train.add_argument(f"--{option.replace('_', '-')}", type=int, dest=option, help=f"(default: {getattr(defaults, option)})")
+    train.add_argument("--decay-steps", type=int, dest="decay_steps", help="--lr-scheduler-type warmup_stable_decay: "
+                       "the steps of its final decay (default: a fifth of --max-steps; with --time-budget, set when "
+                       "the decay has to begin)")
     train.add_argument("--time-budget", type=float, dest="time_budget", metavar="MINUTES",
                        help="train as many steps as fit in MINUTES (data preparation and validations included), "
                        "measured at the end of the warm-up; --max-steps is then an upper bound (default: off)")

@@ -1,5 +1,6 @@
-"""Training to a time budget (`--time-budget`): the step count fixed at the end of the warm-up, the learning-rate
-schedule ending at that step, the record a resumed run trains on.
+"""Training to a time budget (`--time-budget`): the step count fixed at the end of the warm-up (or, for
+warmup_stable_decay, when its decay has to begin), the learning-rate schedule ending at that step, the record a
+resumed run trains on.
 
 Tests never time things: the runs here take budgets whose step count does not depend on the machine's speed (one
 spent before the warm-up ends, one no run reaches before `max_steps`); `budgeted_steps` is checked on its own."""
@@ -26,33 +27,55 @@ from hf_encdec.training import TrainOptions, run_training
 from hf_encdec.training.time_budget import (
     BUDGETED_SCHEDULES,
     RECORD_FILE,
+    DECAY_SHARE,
+    DECAY_TYPE,
+    WSD,
     BudgetedSchedule,
     budgeted_steps,
     calibration_step,
+    schedule_kwargs,
 )
+
+
+def _transformers_factor(name: str, warmup: int, total: int, decay: int | None = None) -> Any:
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    kwargs = {"num_decay_steps": decay, "decay_type": DECAY_TYPE} if name == WSD else {}
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total,
+                         scheduler_specific_kwargs=kwargs).lr_lambdas[0]
 
 
 @pytest.mark.parametrize("name", BUDGETED_SCHEDULES)
 def test_the_schedule_is_transformers_own_for_the_step_count_set_later(name: str) -> None:
     schedule = BudgetedSchedule(name, warmup_steps=30, total_steps=5000)
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    before = get_scheduler(name, optimizer, num_warmup_steps=30, num_training_steps=5000).lr_lambdas[0]
+    before = _transformers_factor(name, 30, 5000, decay=1000)  # warmup_stable_decay: a fifth of the run by default
     assert [schedule(step) for step in range(0, 5001, 7)] == [before(step) for step in range(0, 5001, 7)]
     schedule.set_total(400)
-    after = get_scheduler(name, optimizer, num_warmup_steps=30, num_training_steps=400).lr_lambdas[0]
+    after = _transformers_factor(name, 30, 400, decay=80)
     assert [schedule(step) for step in range(401)] == [after(step) for step in range(401)]
     trained = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
     scheduler = schedule.scheduler(trained)
-    schedule.set_total(100)  # the scheduler made before follows the new count
+    schedule.set_total(100, decay_steps=40 if name == WSD else None)  # the scheduler made before follows the new count
     for _ in range(60):
         trained.step()
         scheduler.step()
-    expected = get_scheduler(name, optimizer, num_warmup_steps=30, num_training_steps=100).lr_lambdas[0](60)
+    expected = _transformers_factor(name, 30, 100, decay=40)(60)
     assert scheduler.get_last_lr() == [pytest.approx(2.0 * expected)]
 
 
+def test_warmup_stable_decay_holds_its_rate_then_decays_over_its_last_steps() -> None:
+    assert DECAY_SHARE == 0.2 and schedule_kwargs(WSD, warmup_steps=300, total_steps=4000)["num_decay_steps"] == 800
+    schedule = BudgetedSchedule(WSD, warmup_steps=30, total_steps=5000)
+    schedule.set_total(400, decay_steps=150)
+    assert schedule(15) == pytest.approx(0.5) and schedule(30) == schedule(249) == 1.0
+    assert 1.0 == schedule(250) > schedule(251) > schedule(399) > 0.0 == schedule(400)
+    with pytest.raises(ValueError, match=r"decay_steps=7 sets the decay of the warmup_stable_decay schedule, not of 'cosine'"):
+        schedule_kwargs("cosine", warmup_steps=30, total_steps=400, decay_steps=7)
+    with pytest.raises(ValueError, match=r"decay_steps=390 does not fit a run of 400 steps.*between 1 and 370"):
+        schedule_kwargs(WSD, warmup_steps=30, total_steps=400, decay_steps=390)
+
+
 def test_a_schedule_whose_shape_ignores_the_step_count_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match=r"schedules linear, cosine, constant_with_warmup, not 'inverse_sqrt'"):
+    with pytest.raises(ValueError, match=r"schedules linear, cosine, constant_with_warmup, warmup_stable_decay, not 'inverse_sqrt'"):
         BudgetedSchedule("inverse_sqrt", warmup_steps=10, total_steps=100)
 
 
@@ -96,21 +119,37 @@ def _learning_rates(report_folder: Path, step: int) -> dict[int, float]:
     return {entry["step"]: entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry}
 
 
+@pytest.mark.parametrize(("schedule", "plain_decay"), [("cosine", None), (WSD, 1)])
 def test_a_spent_budget_ends_the_run_one_step_after_the_warm_up_as_a_plain_run_of_that_many_steps(
-    tmp_path: Path,
+    tmp_path: Path, schedule: str, plain_decay: int | None
 ) -> None:
-    budgeted = run_training(_options(tmp_path / "budgeted", time_budget=1e-6))
+    budgeted = run_training(_options(tmp_path / "budgeted", time_budget=1e-6, lr_scheduler_type=schedule))
     fixed = calibration_step(20) + 1
     record = json.loads((tmp_path / "budgeted" / RECORD_FILE).read_text())
     assert record["max_steps"] == budgeted["global_step"] == fixed and not record["capped_by_max_steps"]
     assert record["fixed_at_step"] == 20 and record["steps_per_second"] > 0 and record["budget_minutes"] == 1e-6
-    assert budgeted["time_budget"] == record
-    plain = run_training(_options(tmp_path / "plain", max_steps=fixed))
+    assert record["decay_steps"] == plain_decay and budgeted["time_budget"] == record
+    plain = run_training(_options(tmp_path / "plain", max_steps=fixed, lr_scheduler_type=schedule,
+                                  decay_steps=plain_decay))
     assert plain["global_step"] == fixed and plain["time_budget"] is None
     # the same schedule, batches and dropout masks (the timed validation draws none): the same weights, bit for bit
     for name, tensor in _weights(tmp_path / "plain", fixed).items():
         torch.testing.assert_close(_weights(tmp_path / "budgeted", fixed)[name], tensor, rtol=0, atol=0, msg=name)
     assert _learning_rates(tmp_path / "budgeted", fixed) == _learning_rates(tmp_path / "plain", fixed)
+
+
+def test_a_plain_warmup_stable_decay_run_holds_its_rate_until_its_decay_steps(tmp_path: Path) -> None:
+    assert main(["train", "--data", "synthetic:reverse", "--output-dir", str(tmp_path / "run"), "--preset",
+                 "transformer-tiny", "--vocab-size", "300", "--max-tokens", "256", "--warmup-steps", "20",
+                 "--max-steps", "30", "--eval-steps", "10", "--eval-size", "8", "--test-size", "8", "--num-beams",
+                 "1", "--max-new-tokens", "12", "--logging-steps", "1", "--lr-scheduler-type", WSD,
+                 "--decay-steps", "6"]) == 0
+    rates = _learning_rates(tmp_path / "run", 30)  # step s's rate: the schedule's factor after s - 1 steps
+    top = TrainOptions().learning_rate
+    assert rates[20] < top and [rates[step] for step in range(21, 26)] == [pytest.approx(top)] * 5
+    assert top > rates[26] > rates[27] > rates[28] > rates[29] > rates[30] > 0.0
+    factor = _transformers_factor(WSD, 20, 30, decay=6)
+    assert [rates[step] for step in range(1, 31)] == [pytest.approx(top * factor(step - 1)) for step in range(1, 31)]
 
 
 class _Crash(TrainerCallback):
@@ -146,8 +185,38 @@ def test_a_budgeted_run_resumed_without_its_record_says_how_to_go_on(tmp_path: P
     with pytest.raises(KeyboardInterrupt):
         run_training(_options(run, time_budget=1e4), callbacks=[_Crash()])
     (run / RECORD_FILE).unlink()
-    with pytest.raises(ValueError, match=r"resumes at step 24.*time_budget.json is missing.*--max-steps"):
+    with pytest.raises(ValueError, match=r"resumes at step 24.*time_budget.json has neither.*--max-steps and the step count"):
         run_training(_options(run, time_budget=1e4, resume=True))
+
+
+def test_warmup_stable_decay_decays_at_the_upper_bound_and_resumes_its_stable_phase_with_the_minutes_used(
+    tmp_path: Path,
+) -> None:
+    """A budget no run spends: the decay begins where max_steps's own begins (step 32 of 40). The crashed copy stops
+    at step 26, before that: its record holds the minutes used at each checkpoint, and the resumed run goes on
+    measuring from step 24 to the same weights as the run never stopped."""
+    straight = run_training(_options(tmp_path / "straight", time_budget=1e4, lr_scheduler_type=WSD, max_steps=40))
+    record = straight["time_budget"]
+    assert straight["global_step"] == record["max_steps"] == 40 and record["capped_by_max_steps"]
+    assert record["fixed_at_step"] == 32 and record["decay_steps"] == 8
+    crashed = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_options(crashed, time_budget=1e4, lr_scheduler_type=WSD, max_steps=40), callbacks=[_Crash()])
+    progress = json.loads((crashed / RECORD_FILE).read_text())
+    assert progress["max_steps"] is None and sorted(progress["progress"], key=int) == ["8", "16", "24"]
+    assert 0 < progress["progress"]["8"] < progress["progress"]["16"] < progress["progress"]["24"]
+    spare = tmp_path / "spare"
+    shutil.copytree(crashed, spare)
+    assert main(["train", "--output-dir", str(crashed), "--resume"]) == 0
+    assert json.loads((crashed / "eval_results.json").read_text())["time_budget"] == {**record, **{
+        key: json.loads((crashed / RECORD_FILE).read_text())[key]
+        for key in ("steps_per_second", "validation_seconds", "minutes_used_when_fixed")}}
+    for name, tensor in _weights(tmp_path / "straight", 40).items():
+        torch.testing.assert_close(_weights(crashed, 40)[name], tensor, rtol=0, atol=0, msg=name)
+    # without the minutes of the checkpoint it resumes, the budget cannot go on
+    (spare / RECORD_FILE).write_text(json.dumps({**progress, "progress": {"8": 0.1, "16": 0.2}}))
+    with pytest.raises(ValueError, match=r"resumes at step 24.*neither the step count nor the minutes.*--decay-steps"):
+        run_training(_options(spare, time_budget=1e4, lr_scheduler_type=WSD, max_steps=40, resume=True))
 
 
 @pytest.mark.parametrize(
@@ -158,6 +227,8 @@ def test_a_budgeted_run_resumed_without_its_record_says_how_to_go_on(tmp_path: P
         ({"time_budget": 5.0, "lr_scheduler_type": "inverse_sqrt"}, "not 'inverse_sqrt'"),
         ({"time_budget": 5.0, "glancing_ratio_end": 0.3}, "give --max-steps instead of --time-budget"),
         ({"time_budget": 5.0, "warmup_steps": 40}, r"warm-up \(40 steps\).*max_steps=30.*raise --max-steps"),
+        ({"time_budget": 5.0, "lr_scheduler_type": WSD, "decay_steps": 5}, "a time budget begins the decay"),
+        ({"decay_steps": 5}, r"decay_steps=5 sets the decay of the warmup_stable_decay schedule, not of 'cosine'"),
     ],
 )
 def test_bad_budget_settings_fail_before_any_work(tmp_path: Path, extra: dict[str, Any], message: str) -> None:
@@ -180,14 +251,15 @@ def test_the_command_line_takes_a_budget_in_minutes(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_processes_stop_at_the_step_count_of_the_main_process(tmp_path: Path) -> None:
     """Each process measures its own speed; the main process's step count is broadcast (gloo), so both stop at the
-    recorded step instead of one waiting for the other's next gradient."""
+    recorded step instead of one waiting for the other's next gradient. warmup_stable_decay broadcasts at the end of
+    the warm-up and every CHECK_EVERY steps after it until its decay begins: each process must take part in each."""
     command = ["torchrun", "--nproc_per_node", "2", "--master_port", "29547", "-m", "hf_encdec"]
     command[0] = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     completed = subprocess.run(
         [*command, "train", "--data", "synthetic:reverse", "--preset", "transformer-tiny", "--vocab-size", "300",
          "--max-tokens", "256", "--warmup-steps", "20", "--max-steps", "60", "--eval-steps", "8", "--eval-size", "8",
          "--test-size", "8", "--num-beams", "1", "--max-new-tokens", "12", "--early-stopping-patience", "100",
-         "--time-budget", "0.15",
+         "--time-budget", "0.15", "--lr-scheduler-type", WSD,
          "--output-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )

@@ -76,7 +76,7 @@ from .distill import distill_settings
 from .nat_report import compare_decoding, teacher_of
 from .presets import build_config
 from .scheduled_sampling import ScheduledSamplingCallback
-from .time_budget import BudgetedSchedule, TimeBudgetCallback, calibration_step, read_record
+from .time_budget import BudgetedSchedule, TimeBudgetCallback, calibration_step, read_record, schedule_kwargs
 from .trainer import LENGTH_COLUMN, TranslationTrainer, latest_complete_checkpoint
 from .warm_start import warm_start
 
@@ -128,6 +128,8 @@ class TrainOptions:
     learning_rate: float = 1e-3
     warmup_steps: int = 300
     lr_scheduler_type: str = "cosine"
+    # warmup_stable_decay only: the steps of its final decay; None: a fifth of max_steps (time_budget.DECAY_SHARE)
+    decay_steps: int | None = None
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
     # BPE-dropout (Provilkov et al. 2020): the probability of skipping each merge in the training pairs' segmentations
@@ -343,6 +345,8 @@ def _training_arguments(options: TrainOptions, output_dir: Path) -> Seq2SeqTrain
         learning_rate=options.learning_rate,
         warmup_steps=options.warmup_steps,
         lr_scheduler_type=options.lr_scheduler_type,
+        lr_scheduler_kwargs=schedule_kwargs(options.lr_scheduler_type, warmup_steps=options.warmup_steps,
+                                            total_steps=options.max_steps, decay_steps=options.decay_steps),
         weight_decay=options.weight_decay,
         adam_beta2=0.98,
         max_grad_norm=1.0,
@@ -993,6 +997,11 @@ def _check_time_budget(options: TrainOptions) -> None:
     if not math.isfinite(options.time_budget) or options.time_budget <= 0:
         raise ValueError(f"time_budget is minutes of training and must be positive, got {options.time_budget}")
     BudgetedSchedule(options.lr_scheduler_type, warmup_steps=options.warmup_steps, total_steps=options.max_steps)
+    if options.decay_steps is not None:
+        raise ValueError(
+            f"decay_steps={options.decay_steps}: a time budget begins the decay of warmup_stable_decay itself, when "
+            "what is left of the budget holds a fifth of the run; drop --decay-steps (or --time-budget)"
+        )
     if options.glancing_ratio_end is not None:
         raise ValueError(
             "a time budget fixes the step count only at the end of the warm-up, but the glancing ratio anneals over "
@@ -1013,10 +1022,11 @@ def _time_budget(
     if options.time_budget is None:
         return options, None
     record = read_record(output_dir) if options.resume else None
-    if record is not None:
-        logger.info("time budget: training to step %d, the count fixed when the run started (%s)",
+    if record is not None and record.get("max_steps") is not None:
+        logger.info("time budget: training to step %d, the count the run fixed (%s)",
                     record["max_steps"], output_dir / "time_budget.json")
-        return dataclasses.replace(options, max_steps=int(record["max_steps"])), None
+        return dataclasses.replace(options, max_steps=int(record["max_steps"]),
+                                   decay_steps=record.get("decay_steps")), None
     schedule = BudgetedSchedule(options.lr_scheduler_type, warmup_steps=options.warmup_steps,
                                 total_steps=options.max_steps)
     return options, TimeBudgetCallback(options.time_budget, started=started, schedule=schedule,

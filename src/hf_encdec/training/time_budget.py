@@ -13,6 +13,13 @@ transformers builds for the same type and step count) decays to its end at that 
 to the run folder (`time_budget.json`), so that a resumed run trains to the same step and `--max-steps STEPS`
 repeats the run's schedule exactly on any machine.
 
+A schedule that decays from the warm-up on has to know its end from the start, so it is fixed on 150 steps' speed,
+and a machine that changes speed afterwards (2-core cloud machines do, by a third) makes the run end early or late.
+`--lr-scheduler-type warmup_stable_decay` (warm-up, a constant rate, then a decay over the last fifth: Haegele et
+al. 2024 find it matches cosine) needs its end only when the decay begins: the budget measures the speed of every
+step until then and fixes the count with four fifths of the run measured. The record then also holds the decay's
+length, and `--max-steps STEPS --decay-steps DECAY` repeats the run.
+
 >>> import torch
 >>> from transformers import get_scheduler
 >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
@@ -38,10 +45,40 @@ from transformers import TrainerCallback, get_scheduler
 logger = logging.getLogger(__name__)
 
 RECORD_FILE = "time_budget.json"
-#: learning-rate schedules whose shape is fixed by the step count, which a budget sets after the warm-up
-BUDGETED_SCHEDULES = ("linear", "cosine", "constant_with_warmup")
+WSD = "warmup_stable_decay"
+#: learning-rate schedules whose shape is fixed by the step count, which a budget sets after the warm-up (or, for
+#: warmup_stable_decay, when its decay has to begin)
+BUDGETED_SCHEDULES = ("linear", "cosine", "constant_with_warmup", WSD)
+#: warmup_stable_decay: the decay's share of a run when no --decay-steps is given (Haegele et al. 2024, "Scaling Laws
+#: and Compute-Optimal Training Beyond Fixed Training Durations": a cool-down of about a fifth matches cosine), and
+#: the decay's shape (1 - sqrt(progress), their best)
+DECAY_SHARE = 0.2
+DECAY_TYPE = "1-sqrt"
+#: how often (in steps) a budgeted warmup_stable_decay run asks whether its decay has to begin
+CHECK_EVERY = 10
 #: the fewest warm-up steps whose second half gives a usable speed
 MIN_WARMUP_STEPS = 20
+
+
+def schedule_kwargs(name: str, *, warmup_steps: int, total_steps: int, decay_steps: int | None = None) -> dict[str, Any]:
+    """transformers' `lr_scheduler_kwargs` for the schedule `name`: for warmup_stable_decay the length of its decay
+    (`decay_steps`, by default `DECAY_SHARE` of the run) and its shape; nothing for the others.
+
+    >>> schedule_kwargs("warmup_stable_decay", warmup_steps=300, total_steps=4000)
+    {'num_decay_steps': 800, 'decay_type': '1-sqrt'}
+    """
+    if name != WSD:
+        if decay_steps is not None:
+            raise ValueError(f"decay_steps={decay_steps} sets the decay of the {WSD} schedule, not of {name!r}: "
+                             f"drop it, or add --lr-scheduler-type {WSD}")
+        return {}
+    decay = max(1, round(DECAY_SHARE * total_steps)) if decay_steps is None else decay_steps
+    if decay < 1 or warmup_steps + decay > total_steps:
+        raise ValueError(
+            f"decay_steps={decay} does not fit a run of {total_steps} steps whose warm-up takes {warmup_steps}: "
+            f"give between 1 and {total_steps - warmup_steps}"
+        )
+    return {"num_decay_steps": decay, "decay_type": DECAY_TYPE}
 
 
 def calibration_step(warmup_steps: int) -> int:
@@ -65,12 +102,16 @@ class BudgetedSchedule:
         self.warmup_steps = warmup_steps
         self.set_total(total_steps)
 
-    def set_total(self, total_steps: int) -> None:
+    def set_total(self, total_steps: int, decay_steps: int | None = None) -> None:
+        """Ends the schedule at `total_steps`; warmup_stable_decay decays over the last `decay_steps` of them (by
+        default `DECAY_SHARE` of them)."""
         self.total_steps = total_steps
+        kwargs = schedule_kwargs(self.name, warmup_steps=self.warmup_steps, total_steps=total_steps,
+                                 decay_steps=decay_steps)
+        self.decay_steps = kwargs.get("num_decay_steps")
         probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-        scheduler = get_scheduler(
-            self.name, probe, num_warmup_steps=self.warmup_steps, num_training_steps=total_steps
-        )
+        scheduler = get_scheduler(self.name, probe, num_warmup_steps=self.warmup_steps,
+                                  num_training_steps=total_steps, scheduler_specific_kwargs=kwargs)
         self._factor = scheduler.lr_lambdas[0]
 
     def __call__(self, step: int) -> float:
@@ -129,21 +170,48 @@ def _set_random_state(state: tuple[torch.Tensor, list[torch.Tensor]]) -> None:
 
 
 def read_record(output_dir: str | Path) -> dict[str, Any] | None:
-    """The step count a budgeted run fixed (`time_budget.json` in its folder), or None before it was fixed."""
+    """A budgeted run's record (`time_budget.json` in its folder), or None before it has one: `max_steps` once the
+    step count is fixed (None before), `progress` the minutes used at each checkpoint saved before that."""
     path = Path(output_dir) / RECORD_FILE
     if not path.is_file():
         return None
     try:
         record = json.loads(path.read_text())
-        int(record["max_steps"])
-    except (ValueError, KeyError, TypeError) as error:
+        if record.get("max_steps") is not None:
+            int(record["max_steps"])
+        {int(step): float(minutes) for step, minutes in record.get("progress", {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path} is not a time-budget record ({error}); delete it to measure the budget again") from error
     return record
 
 
+def _write_record(record_dir: Path, record: dict[str, Any]) -> None:
+    path = record_dir / RECORD_FILE
+    temporary = path.with_name(f".{RECORD_FILE}.tmp")
+    temporary.write_text(json.dumps(record, indent=2))
+    os.replace(temporary, path)
+
+
+def decay_due(step: int, total_steps: int) -> bool:
+    """Whether a warmup_stable_decay run at `step` that can reach `total_steps` has to begin its decay now: what is
+    left is no more than the decay's share (`DECAY_SHARE`) of the run.
+
+    >>> decay_due(3000, 4000), decay_due(3200, 4000), decay_due(300, 301)
+    (False, True, True)
+    """
+    return total_steps - step <= max(1, round(DECAY_SHARE * total_steps))
+
+
 class TimeBudgetCallback(TrainerCallback):
-    """Fixes a run's step count at the end of its warm-up so that the run ends within `budget_minutes` of
-    `started` (a `time.perf_counter()` value: the run's start, data preparation included), and records it.
+    """Fixes a run's step count so that the run ends within `budget_minutes` of `started` (a `time.perf_counter()`
+    value: the run's start, data preparation included), and records it.
+
+    Schedules that decay from the warm-up on (cosine, linear) get their count at the end of the warm-up, from the
+    speed of its second half. warmup_stable_decay keeps its learning rate until its decay has to begin: every
+    `CHECK_EVERY` steps it measures the speed of all the steps since the warm-up (validations and checkpoints left
+    out, then added at their own measured cost) and begins the decay when what is left of the budget holds no more
+    than `DECAY_SHARE` of the run; a change of the machine's speed before then moves the end, not the schedule.
+    Until the count is fixed, each checkpoint's minutes are recorded, so that a resumed run goes on with what is left.
 
     With several processes, the main process's count is broadcast, so that every process stops at the same step.
     """
@@ -160,54 +228,136 @@ class TimeBudgetCallback(TrainerCallback):
         self._times: dict[int, float] = {}
         self._fixed = False
         self._random_state: tuple[torch.Tensor, list[torch.Tensor]] | None = None
+        # warmup_stable_decay's measurement after the warm-up: where it started (step, time), the seconds spent in
+        # validations and checkpoints since, and one validation's cost
+        self._measured_from: tuple[int, float] | None = None
+        self._paused = 0.0
+        self._pause_started: float | None = None
+        self._pauses: list[float] = []
+        self._validation: float | None = None
+        self._progress: dict[str, float] = {}
         #: the Trainer's `ProgressCallback`s, whose bars are given the fixed step count (set by the recipe)
         self.progress_callbacks: list[Any] = []
 
+    @property
+    def _late(self) -> bool:
+        return self.schedule.name == WSD
+
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not self._fixed and state.global_step >= self.calibration_step:
+        if self._fixed or state.global_step == 0:
+            return
+        record = read_record(self.record_dir) if self.record_dir is not None else None
+        self._progress = dict((record or {}).get("progress", {}))
+        used = self._progress.get(str(state.global_step))
+        if used is not None:
+            self.started -= used * 60  # the minutes spent before the resumed checkpoint
+            self._validation = (record or {}).get("validation_seconds")
+        if state.global_step < self.calibration_step or self.record_dir is None:
+            return
+        if used is None:
+            how = ("--max-steps and --decay-steps (the steps you still want, and the part of them to decay over) "
+                   "instead of --time-budget" if self._late else
+                   "--max-steps and the step count its log gave instead of --time-budget")
             raise ValueError(
-                f"this budgeted run resumes at step {state.global_step}, after its step count was fixed at step "
-                f"{self.calibration_step}, but its {RECORD_FILE} is missing: resume with --max-steps and the step "
-                "count its log gave instead of --time-budget"
+                f"this budgeted run resumes at step {state.global_step}, after its warm-up, but its {RECORD_FILE} has "
+                f"neither the step count nor the minutes used by then: resume with {how}"
             )
 
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._pause_started is not None:  # the validation or checkpoint after the last step is over
+            pause = time.perf_counter() - self._pause_started
+            self._paused += pause
+            self._pauses.append(pause)
+            self._pause_started = None
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._fixed or state.global_step not in (self.halfway_step, self.calibration_step):
+        if self._fixed:
             return
-        self._times[state.global_step] = time.perf_counter()
-        if state.global_step == self.calibration_step and not control.should_evaluate:
-            # a validation of its own, timed: what every later one will cost. Creating its data loader draws from
-            # the random state, so the draw is undone afterwards, for the dropout masks of a plain run of as many
-            # steps
-            control.should_evaluate = True
-            self._random_state = _random_state()
+        now = time.perf_counter()
+        if state.global_step in (self.halfway_step, self.calibration_step) and state.global_step not in self._times:
+            self._times[state.global_step] = now
+            if state.global_step == self.calibration_step and not control.should_evaluate:
+                # a validation of its own, timed: what every later one will cost. Creating its data loader draws
+                # from the random state, so the draw is undone afterwards, for the dropout masks of a plain run of
+                # as many steps
+                control.should_evaluate = True
+                self._random_state = _random_state()
+            return
+        if not self._late or state.global_step < self.calibration_step:
+            return
+        if state.global_step >= self.schedule.total_steps - self.schedule.decay_steps:
+            # the upper bound's own decay begins: the budget holds all of max_steps (the same on every process)
+            self._fix(state, state.max_steps, speed=self._speed(state, now), elapsed=now - self.started,
+                      is_main=state.is_world_process_zero)
+            return
+        if self._measured_from is None:  # resumed after the warm-up: measure from here
+            self._measured_from = (state.global_step, now)
+        elif state.global_step % CHECK_EVERY == 0:
+            self._check_decay(args, state, now)
+        if not self._fixed and (control.should_evaluate or control.should_save):
+            self._pause_started = now
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._fixed or self.calibration_step not in self._times or state.global_step != self.calibration_step:
             return
+        if self._validation is not None and self._measured_from is not None:
+            return  # a second validation at the same step (none expected): measured already
         now = time.perf_counter()
         if self._random_state is not None:
             _set_random_state(self._random_state)
         speed = (self.calibration_step - self.halfway_step) / (
             self._times[self.calibration_step] - self._times[self.halfway_step]
         )
-        validation = now - self._times[self.calibration_step]
+        self._validation = now - self._times[self.calibration_step]
+        steps = self._budgeted(args, state, now, speed)
+        self._measured_from = (state.global_step, now)
+        if not self._late or decay_due(state.global_step, steps):
+            self._fix(state, steps, speed=speed, elapsed=now - self.started, is_main=state.is_world_process_zero)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._fixed or self.record_dir is None:
+            return
+        self._progress[str(state.global_step)] = round((time.perf_counter() - self.started) / 60, 3)
+        _write_record(self.record_dir, {
+            "budget_minutes": self.budget_minutes, "max_steps": None, "validation_seconds": self._validation,
+            "progress": self._progress,
+        })
+
+    def _budgeted(self, args: Any, state: Any, now: float, speed: float) -> int:
+        """The step count that fits what is left, from the main process (broadcast to the others)."""
+        validation = sum(self._pauses) / len(self._pauses) if self._pauses else self._validation
         steps = budgeted_steps(
             budget_seconds=self.budget_seconds, elapsed_seconds=now - self.started, step=state.global_step,
-            steps_per_second=speed, validation_seconds=validation, eval_steps=args.eval_steps,
+            steps_per_second=speed, validation_seconds=validation or 0.0, eval_steps=args.eval_steps,
             max_steps=state.max_steps,
         )
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             shared = torch.tensor([steps], dtype=torch.long, device=args.device)
             torch.distributed.broadcast(shared, src=0)
             steps = int(shared.item())
-        self._fix(state, steps, speed=speed, validation=validation, elapsed=now - self.started,
-                  is_main=state.is_world_process_zero)
+        return steps
 
-    def _fix(self, state: Any, steps: int, *, speed: float, validation: float, elapsed: float, is_main: bool) -> None:
+    def _speed(self, state: Any, now: float) -> float:
+        """Steps per second since the measurement began, validations and checkpoints left out."""
+        if self._measured_from is None:
+            return 0.0
+        step, since = self._measured_from
+        seconds = now - since - self._paused
+        return (state.global_step - step) / seconds if seconds > 0 and state.global_step > step else 0.0
+
+    def _check_decay(self, args: Any, state: Any, now: float) -> None:
+        speed = self._speed(state, now)
+        if speed == 0.0:
+            return
+        steps = self._budgeted(args, state, now, speed)
+        if decay_due(state.global_step, steps):
+            self._fix(state, steps, speed=speed, elapsed=now - self.started, is_main=state.is_world_process_zero)
+
+    def _fix(self, state: Any, steps: int, *, speed: float, elapsed: float, is_main: bool) -> None:
         capped = steps >= state.max_steps
         state.max_steps = steps
-        self.schedule.set_total(steps)
+        decay = steps - state.global_step if self._late else None
+        self.schedule.set_total(steps, decay_steps=decay)
         self._fixed = True
         for callback in self.progress_callbacks:  # the progress bar was started with the upper bound
             bar = getattr(callback, "training_bar", None)
@@ -216,23 +366,25 @@ class TimeBudgetCallback(TrainerCallback):
                 bar.refresh()
         if not is_main:
             return
+        measured = (f"steps {self.halfway_step + 1}-{self.calibration_step}" if self._measured_from is None
+                    or self._measured_from[0] == state.global_step else
+                    f"steps {self._measured_from[0] + 1}-{state.global_step}")
         logger.info(
-            "time budget %.1f min: %.2f steps/s over steps %d-%d, one validation %.1f s, %.1f min used so far: "
-            "training to step %d%s", self.budget_minutes, speed, self.halfway_step + 1, self.calibration_step,
-            validation, elapsed / 60, steps, " (the --max-steps bound)" if capped else "",
+            "time budget %.1f min: %.2f steps/s over %s, one validation %.1f s, %.1f min used by step %d: "
+            "training to step %d%s%s", self.budget_minutes, speed, measured, self._validation or 0.0, elapsed / 60,
+            state.global_step, steps, f", the learning rate decaying over the last {decay}" if decay else "",
+            " (the --max-steps bound)" if capped else "",
         )
         if self.record_dir is not None:
-            record = {
-                "budget_minutes": self.budget_minutes, "max_steps": steps, "capped_by_max_steps": capped,
-                "steps_per_second": round(speed, 4), "validation_seconds": round(validation, 2),
-                "minutes_used_at_warmup_end": round(elapsed / 60, 2), "fixed_at_step": self.calibration_step,
-            }
-            path = self.record_dir / RECORD_FILE
-            temporary = path.with_name(f".{RECORD_FILE}.tmp")
-            temporary.write_text(json.dumps(record, indent=2))
-            os.replace(temporary, path)
+            _write_record(self.record_dir, {
+                "budget_minutes": self.budget_minutes, "max_steps": steps, "decay_steps": decay,
+                "capped_by_max_steps": capped, "steps_per_second": round(speed, 4),
+                "validation_seconds": round(self._validation or 0.0, 2), "fixed_at_step": state.global_step,
+                "minutes_used_when_fixed": round(elapsed / 60, 2),
+            })
 
 
 __all__ = [
-    "BUDGETED_SCHEDULES", "BudgetedSchedule", "TimeBudgetCallback", "budgeted_steps", "calibration_step", "read_record",
+    "BUDGETED_SCHEDULES", "BudgetedSchedule", "TimeBudgetCallback", "budgeted_steps", "calibration_step", "decay_due",
+    "read_record", "schedule_kwargs",
 ]
