@@ -509,17 +509,19 @@ class NATForConditionalGeneration(Seq2SeqLMHeadMixin, TransformerPreTrainedModel
         inputs = self.upsampled_source(input_ids, attention_mask)
         forbidden = [i for i in {config.pad_token_id, config.decoder_start_token_id, config.bos_token_id,
                                  config.eos_token_id} if i is not None and i != config.mask_token_id]
+        refining = settings.num_iterations > 1
         # the cross-attention keys/values of the encoder states, projected in the first pass and reused by the others
-        cross_cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        cross_cache = EncoderDecoderCache(DynamicCache(), DynamicCache()) if refining else None
 
         def predict(embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             hidden = self.model(
                 attention_mask=attention_mask, decoder_inputs_embeds=embeds, decoder_attention_mask=inputs.mask.long(),
-                encoder_outputs=encoder_outputs, cache=cross_cache, use_cache=True,
+                encoder_outputs=encoder_outputs, cache=cross_cache, use_cache=refining,
             ).last_hidden_state
             logits = self.lm_head(hidden).float()
             logits[..., forbidden] = float("-inf")
-            return logits.log_softmax(dim=-1).max(dim=-1)  # (B, U) confidence and token
+            # (B, U) confidence and token; one pass needs the tokens only, the same argmax without the softmax
+            return (logits.log_softmax(dim=-1) if refining else logits).max(dim=-1)
 
         confidence, tokens = predict(inputs.embeds)
         shown = torch.zeros_like(inputs.mask)
