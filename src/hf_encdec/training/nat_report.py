@@ -10,6 +10,7 @@ parts of both, and repeated tokens are its most common symptom) and the translat
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +25,10 @@ logger = logging.getLogger(__name__)
 
 ITERATIONS = (1, 4, 10)
 CTC_ITERATIONS = (2, 4)  # a CTC model trained with glancing, refined (one pass is its first row)
-SPEED_SENTENCES = 64
+#: the speed is the median of SPEED_REPEATS timings over the first SPEED_SENTENCES pairs: a 2-core cloud machine's
+#: speed drifts by 10% within a minute, so one timing of 64 sentences put the same two models 4.5x and 5.3x apart
+SPEED_SENTENCES = 128
+SPEED_REPEATS = 3
 
 
 def repetition_rate(token_ids: Sequence[Sequence[int]]) -> float:
@@ -39,13 +43,17 @@ def _text_repetition(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -
 
 
 def _speed(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sources: Sequence[str], **kwargs: Any) -> dict[str, float]:
-    """Sentences per second over `sources` at batch 1 and batch 32 (after a warm-up call)."""
+    """Sentences per second over `sources` at batch 1 and batch 32 (after a warm-up call): the median of
+    `SPEED_REPEATS` timings."""
     speeds = {}
     translate(model, tokenizer, list(sources[:2]), batch_size=2, progress=False, protect=False, **kwargs)
     for batch_size in (1, 32):
-        started = time.perf_counter()
-        translate(model, tokenizer, list(sources), batch_size=batch_size, progress=False, protect=False, **kwargs)
-        speeds[f"sentences/s (batch {batch_size})"] = round(len(sources) / (time.perf_counter() - started), 2)
+        timings = []
+        for _ in range(SPEED_REPEATS):
+            started = time.perf_counter()
+            translate(model, tokenizer, list(sources), batch_size=batch_size, progress=False, protect=False, **kwargs)
+            timings.append(time.perf_counter() - started)
+        speeds[f"sentences/s (batch {batch_size})"] = round(len(sources) / statistics.median(timings), 2)
     return speeds
 
 
