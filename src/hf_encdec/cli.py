@@ -61,7 +61,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                        "the decay has to begin)")
     train.add_argument("--time-budget", type=float, dest="time_budget", metavar="MINUTES",
                        help="train as many steps as fit in MINUTES (data preparation and validations included), "
-                       "measured at the end of the warm-up; --max-steps is then an upper bound (default: off)")
+                       "measured at the end of the warm-up, or with --lr-scheduler-type warmup_stable_decay when its "
+                       "decay has to begin; --max-steps is then an upper bound (default: off)")
     train.add_argument("--length-penalty", type=float, dest="length_penalty",
                        help="beam length penalty for the test set and the saved model (default: picked on validation)")
     for option in ("learning_rate", "label_smoothing", "weight_decay"):

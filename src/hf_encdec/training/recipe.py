@@ -121,7 +121,8 @@ class TrainOptions:
     max_target_length: int = 96
     max_steps: int = 4000
     # minutes the run may train (data preparation and validations included); max_steps is then only an upper bound,
-    # the step count is fixed at the end of the warm-up from the measured speed (time_budget.py); None: max_steps
+    # the step count is fixed from the measured speed at the end of the warm-up, or (warmup_stable_decay) when its
+    # decay has to begin (time_budget.py); None: max_steps
     time_budget: float | None = None
     max_tokens: int = 1024
     gradient_accumulation_steps: int = 1
