@@ -701,7 +701,7 @@ def _train(
     budget: TimeBudgetCallback | None = None,
 ) -> tuple[TranslationTrainer, TrainOutput]:
     """Stage 4, train: the Trainer with validation, early stopping and checkpoints; resumes the last complete
-    checkpoint when `options.resume` is set. With a `budget`, the step count is fixed at the end of the warm-up."""
+    checkpoint when `options.resume` is set. With a `budget`, the step count is fixed during the run (time_budget.py)."""
     logger.info(
         "%s with %.1fM parameters; %d training pairs, %d validation (in-training eval), %d test; %d process(es)",
         type(model).__name__, model.num_parameters() / 1e6, len(data.train), len(data.validation), len(data.test),
@@ -1019,7 +1019,7 @@ def _time_budget(
     options: TrainOptions, output_dir: Path, started: float, *, is_main: bool
 ) -> tuple[TrainOptions, TimeBudgetCallback | None]:
     """The options and callback of a budgeted run: a run resumed after its step count was fixed trains to that
-    count as a plain run does (the same schedule); otherwise the callback fixes it at the end of the warm-up."""
+    count as a plain run does (the same schedule); otherwise the callback fixes it (time_budget.py)."""
     if options.time_budget is None:
         return options, None
     record = read_record(output_dir) if options.resume else None
