@@ -231,7 +231,6 @@ class TimeBudgetCallback(TrainerCallback):
         # warmup_stable_decay's measurement after the warm-up: where it started (step, time), the seconds spent in
         # validations and checkpoints since, and one validation's cost
         self._measured_from: tuple[int, float] | None = None
-        self._paused = 0.0
         self._pause_started: float | None = None
         self._pauses: list[float] = []
         self._validation: float | None = None
@@ -265,9 +264,7 @@ class TimeBudgetCallback(TrainerCallback):
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._pause_started is not None:  # the validation or checkpoint after the last step is over
-            pause = time.perf_counter() - self._pause_started
-            self._paused += pause
-            self._pauses.append(pause)
+            self._pauses.append(time.perf_counter() - self._pause_started)
             self._pause_started = None
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -342,7 +339,7 @@ class TimeBudgetCallback(TrainerCallback):
         if self._measured_from is None:
             return 0.0
         step, since = self._measured_from
-        seconds = now - since - self._paused
+        seconds = now - since - sum(self._pauses)
         return (state.global_step - step) / seconds if seconds > 0 and state.global_step > step else 0.0
 
     def _check_decay(self, args: Any, state: Any, now: float) -> None:
