@@ -107,14 +107,31 @@ def test_lookup_proposes_what_follows_the_latest_match_of_the_longest_suffix() -
     source = [10, 11, 12, 13, 11, 12, 14, 15]
     assert lookup(source, [9, 11, 12], max_ngram=3, count=2) == [14, 15]  # the latest occurrence of "11 12"
     assert lookup(source, [13], max_ngram=3, count=3) == [11, 12, 14]
-    assert lookup(source, [], max_ngram=3, count=2) == [10]  # nothing generated: the source's first token
-    assert lookup(source, [99, 98], max_ngram=3, count=2) == [12]  # no match: the one token at the aligned position
+    assert lookup(source, [], max_ngram=3, count=2) == [10, 11]  # nothing generated: the source's start
+    assert lookup(source, [99, 98], max_ngram=3, count=2) == [12, 13]  # no match: the aligned position
+    assert lookup(source, [99, 98], max_ngram=3, count=2, unmatched=1) == [12]  # ... as many tokens as asked
+
+
+def test_source_lookup_proposes_one_token_where_nothing_matches() -> None:
+    """A source position is a poor guess of a translation's next token: source lookup drafts one token there and a
+    full draft only after a match (the hypothesis drafter, below, drafts fully from its translation's position)."""
+    target = build("seq2seq")
+    drafter = SourceLookupDrafter.for_target(target, num_assistant_tokens=10)
+    source, start = torch.tensor([[10, 11, 12, 13, 14, 2]]), target.config.decoder_start_token_id
+
+    def draft(*prefix: int) -> list[int]:
+        out = drafter.generate(source, decoder_input_ids=torch.tensor([[start, *prefix]]))
+        return out.sequences[0, 1 + len(prefix):].tolist()
+
+    assert draft(99) == [11]  # no match: the one token at the position reached
+    assert draft() == [10]
+    assert draft(99, 11) == [12, 13, 14]  # after a match: what follows, up to the source's end
 
 
 def test_the_hypothesis_drafter_proposes_what_follows_in_the_nats_translation_and_its_end() -> None:
     """The NAT's translation (here a given one: 9 10 11 9 12 EOS, then padding) is looked up like the source: after
-    the latest match of the generated suffix, one token at the position reached when nothing matches, and EOS is
-    proposed too (the source lookup drops it), so that a draft can end the sentence."""
+    the latest match of the generated suffix, from the position reached when nothing matches, and EOS is proposed too
+    (the source lookup drops it), so that a draft can end the sentence."""
     target = build("seq2seq")
     drafter = HypothesisLookupDrafter.for_target(target, _drafter(**CTC), num_assistant_tokens=3)
     translation = BaseModelOutput(last_hidden_state=torch.tensor([[9, 10, 11, 9, 12, 2, 0, 0]])[..., None])
@@ -125,10 +142,10 @@ def test_the_hypothesis_drafter_proposes_what_follows_in_the_nats_translation_an
         assert len(out.scores) == out.sequences.shape[1] - 1 - len(prefix)  # one score row a proposed token
         return out.sequences[0, 1 + len(prefix):].tolist()
 
-    assert draft() == [9]
+    assert draft() == [9, 10, 11]
     assert draft(5, 9) == [12, 2]  # the latest "9" is followed by 12 and EOS
     assert draft(10, 11) == [9, 12, 2]
-    assert draft(7, 7) == [11]  # no match: the token at the position reached
+    assert draft(7, 7) == [11, 9, 12]  # no match: from the position reached
     assert draft(9, 10, 11, 9, 12, 2) == [2]  # used up: the end
 
 
