@@ -135,7 +135,9 @@ class SourceIdsEncoder(nn.Module):
         return BaseModelOutput(last_hidden_state=input_ids[..., None])
 
 
-def lookup(source: list[int], generated: list[int], *, max_ngram: int, count: int, unmatched: int | None = None) -> list[int]:
+def lookup(
+    source: list[int], generated: list[int], *, max_ngram: int, count: int, unmatched: int | None = None
+) -> list[int]:
     """Up to `count` source tokens after the latest occurrence of the longest suffix of `generated` (at most
     `max_ngram` tokens) found in `source`; with no match, up to `unmatched` (default `count`) source tokens from the
     position that `generated` has reached (a copied message is often aligned with its source)."""
