@@ -1,7 +1,7 @@
 """Speculative decoding against plain greedy decoding, batch 1, same process, interleaved: sentences/s, wall time,
 tokens accepted per verification step, and whether every output is identical (it must be).
 
-    python bench/speculative.py RUN_DIR [--every 32] [--draft source] [--draft [lookup:]DRAFTER_RUN] [--oracle] [--marian]
+    python bench/speculative.py RUN_DIR [--every 32] [--draft source] [--draft [lookup:]DRAFTER_RUN] [--oracle NAT_RUN] [--marian]
                                 [--out FILE.json]
 
 RUN_DIR is a trained autoregressive run folder (or checkpoint folder with its tokenizer); the sentences are every
@@ -15,7 +15,8 @@ the same number of decoder steps, so `vs_marian` compares speed at equal work.
 
 `--oracle` adds the ceiling of any drafter in this loop: a `HypothesisLookupDrafter` whose "translation" is the run's
 own greedy output of the sentence (taken before, untimed), so that every draft is right; what is left is the cost of
-transformers' verification loop.
+transformers' verification loop. A second oracle row also runs NAT_RUN's translation of the sentence first and throws
+it away: the ceiling of a drafter that drafts from that NAT's one pass and agrees with the target on every token.
 """
 
 from __future__ import annotations
@@ -54,19 +55,23 @@ class GreedyOutput(torch.nn.Module):
 
     main_input_name = "input_ids"
 
-    def __init__(self) -> None:
+    def __init__(self, nat: torch.nn.Module | None = None) -> None:
         super().__init__()
         self.ids: torch.Tensor | None = None
+        self.nat = nat  # when given, its translation is made (the cost of drafting from it) and thrown away
 
     def forward(self, input_ids: torch.Tensor | None = None, **kwargs: object) -> BaseModelOutput:
+        if self.nat is not None:
+            self.nat.generate(input_ids, attention_mask=kwargs.get("attention_mask"))
         return BaseModelOutput(last_hidden_state=self.ids[:, 1:, None])
 
 
-def oracle_drafter(model: torch.nn.Module, tokenizer: object, nat_config_source: str) -> HypothesisLookupDrafter:
-    """A hypothesis drafter over the target's own greedy output (its NAT is never run: the encoder is replaced)."""
-    nat, _ = load_translator(nat_config_source)
+def oracle_drafter(model: torch.nn.Module, nat_run: str, *, run_nat: bool) -> HypothesisLookupDrafter:
+    """A hypothesis drafter over the target's own greedy output (the encoder is replaced: the NAT is run only with
+    `run_nat`, and its translation is not used)."""
+    nat, _ = load_translator(nat_run)
     drafter = HypothesisLookupDrafter.for_target(model, nat)
-    drafter.encoder = GreedyOutput()
+    drafter.encoder = GreedyOutput(nat.eval() if run_nat else None)
     return drafter
 
 
@@ -82,8 +87,8 @@ def main() -> None:
                              "default: the drafter's own, 10 for the lookup drafters)")
     parser.add_argument("--marian", action="store_true", help="add transformers' Marian of the same shapes")
     parser.add_argument("--oracle", metavar="NAT_RUN",
-                        help="add the ceiling: drafts from the run's own greedy output (NAT_RUN: any NAT run of the "
-                             "run's tokenizer, only to build the drafter; it is not run)")
+                        help="add two ceilings: drafts from the run's own greedy output, free and after NAT_RUN's "
+                             "translation of the sentence (NAT_RUN: a NAT run of the run's vocabulary size)")
     parser.add_argument("--out")
     args = parser.parse_args()
     model, tokenizer = load_translator(args.run)
@@ -98,9 +103,11 @@ def main() -> None:
             if count is not None:
                 drafter.generation_config.num_assistant_tokens = count
             systems[name if count is None else f"{name}, k={count}"] = {"assistant_model": drafter}
-    oracle = oracle_drafter(model, tokenizer, args.oracle) if args.oracle else None
-    if oracle is not None:
-        systems["oracle (greedy output as the draft)"] = {"assistant_model": oracle}
+    oracles = []
+    if args.oracle:
+        oracles = [oracle_drafter(model, args.oracle, run_nat=run_nat) for run_nat in (False, True)]
+        systems["oracle (greedy output as the draft)"] = {"assistant_model": oracles[0]}
+        systems[f"oracle after {Path(args.oracle).name}'s pass"] = {"assistant_model": oracles[1]}
     marian = marian_like(model.config) if args.marian else None
     marian_times: list[float] = []
     calls = {"n": 0}
@@ -111,9 +118,10 @@ def main() -> None:
     with torch.inference_mode():
         for index, source in enumerate(sources):
             ids = tokenizer(source, return_tensors="pt")
-            if oracle is not None:  # untimed: the output the oracle drafts from
-                oracle.encoder.ids = model.generate(**ids, num_beams=1, do_sample=False,
-                                                    max_new_tokens=args.max_new_tokens)
+            if oracles:  # untimed: the output the oracles draft from
+                greedy = model.generate(**ids, num_beams=1, do_sample=False, max_new_tokens=args.max_new_tokens)
+                for oracle in oracles:
+                    oracle.encoder.ids = greedy
             order = list(systems) if index % 2 == 0 else list(systems)[::-1]
             for name in order:
                 calls["n"] = 0
