@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, TrainerCallback
 
 from hf_encdec.cli import main
+from hf_encdec.data import tokenizer_fingerprint
 from hf_encdec.evaluation import corpus_scores
 from hf_encdec.hub import find_local_paths, strip_local_paths
 from hf_encdec.inference import load_translator, trained_on_software_messages, translate, translate_nbest
@@ -89,6 +90,20 @@ def test_output_folder_loads_as_remote_code_without_hf_encdec(trained: Path, tmp
     model, tokenizer = load_translator(trained)
     expected = translate(model, tokenizer, ["1 2 3 4"], num_beams=2, max_new_tokens=16, progress=False)
     assert remote == expected
+
+
+def test_a_run_records_its_tokenizer_and_refuses_another_of_the_same_size(trained: Path, tmp_path: Path) -> None:
+    _, tokenizer = load_translator(trained)
+    assert json.loads((trained / "config.json").read_text())["tokenizer_fingerprint"] == tokenizer_fingerprint(tokenizer)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(trained, swapped, ignore=shutil.ignore_patterns("checkpoints"))
+    state = json.loads((swapped / "tokenizer.json").read_text())
+    vocab = state["model"]["vocab"]
+    first, second = (token for token, index in vocab.items() if index in (100, 101))
+    vocab[first], vocab[second] = vocab[second], vocab[first]  # the same size and special ids, another vocabulary
+    (swapped / "tokenizer.json").write_text(json.dumps(state))
+    with pytest.raises(ValueError, match=r"is not the one the model was trained with \(config.tokenizer_fingerprint"):
+        load_translator(swapped)
 
 
 def test_translate_reads_stdin_and_evaluate_writes_a_report(trained: Path, tmp_path: Path) -> None:

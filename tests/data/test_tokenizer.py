@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
 import pytest
-from transformers import AutoTokenizer, BartConfig, PreTrainedTokenizerBase
+from tokenizers import Tokenizer
+from transformers import AutoTokenizer, BartConfig, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from hf_encdec.data.gettext_corpus import build_gettext_corpus
 from hf_encdec.data.synthetic import load_synthetic
@@ -16,6 +18,7 @@ from hf_encdec.data.tokenizer import (
     SPECIAL_TOKENS,
     check_tokenizer_matches_model,
     iter_corpus_texts,
+    tokenizer_fingerprint,
     segment_with_bpe_dropout,
     tokenize_pairs,
     train_tokenizer,
@@ -244,6 +247,32 @@ def test_check_tokenizer_matches_model(bpe: PreTrainedTokenizerBase) -> None:
     wrong_mask.mask_token_id = 7  # an encoder config's field; BART has none
     with pytest.raises(ValueError, match="tokenizer.mask_token_id=4 != config.mask_token_id=7"):
         check_tokenizer_matches_model(bpe, wrong_mask)
+
+
+def swapped_ids(tokenizer: PreTrainedTokenizerBase, first: int, second: int) -> PreTrainedTokenizerFast:
+    """The tokenizer with the ids of two ordinary tokens exchanged: the same size and special ids, another
+    vocabulary."""
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab = state["model"]["vocab"]
+    names = {index: token for token, index in vocab.items()}
+    vocab[names[first]], vocab[names[second]] = second, first
+    backend = Tokenizer.from_str(json.dumps(state))
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **tokenizer.special_tokens_map)
+
+
+def test_a_tokenizer_of_the_same_size_with_another_vocabulary_is_refused_by_its_fingerprint(
+    bpe: PreTrainedTokenizerBase,
+) -> None:
+    other = swapped_ids(bpe, 300, 301)
+    assert len(other) == len(bpe) and other.convert_ids_to_tokens(300) == bpe.convert_ids_to_tokens(301)
+    config = BartConfig(vocab_size=len(bpe), pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
+    check_tokenizer_matches_model(other, config)  # no fingerprint recorded (a run of an older version): not checked
+    config.tokenizer_fingerprint = tokenizer_fingerprint(bpe)
+    check_tokenizer_matches_model(bpe, config)
+    assert tokenizer_fingerprint(other) != tokenizer_fingerprint(bpe)
+    with pytest.raises(ValueError, match=rf"fingerprint {tokenizer_fingerprint(other)}\) is not the one the model was "
+                                         rf"trained with \(config.tokenizer_fingerprint={tokenizer_fingerprint(bpe)}"):
+        check_tokenizer_matches_model(other, config)
 
 
 def test_wordpiece_is_bert_style_with_fixed_special_ids_and_reloads(

@@ -183,6 +183,22 @@ def test_mismatched_drafters_are_refused_naming_both() -> None:
         HypothesisLookupDrafter.for_target(target, build("seq2seq"))
 
 
+def test_a_drafter_of_another_tokenizer_of_the_same_size_is_refused() -> None:
+    """Runs record their tokenizer's fingerprint: same size and special ids are not enough."""
+    target, drafter, ctc = build("seq2seq"), _drafter(), _drafter(**CTC)
+    target.config.tokenizer_fingerprint = "0123456789abcdef"
+    drafter.config.tokenizer_fingerprint = ctc.config.tokenizer_fingerprint = "fedcba9876543210"
+    ids = _sources(1)[0][0]
+    message = r"NATForConditionalGeneration was trained with another tokenizer.*fedcba9876543210.*0123456789abcdef"
+    with pytest.raises(ValueError, match=message):
+        target.generate(ids, assistant_model=drafter, max_new_tokens=4)
+    with pytest.raises(ValueError, match=message):
+        HypothesisLookupDrafter.for_target(target, ctc)
+    drafter.config.tokenizer_fingerprint = target.config.tokenizer_fingerprint
+    assert torch.equal(target.generate(ids, assistant_model=drafter, max_new_tokens=4, suppress_tokens=SUPPRESS),
+                       target.generate(ids, max_new_tokens=4, suppress_tokens=SUPPRESS))
+
+
 def test_sampling_and_batches_are_refused() -> None:
     target = build("pointer_generator")
     ids = _sources(1)[0][0]

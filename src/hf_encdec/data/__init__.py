@@ -64,6 +64,7 @@ from .tokenizer import (
     iter_corpus_texts,
     segment_with_bpe_dropout,
     tokenize_pairs,
+    tokenizer_fingerprint,
     train_tokenizer,
 )
 
@@ -93,6 +94,7 @@ __all__ = [
     "read_mo_file",
     "segment_with_bpe_dropout",
     "tokenize_pairs",
+    "tokenizer_fingerprint",
     "train_tokenizer",
 ]
 

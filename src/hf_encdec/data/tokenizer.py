@@ -33,6 +33,8 @@ Hugging Face tokenizers (``fill-mask`` relies on it); the gettext corpus contain
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -55,6 +57,7 @@ __all__ = [
     "iter_corpus_texts",
     "segment_with_bpe_dropout",
     "tokenize_pairs",
+    "tokenizer_fingerprint",
     "train_tokenizer",
 ]
 
@@ -393,12 +396,32 @@ def segment_with_bpe_dropout(
     return datasets.concatenate_datasets(segmentations)
 
 
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """A short hash of the tokenizer's vocabulary (every token and its id): two tokenizers of the same size trained on
+    other data get different ones. The training recipe saves it in the model's config (`tokenizer_fingerprint`), so
+    that a swapped tokenizer, or a drafter of another tokenizer, is refused by name rather than decoding nonsense.
+
+    >>> from transformers import PreTrainedTokenizerFast
+    >>> from tokenizers import Tokenizer, models
+    >>> def tok(vocab):
+    ...     return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="a")))
+    >>> tokenizer_fingerprint(tok({"a": 0, "b": 1})) == tokenizer_fingerprint(tok({"b": 1, "a": 0}))
+    True
+    >>> tokenizer_fingerprint(tok({"a": 0, "b": 1})) == tokenizer_fingerprint(tok({"a": 0, "c": 1}))
+    False
+    """
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: (item[1], item[0]))
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
 def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, config: Any) -> None:
     """Check that a tokenizer fits a model config: vocabulary size and special-token ids.
 
     A tokenizer with more tokens than the embedding has rows fails only at the first rare token (an index error
     deep in the embedding), and mismatched pad/eos/start ids silently train the wrong thing; both are caught here.
-    A config field that is absent or ``None`` is not checked (an encoder-only config has no decoder start).
+    A config field that is absent or ``None`` is not checked (an encoder-only config has no decoder start). A config
+    with ``tokenizer_fingerprint`` (saved by the training recipe) must also have this tokenizer's vocabulary: a
+    tokenizer of the same size trained on other data is refused too.
 
     Args:
         tokenizer: The tokenizer.
@@ -428,5 +451,11 @@ def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, config: An
         allowed = config_value if isinstance(config_value, (list, tuple)) else [config_value]
         if tokenizer_value not in allowed:
             problems.append(f"tokenizer.{tokenizer_field}={tokenizer_value} != config.{config_field}={config_value}")
+    expected = getattr(config, "tokenizer_fingerprint", None)
+    if expected is not None and problems == [] and tokenizer_fingerprint(tokenizer) != expected:
+        problems.append(
+            f"the tokenizer's vocabulary (fingerprint {tokenizer_fingerprint(tokenizer)}) is not the one the model was "
+            f"trained with (config.tokenizer_fingerprint={expected}): load the tokenizer saved with the model"
+        )
     if problems:
         raise ValueError("tokenizer does not match the model config: " + "; ".join(problems))

@@ -81,13 +81,21 @@ def check_drafter(target: nn.Module, drafter: Any, *, batch: int | None, do_samp
 
 
 def check_shared_vocabulary(target: nn.Module, drafter: Any) -> None:
-    """Refuse a drafter (or the NAT behind one) whose vocabulary size or special ids differ from the target's."""
+    """Refuse a drafter (or the NAT behind one) whose vocabulary size, special ids or tokenizer (the configs'
+    `tokenizer_fingerprint`, which the training recipe saves) differ from the target's."""
     name, target_name = type(drafter).__name__, type(target).__name__
     ours, theirs = target_vocab_size(target.config), target_vocab_size(drafter.config)
     if ours != theirs:
         raise ValueError(
             f"the drafter {name} has a vocabulary of {theirs} tokens and the target {target_name} one of {ours}: a "
             "drafter must use the target's tokenizer (make one with `hf-encdec distill` from the target's run)"
+        )
+    ours, theirs = (getattr(model.config, "tokenizer_fingerprint", None) for model in (target, drafter))
+    if ours is not None and theirs is not None and ours != theirs:
+        raise ValueError(
+            f"the drafter {name} was trained with another tokenizer (tokenizer_fingerprint {theirs}) than the target "
+            f"{target_name} ({ours}), of the same size: a drafter must use the target's tokenizer (make one with "
+            "`hf-encdec distill` from the target's run)"
         )
     for key in SHARED_TOKEN_IDS:
         if getattr(target.config, key, None) != getattr(drafter.config, key, None):

@@ -47,6 +47,7 @@ from transformers.trainer_utils import TrainOutput
 from ..data import (
     FILES_LABEL,
     check_tokenizer_matches_model,
+    tokenizer_fingerprint,
     corpus_label,
     gettext_extras,
     iter_corpus_texts,
@@ -666,6 +667,8 @@ def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> P
     # Saved with the config: translate() keeps the layout and format directives of software messages by default.
     # A label, not the spec: a local data path would publish the user's folders with the model.
     model.config.training_data = corpus_label(options.data)
+    # which vocabulary the ids mean: a swapped tokenizer or a drafter of another tokenizer is refused by it
+    model.config.tokenizer_fingerprint = tokenizer_fingerprint(tokenizer)
     _check_comparison_options(options, model)
     # validation during training decodes greedily up to the longest target; the saved model gets the beam settings
     model.generation_config = GenerationConfig(**special, num_beams=1, max_length=options.max_target_length + 1)

@@ -52,7 +52,7 @@ from transformers import (
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from ..data import build_manpage_sections_corpus, build_manpages_corpus, load_corpus, load_parallel_files
-from ..data.tokenizer import TOKENIZER_MODELS, check_tokenizer_matches_model, train_tokenizer
+from ..data.tokenizer import TOKENIZER_MODELS, check_tokenizer_matches_model, tokenizer_fingerprint, train_tokenizer
 from ..models.transformers_contract import no_hub_kernels
 from ..registration import FAMILIES, presets
 from ..speed import speed_up
@@ -527,6 +527,7 @@ def build_model(
     else:
         transformers.set_seed(seed)
         model = auto_class.from_config(scratch_config(model_args, tokenizer, extra), **options)
+        model.config.tokenizer_fingerprint = tokenizer_fingerprint(tokenizer)  # the vocabulary the ids mean
     check_tokenizer_matches_model(tokenizer, model.config)
     logger.info("%s: %.2fM parameters", type(model).__name__, model.num_parameters() / 1e6)
     return speed_up(model)
