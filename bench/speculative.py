@@ -66,12 +66,11 @@ class GreedyOutput(torch.nn.Module):
         return BaseModelOutput(last_hidden_state=self.ids[:, 1:, None])
 
 
-def oracle_drafter(model: torch.nn.Module, nat_run: str, *, run_nat: bool) -> HypothesisLookupDrafter:
-    """A hypothesis drafter over the target's own greedy output (the encoder is replaced: the NAT is run only with
-    `run_nat`, and its translation is not used)."""
-    nat, _ = load_translator(nat_run)
-    drafter = HypothesisLookupDrafter.for_target(model, nat)
-    drafter.encoder = GreedyOutput(nat.eval() if run_nat else None)
+def oracle_drafter(model: torch.nn.Module, nat: torch.nn.Module | None) -> HypothesisLookupDrafter:
+    """A hypothesis drafter over the target's own greedy output. Its encoder is replaced: `nat`, when given, is run
+    for its cost only, so it may come from another tokenizer (the drafter is built without `for_target`'s check)."""
+    drafter = HypothesisLookupDrafter(HypothesisLookupDrafter.lookup_config(model, 3), nat=torch.nn.Identity())
+    drafter.encoder = GreedyOutput(nat)
     return drafter
 
 
@@ -88,7 +87,11 @@ def main() -> None:
     parser.add_argument("--marian", action="store_true", help="add transformers' Marian of the same shapes")
     parser.add_argument("--oracle", metavar="NAT_RUN",
                         help="add two ceilings: drafts from the run's own greedy output, free and after NAT_RUN's "
-                             "translation of the sentence (NAT_RUN: a NAT run of the run's vocabulary size)")
+                             "translation of the sentence (NAT_RUN: any NAT run; only its cost counts)")
+    parser.add_argument("--unmatched-tokens", type=int, action="append", default=[],
+                        help="the tokens a lookup drafter proposes where no n-gram matches (repeatable: one system "
+                             "per value for each lookup drafter; default: the drafter's own, 1 for source lookup "
+                             "and the full draft for a NAT's translation)")
     parser.add_argument("--out")
     args = parser.parse_args()
     model, tokenizer = load_translator(args.run)
@@ -99,13 +102,21 @@ def main() -> None:
         prefix, _, path = draft.rpartition(":")
         name = f"draft={prefix + ':' if prefix else ''}{Path(path).name}"
         for count in args.num_assistant_tokens or [None]:
-            drafter = load_drafter(draft, model, tokenizer)
-            if count is not None:
-                drafter.generation_config.num_assistant_tokens = count
-            systems[name if count is None else f"{name}, k={count}"] = {"assistant_model": drafter}
+            for unmatched in args.unmatched_tokens or [None]:
+                drafter = load_drafter(draft, model, tokenizer)
+                label = name if count is None else f"{name}, k={count}"
+                if count is not None:
+                    drafter.generation_config.num_assistant_tokens = count
+                if unmatched is not None:
+                    if not hasattr(drafter, "unmatched_tokens"):
+                        raise SystemExit(f"--unmatched-tokens: {draft} is not a lookup drafter")
+                    drafter.unmatched_tokens = unmatched
+                    label += f", unmatched={unmatched}"
+                systems[label] = {"assistant_model": drafter}
     oracles = []
     if args.oracle:
-        oracles = [oracle_drafter(model, args.oracle, run_nat=run_nat) for run_nat in (False, True)]
+        nat = load_translator(args.oracle)[0]
+        oracles = [oracle_drafter(model, None), oracle_drafter(model, nat)]
         systems["oracle (greedy output as the draft)"] = {"assistant_model": oracles[0]}
         systems[f"oracle after {Path(args.oracle).name}'s pass"] = {"assistant_model": oracles[1]}
     marian = marian_like(model.config) if args.marian else None

@@ -19,7 +19,8 @@ import pytest
 import yaml
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForSeq2SeqLM, TrainerCallback
+from tokenizers import Tokenizer
+from transformers import AutoModelForSeq2SeqLM, PreTrainedTokenizerFast, TrainerCallback
 
 from hf_encdec.cli import main
 from hf_encdec.data import tokenizer_fingerprint
@@ -104,6 +105,22 @@ def test_a_run_records_its_tokenizer_and_refuses_another_of_the_same_size(traine
     (swapped / "tokenizer.json").write_text(json.dumps(state))
     with pytest.raises(ValueError, match=r"is not the one the model was trained with \(config.tokenizer_fingerprint"):
         load_translator(swapped)
+
+
+def test_a_runs_config_file_builds_a_model_for_another_tokenizer_of_the_same_size(trained: Path) -> None:
+    """A run's config.json as --config: the architecture is reused, the fingerprint is the new tokenizer's (the
+    recorded one is the old run's, not part of the architecture)."""
+    _, tokenizer = load_translator(trained)
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab = state["model"]["vocab"]
+    first, second = (token for token, index in vocab.items() if index in (100, 101))
+    vocab[first], vocab[second] = vocab[second], vocab[first]
+    backend = Tokenizer.from_str(json.dumps(state))
+    other = PreTrainedTokenizerFast(tokenizer_object=backend, **tokenizer.special_tokens_map)
+    options = TrainOptions(data="synthetic:reverse", preset=None, config_file=str(trained / "config.json"))
+    model = recipe._build_model(options, other)
+    recorded = json.loads((trained / "config.json").read_text())["tokenizer_fingerprint"]
+    assert model.config.tokenizer_fingerprint == tokenizer_fingerprint(other) != recorded
 
 
 def test_translate_reads_stdin_and_evaluate_writes_a_report(trained: Path, tmp_path: Path) -> None:

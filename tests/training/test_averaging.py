@@ -66,6 +66,17 @@ def test_checkpoints_of_different_architectures_are_refused(two_checkpoints: lis
         average_checkpoints([])
 
 
+def test_checkpoints_of_different_tokenizers_are_refused_and_one_without_a_fingerprint_is_not(tmp_path: Path) -> None:
+    """A run resumed across versions has checkpoints with and without a tokenizer fingerprint: they average."""
+    models = [build("pointer_generator") for _ in range(3)]
+    models[1].config.tokenizer_fingerprint = "0123456789abcdef"
+    models[2].config.tokenizer_fingerprint = "fedcba9876543210"
+    folders = [_saved(model, tmp_path / str(index)) for index, model in enumerate(models)]
+    average_checkpoints(folders[:2])  # one of them without a fingerprint: no refusal
+    with pytest.raises(ValueError, match=r"different tokenizers \(tokenizer_fingerprint .*0123456789abcdef.*fedcba98"):
+        average_checkpoints(folders)
+
+
 def test_a_folder_without_checkpoints_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="holds no checkpoint-<step> folders"):
         run_checkpoints(tmp_path)

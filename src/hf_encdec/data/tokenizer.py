@@ -397,9 +397,10 @@ def segment_with_bpe_dropout(
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
-    """A short hash of the tokenizer's vocabulary (every token and its id): two tokenizers of the same size trained on
-    other data get different ones. The training recipe saves it in the model's config (`tokenizer_fingerprint`), so
-    that a swapped tokenizer, or a drafter of another tokenizer, is refused by name rather than decoding nonsense.
+    """A short hash of the tokenizer's vocabulary (every token and its id, not the merges or normalisation): two
+    tokenizers of the same size trained on other data get different ones. The training recipe saves it in the
+    model's config (`tokenizer_fingerprint`), so that a swapped tokenizer, or a drafter of another tokenizer, is
+    refused by name rather than decoding nonsense.
 
     >>> from transformers import PreTrainedTokenizerFast
     >>> from tokenizers import Tokenizer, models
@@ -452,10 +453,13 @@ def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, config: An
         if tokenizer_value not in allowed:
             problems.append(f"tokenizer.{tokenizer_field}={tokenizer_value} != config.{config_field}={config_value}")
     expected = getattr(config, "tokenizer_fingerprint", None)
-    if expected is not None and problems == [] and tokenizer_fingerprint(tokenizer) != expected:
+    found = tokenizer_fingerprint(tokenizer) if expected is not None and not problems else expected
+    if found != expected:
         problems.append(
-            f"the tokenizer's vocabulary (fingerprint {tokenizer_fingerprint(tokenizer)}) is not the one the model was "
-            f"trained with (config.tokenizer_fingerprint={expected}): load the tokenizer saved with the model"
+            f"the tokenizer's vocabulary (fingerprint {found}) is not the one the model was trained with "
+            f"(config.tokenizer_fingerprint={expected}): load the tokenizer saved with the model; if you changed the "
+            "tokenizer on purpose (added tokens, resized the embeddings), set config.tokenizer_fingerprint = "
+            "hf_encdec.data.tokenizer_fingerprint(tokenizer) and save the model again"
         )
     if problems:
         raise ValueError("tokenizer does not match the model config: " + "; ".join(problems))

@@ -154,7 +154,7 @@ def lookup(
         for start in range(len(source) - size - 1, -1, -1):  # the latest match: the copy usually moves forward
             if source[start : start + size] == tail:
                 return source[start + size : start + size + count]
-    return source[len(generated) : len(generated) + (count if unmatched is None else unmatched)]
+    return source[len(generated) : len(generated) + (count if unmatched is None else min(count, unmatched))]
 
 
 class SourceLookupDrafter(PreTrainedModel, GenerationMixin):

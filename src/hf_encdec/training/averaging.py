@@ -38,7 +38,10 @@ from ..models.transformers_contract import no_hub_kernels
 logger = logging.getLogger(__name__)
 
 # Config fields that differ between checkpoints of one run without changing the architecture.
-_RUN_FIELDS = {"_name_or_path", "transformers_version", "training_data", "dtype", "torch_dtype"}
+# A run resumed across versions has checkpoints with and without `tokenizer_fingerprint`: compared on its own.
+_RUN_FIELDS = {
+    "_name_or_path", "transformers_version", "training_data", "dtype", "torch_dtype", "tokenizer_fingerprint",
+}
 
 
 def run_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
@@ -79,6 +82,16 @@ def average_checkpoints(folders: Sequence[str | os.PathLike[str]]) -> PreTrained
     if not paths:
         raise ValueError("average_checkpoints() needs at least one checkpoint folder, got none")
     reference = _architecture(paths[0])
+    fingerprints = {
+        str(path): fingerprint
+        for path in paths
+        if (fingerprint := getattr(AutoConfig.from_pretrained(path), "tokenizer_fingerprint", None)) is not None
+    }
+    if len(set(fingerprints.values())) > 1:
+        raise ValueError(
+            f"cannot average checkpoints trained with different tokenizers (tokenizer_fingerprint {fingerprints}); "
+            "average checkpoints of one run only"
+        )
     for path in paths[1:]:
         other = _architecture(path)
         differing = sorted(key for key in set(reference) | set(other) if reference.get(key) != other.get(key))

@@ -56,6 +56,8 @@ def build_config(
         if not isinstance(values, dict) or "model_type" not in values:
             raise ValueError(f"config file {path} must be a JSON object with a 'model_type' field")
         model_type = values.pop("model_type")
+        # a run's config.json records its tokenizer: a run trained from that config records its own
+        values.pop("tokenizer_fingerprint", None)
         if model_type not in SEQ2SEQ_MODEL_TYPES:
             raise ValueError(
                 f"config file {path}: model_type {model_type!r} is not a seq2seq family; valid: {SEQ2SEQ_MODEL_TYPES}"
