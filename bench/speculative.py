@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--oracle", metavar="NAT_RUN",
                         help="add two ceilings: drafts from the run's own greedy output, free and after NAT_RUN's "
                              "translation of the sentence (NAT_RUN: any NAT run; only its cost counts)")
+    parser.add_argument("--oracle-tokens", type=int, default=10,
+                        help="the most tokens an oracle draft proposes (default 10, the lookup drafters' own)")
     parser.add_argument("--unmatched-tokens", type=int, action="append", default=[],
                         help="the tokens a lookup drafter proposes where no n-gram matches (repeatable: one system "
                              "per value for each lookup drafter; default: the drafter's own, 1 for source lookup "
@@ -117,6 +119,8 @@ def main() -> None:
     if args.oracle:
         nat = load_translator(args.oracle)[0]
         oracles = [oracle_drafter(model, None), oracle_drafter(model, nat)]
+        for oracle in oracles:
+            oracle.generation_config.num_assistant_tokens = args.oracle_tokens
         systems["oracle (greedy output as the draft)"] = {"assistant_model": oracles[0]}
         systems[f"oracle after {Path(args.oracle).name}'s pass"] = {"assistant_model": oracles[1]}
     marian = marian_like(model.config) if args.marian else None

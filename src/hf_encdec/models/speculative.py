@@ -167,8 +167,8 @@ class SourceLookupDrafter(PreTrainedModel, GenerationMixin):
     config_class = SourceLookupConfig
     main_input_name = "input_ids"
     #: tokens proposed where no n-gram matches: a source position is a poor guess of a translation's next token, and
-    #: each drafted token widens the target's verification pass (ten there ran source lookup at 0.83x plain greedy,
-    #: one at 0.92x; 1,060 test sentences, 1.31 and 1.26 tokens a pass)
+    #: each drafted token widens the target's verification pass (ten there ran source lookup at 0.84x plain greedy,
+    #: one at 0.93x; 1,060 test sentences, 1.31 and 1.26 tokens a pass: bench/speculative.py --unmatched-tokens)
     unmatched_tokens: int | None = 1
 
     def __init__(self, config: SourceLookupConfig) -> None:
