@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback, get_scheduler
+from transformers import EarlyStoppingCallback, TrainerCallback, TrainerControl, TrainerState, get_scheduler
 
 from hf_encdec.cli import main
 from hf_encdec.training import TrainOptions, run_training
+from hf_encdec.training.recipe import _early_stopping, _training_arguments
 from hf_encdec.training.time_budget import (
     BUDGETED_SCHEDULES,
     RECORD_FILE,
@@ -31,6 +32,7 @@ from hf_encdec.training.time_budget import (
     DECAY_TYPE,
     WSD,
     BudgetedSchedule,
+    TimeBudgetCallback,
     budgeted_steps,
     calibration_step,
     schedule_kwargs,
@@ -267,3 +269,37 @@ def test_two_processes_stop_at_the_step_count_of_the_main_process(tmp_path: Path
     report = json.loads((tmp_path / "run" / "eval_results.json").read_text())
     assert report["processes"] == 2
     assert 21 <= report["global_step"] == report["time_budget"]["max_steps"] <= 60
+
+
+def _stops(callback: Any, scores: dict[int, float], args: Any) -> list[int]:
+    """The steps at which `callback` asks to stop, shown validation chrF `scores` by step (best first, then worse)."""
+    state, stopped = TrainerState(), []
+    for step, score in scores.items():
+        state.global_step = step
+        control = TrainerControl()
+        callback.on_evaluate(args, state, control, metrics={"eval_chrf": score})
+        state.best_metric = max(state.best_metric or score, score)
+        if control.should_training_stop:
+            stopped.append(step)
+    return stopped
+
+
+def test_early_stopping_under_warmup_stable_decay_waits_for_the_decay(tmp_path: Path) -> None:
+    """At the peak rate a plateau of validations is expected: patience counts only from the decay's first step on,
+    where plain early stopping would end the run before its decay."""
+    options = TrainOptions(data="synthetic:reverse", max_steps=40, warmup_steps=4, lr_scheduler_type=WSD,
+                           early_stopping_patience=2)
+    args = _training_arguments(options, tmp_path)
+    assert args.metric_for_best_model == "chrf" and args.greater_is_better
+    callback = _early_stopping(options, args, None)
+    scores = {4: 30.0, 8: 29.0, 12: 29.5, 16: 28.0, 20: 29.9, 24: 29.0, 28: 29.0, 32: 29.0, 36: 28.0, 40: 27.0}
+    assert _stops(EarlyStoppingCallback(early_stopping_patience=2), scores, args) == [12, 16, 20, 24, 28, 32, 36, 40]
+    assert _stops(callback, scores, args) == [40]  # the decay begins after step 32 (the last 8 of 40 steps)
+    cosine = dataclasses.replace(options, lr_scheduler_type="cosine")
+    assert type(_early_stopping(cosine, _training_arguments(cosine, tmp_path), None)) is EarlyStoppingCallback
+    schedule = BudgetedSchedule(WSD, warmup_steps=4, total_steps=40)
+    budget = TimeBudgetCallback(10.0, started=0.0, schedule=schedule, record_dir=None)
+    budgeted = _early_stopping(options, args, budget)
+    assert _stops(budgeted, scores, args) == []  # the budget has not fixed the count: the decay has not begun
+    budget._fix(TrainerState(global_step=30, max_steps=40), 40, speed=1.0, elapsed=0.0, is_main=False)
+    assert budget.decay_start() == 30 and _stops(_early_stopping(options, args, budget), scores, args) == [36, 40]

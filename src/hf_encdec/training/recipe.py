@@ -77,7 +77,15 @@ from .distill import distill_settings
 from .nat_report import compare_decoding, teacher_of
 from .presets import build_config
 from .scheduled_sampling import ScheduledSamplingCallback
-from .time_budget import BudgetedSchedule, TimeBudgetCallback, calibration_step, read_record, schedule_kwargs
+from .time_budget import (
+    WSD,
+    BudgetedSchedule,
+    DecayEarlyStopping,
+    TimeBudgetCallback,
+    calibration_step,
+    read_record,
+    schedule_kwargs,
+)
 from .trainer import LENGTH_COLUMN, TranslationTrainer, latest_complete_checkpoint
 from .warm_start import warm_start
 
@@ -675,6 +683,18 @@ def _build_model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> P
     return speed_up(model)
 
 
+def _early_stopping(
+    options: TrainOptions, args: Seq2SeqTrainingArguments, budget: TimeBudgetCallback | None
+) -> EarlyStoppingCallback:
+    """Early stopping on validation chrF; under warmup_stable_decay it waits for the decay (`DecayEarlyStopping`)."""
+    if options.lr_scheduler_type != WSD:
+        return EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience)
+    if budget is not None:
+        return DecayEarlyStopping(options.early_stopping_patience, decay_start=budget.decay_start)
+    start = args.max_steps - args.lr_scheduler_kwargs["num_decay_steps"]
+    return DecayEarlyStopping(options.early_stopping_patience, decay_start=lambda: start)
+
+
 def _check_comparison_options(options: TrainOptions, model: PreTrainedModel) -> None:
     """The NAT comparison's options fail now, not after training: they apply to NAT runs only."""
     if options.comparison_size is not None and options.comparison_size < 1:
@@ -719,7 +739,7 @@ def _train(
         processing_class=tokenizer,
         compute_metrics=build_compute_metrics(tokenizer),
         callbacks=[
-            EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience),
+            _early_stopping(options, args, budget),
             _PrintLossCallback(),
             *([ScheduledSamplingCallback.from_spec(options.scheduled_sampling)] if options.scheduled_sampling else []),
             *([GlancingScheduleCallback(options.glancing_ratio_end)] if options.glancing_ratio_end is not None else []),

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainerCallback, get_scheduler
+from transformers import EarlyStoppingCallback, TrainerCallback, get_scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +242,10 @@ class TimeBudgetCallback(TrainerCallback):
     def _late(self) -> bool:
         return self.schedule.name == WSD
 
+    def decay_start(self) -> int | None:
+        """The step at which warmup_stable_decay's decay begins, once the count is fixed; None before."""
+        return self.schedule.total_steps - self.schedule.decay_steps if self._fixed and self._late else None
+
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._fixed or state.global_step == 0:
             return
@@ -381,7 +385,24 @@ class TimeBudgetCallback(TrainerCallback):
             })
 
 
+class DecayEarlyStopping(EarlyStoppingCallback):
+    """Early stopping for warmup_stable_decay that counts validations without improvement only once the decay has
+    begun (`decay_start()`: its first step, or None while unknown). At the peak rate, validation scores sit below a
+    cosine run's and rise only in the decay, so a plateau of the stable phase would stop the run before the decay
+    that makes the model."""
+
+    def __init__(self, early_stopping_patience: int, *, decay_start: Any) -> None:
+        super().__init__(early_stopping_patience=early_stopping_patience)
+        self.decay_start = decay_start
+
+    def check_metric_value(self, args: Any, state: Any, control: Any, metric_value: float) -> None:
+        super().check_metric_value(args, state, control, metric_value)
+        start = self.decay_start()
+        if start is None or state.global_step <= start:
+            self.early_stopping_patience_counter = 0
+
+
 __all__ = [
-    "BUDGETED_SCHEDULES", "BudgetedSchedule", "TimeBudgetCallback", "budgeted_steps", "calibration_step", "decay_due",
-    "read_record", "schedule_kwargs",
+    "BUDGETED_SCHEDULES", "BudgetedSchedule", "DecayEarlyStopping", "TimeBudgetCallback", "budgeted_steps",
+    "calibration_step", "decay_due", "read_record", "schedule_kwargs",
 ]
