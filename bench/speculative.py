@@ -87,7 +87,8 @@ def main() -> None:
     parser.add_argument("--marian", action="store_true", help="add transformers' Marian of the same shapes")
     parser.add_argument("--oracle", metavar="NAT_RUN",
                         help="add two ceilings: drafts from the run's own greedy output, free and after NAT_RUN's "
-                             "translation of the sentence (NAT_RUN: any NAT run; only its cost counts)")
+                             "translation of the sentence (NAT_RUN: a NAT run of the run's vocabulary size; only its cost "
+                             "counts)")
     parser.add_argument("--oracle-tokens", type=int, default=10,
                         help="the most tokens an oracle draft proposes (default 10, the lookup drafters' own)")
     parser.add_argument("--unmatched-tokens", type=int, action="append", default=[],

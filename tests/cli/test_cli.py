@@ -313,6 +313,22 @@ def test_an_interrupted_run_resumes_exactly_where_it_stopped(
     assert not (checkpoints / "checkpoint-13").exists()
 
 
+def test_a_checkpoint_saved_with_other_stateful_callbacks_resumes_and_saves_again(tmp_path: Path) -> None:
+    """A checkpoint of an earlier version names transformers' EarlyStoppingCallback in its trainer_state.json, where a
+    warmup_stable_decay run now has DecayEarlyStopping: transformers' save would fail on the missing entry."""
+    options = _options(tmp_path / "run", lr_scheduler_type="warmup_stable_decay", warmup_steps=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(options, callbacks=[_Crash(step=6)])
+    checkpoints = tmp_path / "run" / "checkpoints"
+    state_file = checkpoints / "checkpoint-4" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["stateful_callbacks"]["EarlyStoppingCallback"] = state["stateful_callbacks"].pop("DecayEarlyStopping")
+    state_file.write_text(json.dumps(state))
+    assert run_training(dataclasses.replace(options, resume=True))["global_step"] == 12
+    saved = json.loads((checkpoints / "checkpoint-8" / "trainer_state.json").read_text())["stateful_callbacks"]
+    assert saved["DecayEarlyStopping"]["args"]["early_stopping_patience"] == 100
+
+
 def test_bpe_dropout_segmentations_are_made_once_and_a_resumed_run_trains_on_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -72,7 +72,8 @@ def test_checkpoints_of_different_tokenizers_are_refused_and_one_without_a_finge
     models[1].config.tokenizer_fingerprint = "0123456789abcdef"
     models[2].config.tokenizer_fingerprint = "fedcba9876543210"
     folders = [_saved(model, tmp_path / str(index)) for index, model in enumerate(models)]
-    average_checkpoints(folders[:2])  # one of them without a fingerprint: no refusal
+    averaged = average_checkpoints(folders[:2])  # the first without a fingerprint: no refusal, and the run's kept
+    assert averaged.config.tokenizer_fingerprint == "0123456789abcdef"
     with pytest.raises(ValueError, match=r"different tokenizers \(tokenizer_fingerprint .*0123456789abcdef.*fedcba98"):
         average_checkpoints(folders)
 

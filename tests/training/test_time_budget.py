@@ -292,14 +292,16 @@ def test_early_stopping_under_warmup_stable_decay_waits_for_the_decay(tmp_path: 
     args = _training_arguments(options, tmp_path)
     assert args.metric_for_best_model == "chrf" and args.greater_is_better
     callback = _early_stopping(options, args, None)
-    scores = {4: 30.0, 8: 29.0, 12: 29.5, 16: 28.0, 20: 29.9, 24: 29.0, 28: 29.0, 32: 29.0, 36: 28.0, 40: 27.0}
-    assert _stops(EarlyStoppingCallback(early_stopping_patience=2), scores, args) == [12, 16, 20, 24, 28, 32, 36, 40]
-    assert _stops(callback, scores, args) == [40]  # the decay begins after step 32 (the last 8 of 40 steps)
+    scores = {4: 30.0, 8: 29.0, 12: 29.5, 16: 28.0, 20: 29.9, 24: 29.0, 28: 29.0, 32: 29.0, 33: 29.0, 36: 28.0, 40: 27.0}
+    assert _stops(EarlyStoppingCallback(early_stopping_patience=2), scores, args) == [12, 16, 20, 24, 28, 32, 33, 36, 40]
+    # the decay takes the last 8 of 40 steps: its factor at step 32 is still 1, so step 34 is the first lower rate
+    assert _stops(callback, scores, args) == [40]
     cosine = dataclasses.replace(options, lr_scheduler_type="cosine")
     assert type(_early_stopping(cosine, _training_arguments(cosine, tmp_path), None)) is EarlyStoppingCallback
     schedule = BudgetedSchedule(WSD, warmup_steps=4, total_steps=40)
     budget = TimeBudgetCallback(10.0, started=0.0, schedule=schedule, record_dir=None)
     budgeted = _early_stopping(options, args, budget)
     assert _stops(budgeted, scores, args) == []  # the budget has not fixed the count: the decay has not begun
+    # the count fixed at step 30 (a private call: the public way, a run, fixes it where max_steps's decay begins)
     budget._fix(TrainerState(global_step=30, max_steps=40), 40, speed=1.0, elapsed=0.0, is_main=False)
-    assert budget.decay_start() == 30 and _stops(_early_stopping(options, args, budget), scores, args) == [36, 40]
+    assert budget.decay_start() == 30 and _stops(budgeted, scores, args) == [33, 36, 40]

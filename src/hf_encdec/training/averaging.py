@@ -101,6 +101,8 @@ def average_checkpoints(folders: Sequence[str | os.PathLike[str]]) -> PreTrained
                 "checkpoints of one run (one architecture) only"
             )
     model = AutoModelForSeq2SeqLM.from_pretrained(paths[0], **no_hub_kernels())
+    if fingerprints:  # the oldest checkpoint of a run resumed across versions may lack it
+        model.config.tokenizer_fingerprint = next(iter(fingerprints.values()))
     state = model.state_dict()
     sums = {name: tensor.double().clone() for name, tensor in state.items() if tensor.is_floating_point()}
     for path in paths[1:]:

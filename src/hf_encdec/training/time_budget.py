@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -387,18 +388,22 @@ class TimeBudgetCallback(TrainerCallback):
 
 class DecayEarlyStopping(EarlyStoppingCallback):
     """Early stopping for warmup_stable_decay that counts validations without improvement only once the decay has
-    begun (`decay_start()`: its first step, or None while unknown). At the peak rate, validation scores sit below a
-    cosine run's and rise only in the decay, so a plateau of the stable phase would stop the run before the decay
-    that makes the model."""
+    begun (`decay_start()`: the decay's first step, or None while unknown; read at each validation). At the peak
+    rate, validation scores sit below a cosine run's and rise only in the decay, so a plateau of the stable phase
+    would stop the run before the decay that makes the model. The factor at the decay's first step is still 1, so
+    the first validation counted is the one after the update to `decay_start() + 2`, the first at a lower rate.
 
-    def __init__(self, early_stopping_patience: int, *, decay_start: Any) -> None:
+    Not restorable from a checkpoint's callback states (`decay_start` is a function; the recipe does not restore
+    them): a resumed run counts its patience afresh, as with transformers' own callback by default."""
+
+    def __init__(self, early_stopping_patience: int, *, decay_start: Callable[[], int | None]) -> None:
         super().__init__(early_stopping_patience=early_stopping_patience)
         self.decay_start = decay_start
 
     def check_metric_value(self, args: Any, state: Any, control: Any, metric_value: float) -> None:
         super().check_metric_value(args, state, control, metric_value)
         start = self.decay_start()
-        if start is None or state.global_step <= start:
+        if start is None or state.global_step <= start + 1:
             self.early_stopping_patience_counter = 0
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 from transformers import Seq2SeqTrainer
+from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from .batching import TokenBatchSampler
@@ -65,6 +66,11 @@ class TranslationTrainer(Seq2SeqTrainer):
         return self.accelerator.prepare(loader)
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        # transformers updates the saved state of each stateful callback in place and fails on one the resumed
+        # checkpoint's trainer_state.json lacks (written by a version with other callbacks): add those first
+        for callback in [*self.callback_handler.callbacks, self.control]:
+            if isinstance(callback, ExportableState):
+                self.state.stateful_callbacks.setdefault(type(callback).__name__, callback.state())
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
             folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
